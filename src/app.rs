@@ -1,0 +1,179 @@
+//! Assembling paycc: keys, store, provider, service, router and background work.
+
+use crate::config::{Database, ProviderKind, ServeSettings, StoreSettings};
+use crate::crypto::Keyring;
+use crate::provider::{KycProvider, sandbox::Sandbox};
+use crate::service::{Service, ServiceSettings};
+use crate::store::{Store, sqlite::SqliteStore};
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Why paycc could not start, in one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+const DEV_KEY_FILE: &str = "paycc.dev.key";
+
+/// Opens the store named by the settings, applying migrations.
+pub fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError> {
+    match &settings.database {
+        Database::Sqlite(path) => {
+            let readers = settings
+                .sqlite_readers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let store = SqliteStore::open(path, readers)
+                .map_err(|e| StartError(format!("cannot open the SQLite database {}: {e}", path.display())))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The configured keys, or a development key file beside the database (created on
+/// first use, mode 0600). A database without its key file is refused rather than
+/// given a new key that could not open its data.
+pub fn load_keys(settings: &StoreSettings) -> Result<Keyring, StartError> {
+    let bad = |e: crate::crypto::CryptoError| StartError(format!("PAYCC_ENCRYPTION_KEY/PAYCC_HASH_KEY: {e}"));
+    if let Some(spec) = &settings.encryption_key {
+        return Keyring::from_config(spec, settings.hash_key.as_deref()).map_err(bad);
+    }
+    let dir = settings.database.key_dir();
+    let file = dir.join(DEV_KEY_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let Database::Sqlite(db) = &settings.database;
+            if db.metadata().is_ok_and(|m| m.len() > 0) {
+                return Err(StartError(format!(
+                    "{} exists but its key file {} is missing; set PAYCC_ENCRYPTION_KEY to the key it was written with",
+                    db.display(),
+                    file.display()
+                )));
+            }
+            write_dev_key(dir, &file)?
+        }
+        Err(e) => return Err(StartError(format!("cannot read {}: {e}", file.display()))),
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+            .map(str::trim)
+    };
+    let data = field("encryption").ok_or_else(|| StartError(format!("{} has no encryption= line", file.display())))?;
+    tracing::warn!(
+        file = %file.display(),
+        "using a development encryption key kept beside the database; set PAYCC_ENCRYPTION_KEY in production"
+    );
+    Keyring::from_config(data, field("hash")).map_err(bad)
+}
+
+fn write_dev_key(dir: &Path, file: &Path) -> Result<String, StartError> {
+    let (data, hash) = Keyring::generate_dev();
+    let text = format!(
+        "# paycc development keys: whoever holds this file can read the database beside it.\nencryption={data}\nhash={hash}\n"
+    );
+    let fail = |e: std::io::Error| StartError(format!("cannot create the key file {}: {e}", file.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(file).map_err(fail)?;
+    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(fail)?;
+    Ok(text)
+}
+
+/// A service for admin commands, on the same store and keys as the server.
+pub fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, StartError> {
+    let keys = Arc::new(load_keys(settings)?);
+    let store = open_store(settings)?;
+    // Admin commands never reach a provider; the sandbox is the inert choice.
+    let provider = Arc::new(Sandbox::new(store.clone(), keys.clone(), "http://localhost"));
+    Ok(Arc::new(Service::new(store, provider, keys, ServiceSettings { kyc_ttl: Duration::from_secs(86_400) })))
+}
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    service: Arc<Service>,
+    public_url: String,
+    expiry_interval: Duration,
+}
+
+impl Server {
+    pub async fn bind(store_settings: &StoreSettings, serve: &ServeSettings) -> Result<Self, StartError> {
+        let keys = Arc::new(load_keys(store_settings)?);
+        let store = open_store(store_settings)?;
+        let listener = TcpListener::bind(serve.listen)
+            .await
+            .map_err(|e| StartError(format!("cannot listen on {}: {e}", serve.listen)))?;
+        let bound = listener.local_addr().map_err(|e| StartError(format!("no local address: {e}")))?;
+        let public_url = serve.public_url(bound);
+        let provider: Arc<dyn KycProvider> = match serve.provider {
+            ProviderKind::Sandbox => Arc::new(Sandbox::new(store.clone(), keys.clone(), &public_url)),
+        };
+        let sandbox = serve.provider == ProviderKind::Sandbox;
+        let service = Arc::new(Service::new(store, provider, keys, ServiceSettings { kyc_ttl: serve.kyc_ttl }));
+        let router = crate::http::router(service.clone(), sandbox);
+        Ok(Self { listener, router, service, public_url, expiry_interval: serve.expiry_interval })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn service(&self) -> Arc<Service> {
+        self.service.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(expire_periodically(self.service.clone(), self.expiry_interval));
+        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        sweeper.abort();
+        result
+    }
+}
+
+async fn expire_periodically(service: Arc<Service>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match service.expire_due().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "expired KYC requests whose link ran out"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

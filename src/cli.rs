@@ -1,0 +1,272 @@
+//! The `paycc` command line.
+
+use crate::app::{self, Server, StartError};
+use crate::config::{LogSettings, ServeSettings, StoreSettings};
+use crate::service::{Service, ServiceError};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paycc",
+    version,
+    about = "The Paycc customer-KYC API server (IPAYMENT-compatible) and its admin commands.",
+    after_help = "Every setting can also come from its PAYCC_* environment variable.\n\
+                  Quick start: `paycc serve` on an empty database prints a ready-to-paste curl."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    store: StoreSettings,
+    #[command(flatten)]
+    log: LogSettings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the API server (and the sandbox journey, and background work).
+    Serve(ServeSettings),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API clients (the partners holding clientId/clientSecret).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage merchants (merchantCode) owned by API clients.
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Inspect KYC requests (personal data masked).
+    #[command(subcommand)]
+    Kyc(KycCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Create an API client; prints its clientId and clientSecret (shown only once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a client's secret; the old one stops working at once.
+    RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MerchantCommand {
+    /// Create a merchant under a client; prints its merchantCode.
+    Create {
+        #[arg(long = "client")]
+        client_id: String,
+        #[arg(long)]
+        name: String,
+        /// The code to use (up to 20 letters/digits); drawn as MIDnnnnnnnnn if omitted.
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List merchants with their client and state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a merchant from opening or reading KYCs.
+    Deactivate { code: String },
+    /// Let a deactivated merchant work again.
+    Activate { code: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum KycCommand {
+    /// Show one KYC request, personal data masked.
+    Show {
+        kid: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go out whole; a bad setting is one line and a failure.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let rendered = e.to_string();
+            let reason = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("paycc: {}", reason.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cli.log);
+    // A panic message may quote data; report only where it happened.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(location = %at, "panic");
+    }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paycc: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paycc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &LogSettings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.log).unwrap_or_else(|_| {
+        eprintln!("paycc: PAYCC_LOG {:?} is not a valid filter; using \"info\"", log.log);
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if log.log_json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn execute(cli: Cli) -> Result<(), StartError> {
+    let store = &cli.store;
+    match cli.command {
+        Command::Serve(serve) => serve_command(store, &serve).await,
+        Command::Migrate => {
+            app::admin_service(store)?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(cmd) => {
+            let service = app::admin_service(store)?;
+            let (creds, json) = match cmd {
+                ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
+                ClientCommand::RotateSecret { client_id, json } => (service.rotate_client_secret(&client_id).await, json),
+            };
+            let creds = creds.map_err(admin_error)?;
+            emit(json, &creds, || {
+                format!("clientId:     {}\nclientSecret: {}\n(the secret is shown only this once)", creds.client_id, creds.client_secret)
+            })
+        }
+        Command::Merchant(cmd) => merchant_command(app::admin_service(store)?, cmd).await,
+        Command::Kyc(KycCommand::Show { kid, json }) => {
+            let summary = app::admin_service(store)?.kyc_summary(kid.trim()).await.map_err(admin_error)?;
+            emit(json, &summary, || {
+                serde_json::to_string_pretty(&summary).expect("a summary serialises")
+            })
+        }
+    }
+}
+
+async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result<(), StartError> {
+    match cmd {
+        MerchantCommand::Create { client_id, name, code, json } => {
+            let code = service.create_merchant(&client_id, &name, code.as_deref()).await.map_err(admin_error)?;
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Created<'a> {
+                merchant_code: &'a str,
+            }
+            emit(json, &Created { merchant_code: &code }, || format!("merchantCode: {code}"))
+        }
+        MerchantCommand::List { json } => {
+            let merchants = service.list_merchants().await.map_err(admin_error)?;
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Row<'a> {
+                merchant_code: &'a str,
+                name: &'a str,
+                client_id: &'a str,
+                active: bool,
+            }
+            let rows: Vec<Row> = merchants
+                .iter()
+                .map(|m| Row { merchant_code: &m.code, name: &m.name, client_id: &m.client_id, active: m.active })
+                .collect();
+            emit(json, &rows, || {
+                let mut out = format!("{:<20}  {:<8}  {:<16}  NAME", "MERCHANT", "ACTIVE", "CLIENT");
+                for r in &rows {
+                    out.push_str(&format!("\n{:<20}  {:<8}  {:<16}  {}", r.merchant_code, if r.active { "yes" } else { "no" }, r.client_id, r.name));
+                }
+                out
+            })
+        }
+        MerchantCommand::Deactivate { code } => {
+            service.set_merchant_active(&code, false).await.map_err(admin_error)?;
+            println!("merchant {code} deactivated");
+            Ok(())
+        }
+        MerchantCommand::Activate { code } => {
+            service.set_merchant_active(&code, true).await.map_err(admin_error)?;
+            println!("merchant {code} activated");
+            Ok(())
+        }
+    }
+}
+
+fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<(), StartError> {
+    if json {
+        println!("{}", serde_json::to_string(value).expect("command output serialises"));
+    } else {
+        println!("{}", text());
+    }
+    Ok(())
+}
+
+fn admin_error(e: ServiceError) -> StartError {
+    match e {
+        ServiceError::NotFound(m) => StartError(m.into()),
+        ServiceError::Refused(m) | ServiceError::Conflict(m) => StartError(m),
+        other => StartError(other.to_string()),
+    }
+}
+
+async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(), StartError> {
+    let server = Server::bind(store, serve).await?;
+    let service = server.service();
+    let base = server.public_url().to_owned();
+    if service.provider_name() == crate::provider::sandbox::NAME && service.is_empty().await.map_err(admin_error)? {
+        print_demo(&service, &base).await?;
+    }
+    tracing::info!(addr = %server.local_addr(), public_url = %base, provider = service.provider_name(), "paycc listening");
+    println!("paycc listening on http://{}", server.local_addr());
+    server
+        .run(app::shutdown_signal())
+        .await
+        .map_err(|e| StartError(format!("server error: {e}")))
+}
+
+/// On a fresh sandbox install: a demo client and merchant, and a curl that works as is.
+async fn print_demo(service: &Service, base: &str) -> Result<(), StartError> {
+    let creds = service.create_client("Demo partner").await.map_err(admin_error)?;
+    let code = service
+        .create_merchant(&creds.client_id, "Demo merchant", None)
+        .await
+        .map_err(admin_error)?;
+    println!(
+        "\nA fresh database: created a demo API client and merchant (the secret is shown only this once).\n\
+         \n  clientId:     {id}\n  clientSecret: {secret}\n  merchantCode: {code}\n\
+         \nOpen a KYC link:\n\
+         \ncurl -sS {base}/v1/service/paycc/init/kyc \\\n  -u '{id}:{secret}' \\\n  -H 'Content-Type: application/json' \\\n  \
+         -d '{{\"pan\":\"ENGPK1234L\",\"name\":\"Sanjay Kumar\",\"email\":\"sanjay@example.com\",\"mobile\":\"6393712345\",\"merchantCode\":\"{code}\"}}'\n",
+        id = creds.client_id,
+        secret = creds.client_secret,
+    );
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Typed settings. Every setting comes from a `PAYCC_*` environment variable (or the
+//! matching flag); a bad value stops the start with a one-line reason.
+
+use clap::{Args, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the data lives and how it is sealed: shared by `serve` and every admin command.
+#[derive(Debug, Clone, Args)]
+pub struct StoreSettings {
+    /// Database: `sqlite://PATH`, `sqlite:PATH` or a plain file path.
+    #[arg(long = "database-url", env = "PAYCC_DATABASE_URL", default_value = "sqlite://data/paycc.db",
+          value_parser = parse_database, global = true)]
+    pub database: Database,
+
+    /// Data keys, `ID:BASE64` (32 bytes each), comma-separated, the first one sealing new
+    /// values. Without it a development key is generated beside the SQLite file.
+    #[arg(long = "encryption-key", env = "PAYCC_ENCRYPTION_KEY", hide_env_values = true, global = true)]
+    pub encryption_key: Option<String>,
+
+    /// Base64 key (≥ 32 bytes) for lookup hashes and API-secret hashes; derived from the
+    /// first data key when unset. Set it before rotating data keys.
+    #[arg(long = "hash-key", env = "PAYCC_HASH_KEY", hide_env_values = true, global = true)]
+    pub hash_key: Option<String>,
+
+    /// SQLite reader threads (default: one per core).
+    #[arg(long = "sqlite-readers", env = "PAYCC_SQLITE_READERS", global = true)]
+    pub sqlite_readers: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+}
+
+fn parse_database(raw: &str) -> Result<Database, String> {
+    let raw = raw.trim();
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return Err("PostgreSQL is not supported by this build yet; use sqlite://PATH".into());
+    }
+    let path = raw
+        .strip_prefix("sqlite://")
+        .or_else(|| raw.strip_prefix("sqlite:"))
+        .unwrap_or(raw);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains("://") {
+        return Err(format!("expected sqlite://PATH or a file path, got {raw:?}"));
+    }
+    Ok(Database::Sqlite(PathBuf::from(path)))
+}
+
+impl Database {
+    /// The folder a development key file goes into.
+    pub fn key_dir(&self) -> &Path {
+        match self {
+            Database::Sqlite(p) => p.parent().unwrap_or(Path::new(".")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// paycc plays the provider and serves the journey itself.
+    Sandbox,
+}
+
+/// Settings only the server needs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address the API listens on (`:0` picks a free port).
+    #[arg(long, env = "PAYCC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Public base URL customers reach paycc at, used in KYC links
+    /// (default: http://LISTEN).
+    #[arg(long = "public-url", env = "PAYCC_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// KYC provider.
+    #[arg(long, env = "PAYCC_PROVIDER", value_enum, default_value = "sandbox")]
+    pub provider: ProviderKind,
+
+    /// How long a KYC link stays usable, e.g. `30m`, `24h`, `10d`.
+    #[arg(long = "kyc-ttl", env = "PAYCC_KYC_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub kyc_ttl: Duration,
+
+    /// How often expired requests are swept.
+    #[arg(long = "expiry-interval", env = "PAYCC_EXPIRY_INTERVAL", default_value = "30s",
+          value_parser = parse_duration)]
+    pub expiry_interval: Duration,
+}
+
+/// Logging, for every command. Logs go to stderr; command output to stdout.
+#[derive(Debug, Clone, Args)]
+pub struct LogSettings {
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or `paycc=debug`.
+    #[arg(long = "log", env = "PAYCC_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Write logs as JSON lines.
+    #[arg(long = "log-json", env = "PAYCC_LOG_JSON", default_value_t = false, global = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub log_json: bool,
+}
+
+impl ServeSettings {
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"))
+    }
+}
+
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed.len() > "https://".len()
+        && !trimmed.contains(['?', '#', ' ']);
+    if ok { Ok(trimmed.to_owned()) } else { Err("expected an http(s) base URL without query".into()) }
+}
+
+/// `90s`, `15m`, `24h`, `10d`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("expected a duration like 30s, 15m, 24h or 10d, got {raw:?}"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("expected a duration unit s, m, h or d, got {raw:?}")),
+    };
+    if secs == 0 {
+        return Err("a duration must be positive".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn databases() {
+        assert_eq!(parse_database("sqlite://data/x.db"), Ok(Database::Sqlite("data/x.db".into())));
+        assert_eq!(parse_database("/tmp/x.db"), Ok(Database::Sqlite("/tmp/x.db".into())));
+        assert!(parse_database("postgres://h/db").is_err());
+        assert!(parse_database("mysql://h/db").is_err());
+    }
+}

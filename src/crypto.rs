@@ -1,0 +1,292 @@
+//! Field encryption at rest, keyed lookup hashes, API-secret hashing and random ids.
+//!
+//! Values are sealed with AES-256-GCM under a random 96-bit nonce; the key id travels
+//! with each value so keys can rotate (new values use the first key, old ones still
+//! open with the key they name). A context label is bound as associated data so a
+//! value cannot be moved to another column and still open.
+
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::prelude::*;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("encryption key {0}: {1}")]
+    BadKey(String, &'static str),
+    #[error("a stored value is sealed with key id {0:?}, which is not configured")]
+    UnknownKeyId(String),
+    #[error("a stored value failed authentication (wrong key or tampered data)")]
+    Unauthentic,
+    #[error("a stored value is truncated")]
+    Truncated,
+}
+
+struct DataKey {
+    id: String,
+    cipher: Aes256Gcm,
+}
+
+/// The server's keys. `Debug` never prints key material.
+pub struct Keyring {
+    keys: Vec<DataKey>,
+    lookup: HmacSha256,
+    pepper: HmacSha256,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
+        write!(f, "Keyring {{ key_ids: {ids:?} }}")
+    }
+}
+
+/// What a hashing purpose is, so equal inputs for different purposes never collide.
+#[derive(Clone, Copy)]
+pub enum Lookup {
+    Pan,
+    Mobile,
+    Token,
+    Init,
+}
+
+impl Keyring {
+    /// `encryption` is `id:base64key[,id:base64key…]` (the id optional for a single key),
+    /// each key 32 bytes; the first one seals new values. `hash_key` (base64, ≥ 32 bytes)
+    /// keys lookups and secret hashes; without it they derive from the first data key,
+    /// which is then not free to rotate.
+    pub fn from_config(encryption: &str, hash_key: Option<&str>) -> Result<Self, CryptoError> {
+        let mut keys = Vec::new();
+        let mut first_raw = None;
+        for spec in encryption.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (id, b64) = spec.split_once(':').unwrap_or(("", spec));
+            let raw = decode_key(id, b64)?;
+            if raw.len() != 32 {
+                return Err(CryptoError::BadKey(id.into(), "must decode to exactly 32 bytes"));
+            }
+            let id = if id.is_empty() { fingerprint(&raw) } else { id.to_owned() };
+            let id_ok = id.len() <= 32
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !id_ok {
+                return Err(CryptoError::BadKey(id, "id must be 1-32 letters, digits, '-' or '_'"));
+            }
+            let key = Key::<Aes256Gcm>::try_from(raw.as_slice()).expect("length checked above");
+            keys.push(DataKey { cipher: Aes256Gcm::new(&key), id });
+            first_raw.get_or_insert(raw);
+        }
+        let first_raw = first_raw.ok_or(CryptoError::BadKey("(none)".into(), "no key given"))?;
+        let root = match hash_key {
+            Some(b64) => {
+                let raw = decode_key("hash", b64)?;
+                if raw.len() < 32 {
+                    return Err(CryptoError::BadKey("hash".into(), "must be at least 32 bytes"));
+                }
+                raw
+            }
+            None => derive(&first_raw, b"paycc/hash-key"),
+        };
+        Ok(Self {
+            keys,
+            lookup: mac(&derive(&root, b"paycc/lookup")),
+            pepper: mac(&derive(&root, b"paycc/api-secret")),
+        })
+    }
+
+    /// A fresh key line and hash key, for a development key file.
+    pub fn generate_dev() -> (String, String) {
+        let mut data = [0u8; 32];
+        let mut hash = [0u8; 32];
+        rand::rng().fill_bytes(&mut data);
+        rand::rng().fill_bytes(&mut hash);
+        (
+            format!("dev1:{}", BASE64_STANDARD.encode(data)),
+            BASE64_STANDARD.encode(hash),
+        )
+    }
+
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
+        let key = &self.keys[0];
+        let nonce = Nonce::generate();
+        let ct = key
+            .cipher
+            .encrypt(&nonce, Payload { msg: plaintext, aad: context.as_bytes() })
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        let mut out = Vec::with_capacity(1 + key.id.len() + nonce.len() + ct.len());
+        out.push(key.id.len() as u8);
+        out.extend_from_slice(key.id.as_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let (&id_len, rest) = sealed.split_first().ok_or(CryptoError::Truncated)?;
+        let id_len = id_len as usize;
+        if rest.len() < id_len + 12 + 16 {
+            return Err(CryptoError::Truncated);
+        }
+        let (id, rest) = rest.split_at(id_len);
+        let (nonce, ct) = rest.split_at(12);
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id.as_bytes() == id)
+            .ok_or_else(|| CryptoError::UnknownKeyId(String::from_utf8_lossy(id).into_owned()))?;
+        let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Truncated)?;
+        key.cipher
+            .decrypt(&nonce, Payload { msg: ct, aad: context.as_bytes() })
+            .map_err(|_| CryptoError::Unauthentic)
+    }
+
+    /// Keyed hash for equality lookups of personal data (never reversible without the key).
+    pub fn lookup_hash(&self, purpose: Lookup, parts: &[&str]) -> Vec<u8> {
+        let mut m = self.lookup.clone();
+        m.update(match purpose {
+            Lookup::Pan => b"pan",
+            Lookup::Mobile => b"mob",
+            Lookup::Token => b"tok",
+            Lookup::Init => b"ini",
+        });
+        for p in parts {
+            // Length-prefixed so ("ab","c") and ("a","bc") differ.
+            m.update(&(p.len() as u32).to_be_bytes());
+            m.update(p.as_bytes());
+        }
+        m.finalize().into_bytes().to_vec()
+    }
+
+    pub fn secret_hash(&self, secret: &str) -> Vec<u8> {
+        let mut m = self.pepper.clone();
+        m.update(secret.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    }
+
+    /// Constant-time check of a presented secret against its stored hash.
+    pub fn secret_matches(&self, secret: &str, stored: &[u8]) -> bool {
+        let mut m = self.pepper.clone();
+        m.update(secret.as_bytes());
+        m.verify_slice(stored).is_ok()
+    }
+
+    /// Constant-time check of a presented URL token against its stored lookup hash.
+    pub fn token_matches(&self, token: &str, stored: &[u8]) -> bool {
+        let mut m = self.lookup.clone();
+        m.update(b"tok");
+        m.update(&(token.len() as u32).to_be_bytes());
+        m.update(token.as_bytes());
+        m.verify_slice(stored).is_ok()
+    }
+}
+
+fn decode_key(id: &str, b64: &str) -> Result<Vec<u8>, CryptoError> {
+    BASE64_STANDARD
+        .decode(b64.trim())
+        .map_err(|_| CryptoError::BadKey(id.into(), "is not base64"))
+}
+
+fn mac(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+fn derive(root: &[u8], label: &[u8]) -> Vec<u8> {
+    let mut m = mac(root);
+    m.update(label);
+    m.finalize().into_bytes().to_vec()
+}
+
+fn fingerprint(key: &[u8]) -> String {
+    let digest = Sha256::digest(key);
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random upper-case letters and digits from a CSPRNG.
+pub fn random_alnum(n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| {
+            // Rejection sampling keeps every symbol equally likely.
+            loop {
+                let b = (rng.next_u32() & 0x3f) as usize;
+                if b < crate::domain::ids::ALNUM.len() {
+                    return crate::domain::ids::ALNUM[b] as char;
+                }
+            }
+        })
+        .collect()
+}
+
+/// `n` random decimal digits from a CSPRNG.
+pub fn random_digits(n: usize) -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..n).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+}
+
+/// A new API secret: 256 random bits, URL-safe.
+pub fn new_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", BASE64_URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Keyring {
+        let (data, hash) = Keyring::generate_dev();
+        Keyring::from_config(&data, Some(&hash)).unwrap()
+    }
+
+    #[test]
+    fn seal_round_trip_and_context_binding() {
+        let k = ring();
+        let sealed = k.seal("customer", b"ENGPK1234L");
+        assert!(!sealed.windows(10).any(|w| w == b"ENGPK1234L"));
+        assert_eq!(k.open("customer", &sealed).unwrap(), b"ENGPK1234L");
+        assert!(matches!(k.open("kyc", &sealed), Err(CryptoError::Unauthentic)));
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(k.open("customer", &tampered).is_err());
+        assert!(k.open("customer", &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn rotation_opens_old_values() {
+        let old = BASE64_STANDARD.encode([1u8; 32]);
+        let new = BASE64_STANDARD.encode([2u8; 32]);
+        let hash = BASE64_STANDARD.encode([3u8; 32]);
+        let before = Keyring::from_config(&format!("old:{old}"), Some(&hash)).unwrap();
+        let sealed = before.seal("c", b"x");
+        let after = Keyring::from_config(&format!("new:{new},old:{old}"), Some(&hash)).unwrap();
+        assert_eq!(after.open("c", &sealed).unwrap(), b"x");
+        assert_eq!(after.seal("c", b"x")[1..4], *b"new");
+        assert_eq!(before.secret_hash("s"), after.secret_hash("s"));
+    }
+
+    #[test]
+    fn derived_keys_without_hash_key() {
+        let one = BASE64_STANDARD.encode([9u8; 32]);
+        let two = BASE64_STANDARD.encode([8u8; 32]);
+        let k = Keyring::from_config(&format!("a:{one},b:{two}"), None).unwrap();
+        assert_eq!(k.keys.len(), 2);
+        assert!(Keyring::from_config("short", None).is_err());
+    }
+
+    #[test]
+    fn secrets_and_tokens_compare() {
+        let k = ring();
+        let h = k.secret_hash("pcsk_abc");
+        assert!(k.secret_matches("pcsk_abc", &h));
+        assert!(!k.secret_matches("pcsk_abd", &h));
+        let t = k.lookup_hash(Lookup::Token, &["GWT1"]);
+        assert!(k.token_matches("GWT1", &t));
+        assert!(!k.token_matches("GWT2", &t));
+        assert_eq!(random_alnum(14).len(), 14);
+    }
+}

@@ -1,0 +1,95 @@
+//! The verified identity a KYC produces, in the shape the status endpoint publishes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KycIdentity {
+    pub name: String,
+    /// 0–100.
+    pub face_match: u8,
+    /// Always masked: 8 `x` and the last four digits.
+    pub aadhaar: String,
+    /// `M`, `F` or `T` as DigiLocker gives it.
+    pub gender: String,
+    /// `DD/MM/YYYY`.
+    pub dob: String,
+    /// Base64 JPEG.
+    pub image: String,
+    pub father_name: String,
+    pub current_address: Address,
+    pub pan: String,
+    pub pan_name: String,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    pub address: String,
+    pub locality_or_post_office: String,
+    pub district_or_city: String,
+    pub state: String,
+    pub pincode: String,
+}
+
+impl fmt::Debug for KycIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KycIdentity(***)")
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Address(***)")
+    }
+}
+
+impl Address {
+    /// One line, as the customer record shows it.
+    pub fn one_line(&self) -> String {
+        [
+            self.address.as_str(),
+            self.locality_or_post_office.as_str(),
+            self.district_or_city.as_str(),
+            self.state.as_str(),
+            self.pincode.as_str(),
+        ]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+/// `xxxxxxxx` + last four, whatever form the number arrives in; `None` when there are
+/// not four digits to keep.
+pub fn mask_aadhaar(raw: &str) -> Option<String> {
+    let digits: Vec<char> = raw.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() >= 4).then(|| {
+        let last: String = digits[digits.len() - 4..].iter().collect();
+        format!("xxxxxxxx{last}")
+    })
+}
+
+/// The word the customer record uses for DigiLocker's one-letter gender.
+pub fn gender_word(code: &str) -> &'static str {
+    match code {
+        "M" => "Male",
+        "F" => "Female",
+        "T" => "Transgender",
+        _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_last_four() {
+        assert_eq!(mask_aadhaar("2345 6789 0339").as_deref(), Some("xxxxxxxx0339"));
+        assert_eq!(mask_aadhaar("xxxxxxxx0339").as_deref(), Some("xxxxxxxx0339"));
+        assert_eq!(mask_aadhaar("12"), None);
+    }
+}

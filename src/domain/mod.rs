@@ -1,0 +1,7 @@
+//! Pure rules of the KYC domain: no IO, no clocks, no randomness.
+
+pub mod fields;
+pub mod ids;
+pub mod kyc;
+pub mod request;
+pub mod state;

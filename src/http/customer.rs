@@ -1,0 +1,69 @@
+//! `GET|POST /v1/service/paycc/customer`: the customer check.
+
+use super::AppState;
+use super::envelope::{ApiError, Envelope};
+use super::extract::{Caller, JsonObject};
+use crate::domain::request::{CustomerQuery, RawCustomerQuery};
+use crate::service::{CustomerView, ServiceError};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The published record; identity fields are `null` until a KYC is approved.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerData<'a> {
+    first_name: &'a str,
+    middle_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    /// A JSON number, as published.
+    mobile: u64,
+    email: &'a str,
+    address: Option<String>,
+    dob: Option<&'a str>,
+    gender: Option<&'static str>,
+    pan: &'a str,
+    cust_id: &'a str,
+    kyc_name: Option<&'a str>,
+    face_match_percent: Option<String>,
+    image_base64: Option<&'a str>,
+    is_active: &'static str,
+    digio_kyc: &'static str,
+    digio_kyc_id: Option<&'a str>,
+    kyc_url: Option<&'a str>,
+}
+
+pub async fn check(State(state): State<AppState>, Caller(client): Caller, body: JsonObject) -> Result<Response, ApiError> {
+    let raw = RawCustomerQuery {
+        merchant_code: body.field("merchantCode"),
+        mobile: body.field("mobile"),
+        pan: body.field("pan"),
+    };
+    let query = CustomerQuery::parse(raw).map_err(ServiceError::Invalid)?;
+    let view = state.service.customer(&client, query).await?;
+    Ok(Envelope::success("Customer Record found", data(&view)).into_response())
+}
+
+fn data(v: &CustomerView) -> CustomerData<'_> {
+    let identity = v.verified.as_ref().map(|(_, i)| i);
+    CustomerData {
+        first_name: &v.first_name,
+        middle_name: v.middle_name.as_deref(),
+        last_name: v.last_name.as_deref(),
+        // Stored mobiles are always ten digits, so this parse cannot fail.
+        mobile: v.mobile.parse().unwrap_or_default(),
+        email: &v.email,
+        address: v.address(),
+        dob: identity.map(|i| i.dob.as_str()),
+        gender: v.gender(),
+        pan: &v.pan,
+        cust_id: &v.cust_id,
+        kyc_name: identity.map(|i| i.pan_name.as_str()),
+        face_match_percent: identity.map(|i| i.face_match.to_string()),
+        image_base64: identity.map(|i| i.image.as_str()),
+        is_active: if v.active { "1" } else { "0" },
+        digio_kyc: if identity.is_some() { "1" } else { "0" },
+        digio_kyc_id: v.latest_kid.as_deref(),
+        kyc_url: v.open_url.as_deref(),
+    }
+}

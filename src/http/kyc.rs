@@ -1,0 +1,100 @@
+//! `POST /v1/service/paycc/init/kyc` and `GET|POST /v1/service/paycc/kyc/status/{kid}`.
+
+use super::AppState;
+use super::envelope::{ApiError, Code, Envelope};
+use super::extract::{Caller, JsonObject};
+use crate::domain::kyc::KycIdentity;
+use crate::domain::request::{InitKyc, RawInitKyc};
+use crate::service::{KycStatus, ServiceError};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct InitData {
+    url: String,
+    kid: String,
+}
+
+pub async fn init(State(state): State<AppState>, Caller(client): Caller, body: JsonObject) -> Result<Response, ApiError> {
+    let raw = RawInitKyc {
+        pan: body.field("pan"),
+        name: body.field("name"),
+        email: body.field("email"),
+        mobile: body.field("mobile"),
+        merchant_code: body.field("merchantCode"),
+        redirect_url: body.field("redirectUrl"),
+    };
+    let req = InitKyc::parse(raw).map_err(ServiceError::Invalid)?;
+    let reply = state.service.init_kyc(&client, req).await?;
+    Ok(Envelope::success("Request Init", InitData { url: reply.url, kid: reply.kid }).into_response())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApprovedData<'a> {
+    kyc: KycView<'a>,
+    merchant_details: MerchantDetails<'a>,
+}
+
+#[derive(Serialize)]
+struct KycView<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    identity: &'a KycIdentity,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MerchantDetails<'a> {
+    cust_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct PendingData<'a> {
+    kid: &'a str,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct EndedData<'a> {
+    kid: &'a str,
+    state: &'static str,
+    reason: &'a str,
+}
+
+/// The body, if any, is ignored: raw cURL clients send one with GET.
+pub async fn status(State(state): State<AppState>, Caller(client): Caller, kid: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let status = state.service.kyc_status(&client, &path_kid(kid)).await?;
+    Ok(status_response(&status))
+}
+
+/// A kid from the path; one that does not even decode reads as unknown.
+pub(super) fn path_kid(kid: Result<Path<String>, PathRejection>) -> String {
+    kid.map(|Path(k)| k).unwrap_or_default()
+}
+
+pub(super) fn status_response(status: &KycStatus) -> Response {
+    match status {
+        KycStatus::Approved { kid, identity, cust_id } => Envelope::success(
+            "Record fetched successful.",
+            ApprovedData { kyc: KycView { id: kid, identity }, merchant_details: MerchantDetails { cust_id } },
+        )
+        .into_response(),
+        KycStatus::Pending { kid, state } => {
+            Envelope::with_data(StatusCode::OK, Code::Pending, "Kyc is pending", PendingData { kid, state: state.as_str() })
+                .into_response()
+        }
+        KycStatus::Ended { kid, state, reason } => {
+            let message = match state.as_str() {
+                "rejected" => "Kyc rejected",
+                "expired" => "Kyc expired",
+                _ => "Kyc failed",
+            };
+            Envelope::with_data(StatusCode::OK, Code::Failure, message, EndedData { kid, state: state.as_str(), reason })
+                .into_response()
+        }
+    }
+}

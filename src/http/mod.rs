@@ -1,0 +1,40 @@
+//! The HTTP layer: routes, extractors and the envelope. Handlers turn requests into
+//! domain requests, call the service, and turn its answer into one envelope.
+
+mod customer;
+mod envelope;
+mod extract;
+mod kyc;
+mod observe;
+mod sandbox;
+
+pub use envelope::Code;
+pub use extract::BODY_LIMIT;
+
+use crate::service::Service;
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+}
+
+pub fn router(service: Arc<Service>, sandbox: bool) -> Router {
+    let mut api = Router::new()
+        .route("/v1/service/paycc/init/kyc", post(kyc::init))
+        .route("/v1/service/paycc/kyc/status/{kid}", get(kyc::status).post(kyc::status))
+        .route("/v1/service/paycc/customer", get(customer::check).post(customer::check));
+    if sandbox {
+        api = api.route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete));
+    }
+    api.route_layer(middleware::from_fn(observe::remember_route))
+        .fallback(observe::not_found)
+        .method_not_allowed_fallback(observe::method_not_allowed)
+        .with_state(AppState { service })
+        .layer(CatchPanicLayer::custom(observe::panic_response))
+        .layer(middleware::from_fn(observe::observe))
+}

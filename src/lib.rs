@@ -1,0 +1,14 @@
+//! paycc: the Paycc customer-KYC API (IPAYMENT-compatible).
+//!
+//! Data flows one way: `http` → `service` (using the pure `domain`) → `store` /
+//! `provider`, and back out through one envelope.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod provider;
+pub mod service;
+pub mod store;

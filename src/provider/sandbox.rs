@@ -1,0 +1,185 @@
+//! The sandbox provider: paycc plays the provider so integrators can build and test
+//! without an account. Ids and tokens look like Digio's; the journey page lives under
+//! `/gateway/login/…` on paycc itself; a tester decides the outcome, recorded in
+//! `sandbox_outcomes`, and an approval comes back with realistic synthetic data.
+
+use super::*;
+use crate::crypto::{self, Keyring};
+use crate::domain::ids::provider_style_id;
+use crate::domain::kyc::{Address, KycIdentity};
+use crate::store::Store;
+use base64::prelude::*;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+pub const NAME: &str = "sandbox";
+
+/// A real JPEG (a drawn head-and-shoulders placeholder) used when no selfie was taken.
+const PLACEHOLDER_SELFIE: &[u8] = include_bytes!("../../assets/sandbox-selfie.jpg");
+
+/// The sealing context of a selfie the journey stored.
+pub const SELFIE_CONTEXT: &str = "sandbox-selfie";
+
+pub struct Sandbox {
+    store: Arc<dyn Store>,
+    keys: Arc<Keyring>,
+    public_url: String,
+}
+
+/// How a tester finished a sandbox journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Approved,
+    Rejected,
+    Expired,
+    /// Finished by the customer, left for a reviewer.
+    AwaitingReview,
+}
+
+impl Outcome {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "approved" => Some(Self::Approved),
+            "rejected" => Some(Self::Rejected),
+            "expired" => Some(Self::Expired),
+            "pending" => Some(Self::AwaitingReview),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::AwaitingReview => "pending",
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn new(store: Arc<dyn Store>, keys: Arc<Keyring>, public_url: &str) -> Self {
+        Self { store, keys, public_url: public_url.trim_end_matches('/').to_owned() }
+    }
+}
+
+#[async_trait]
+impl KycProvider for Sandbox {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn create_session(&self, req: &SessionRequest) -> Result<Session, ProviderError> {
+        let kid = provider_style_id("KID", req.at, &crypto::random_alnum(14));
+        let reference = provider_style_id("REF", req.at, &crypto::random_alnum(14));
+        // Digio's gateway tokens carry 14 random symbols; ours carry 28 (≈144 bits)
+        // because the token alone opens a journey.
+        let token = provider_style_id("GWT", req.at, &crypto::random_alnum(28));
+        let url = format!("{}/gateway/login/{kid}/{reference}?token_id={token}", self.public_url);
+        Ok(Session { kid, reference, url, token })
+    }
+
+    async fn fetch_result(&self, kid: &str, applicant: &Applicant) -> Result<ProviderResult, ProviderError> {
+        let recorded = self
+            .store
+            .sandbox_outcome(kid)
+            .await
+            .map_err(|e| ProviderError::Failed(e.to_string()))?;
+        let Some(recorded) = recorded else {
+            return Ok(ProviderResult { state: ProviderState::Requested, identity: None, reason: None });
+        };
+        let outcome = Outcome::parse(&recorded.outcome)
+            .ok_or_else(|| ProviderError::Failed(format!("unknown sandbox outcome {:?}", recorded.outcome)))?;
+        let selfie = match &recorded.selfie_sealed {
+            Some(sealed) => Some(
+                self.keys
+                    .open(SELFIE_CONTEXT, sealed)
+                    .map_err(|e| ProviderError::Failed(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let result = match outcome {
+            Outcome::Approved => ProviderResult {
+                state: ProviderState::Approved,
+                identity: Some(synthetic_identity(kid, applicant, recorded.face_match, selfie.as_deref())),
+                reason: None,
+            },
+            Outcome::AwaitingReview => ProviderResult {
+                state: ProviderState::ApprovalPending,
+                identity: None,
+                reason: None,
+            },
+            Outcome::Rejected => ProviderResult {
+                state: ProviderState::Rejected,
+                identity: None,
+                reason: Some(format!(
+                    "Rejected in the sandbox (face match {}%).",
+                    recorded.face_match
+                )),
+            },
+            Outcome::Expired => ProviderResult {
+                state: ProviderState::Expired,
+                identity: None,
+                reason: Some(crate::domain::state::EXPIRED_REASON.into()),
+            },
+        };
+        Ok(result)
+    }
+}
+
+const PLACES: &[(&str, &str, &str, &str, &str)] = &[
+    ("12 Civil Lines", "Court Road", "Saharanpur", "Uttar Pradesh", "247001"),
+    ("44 MG Road", "Shivaji Nagar", "Pune", "Maharashtra", "411005"),
+    ("7 Anna Salai", "Teynampet", "Chennai", "Tamil Nadu", "600018"),
+    ("201 Residency Road", "Shanthala Nagar", "Bengaluru", "Karnataka", "560025"),
+    ("19 Park Street", "Mullick Bazar", "Kolkata", "West Bengal", "700016"),
+    ("88 Ashram Road", "Navrangpura", "Ahmedabad", "Gujarat", "380009"),
+];
+
+const FATHERS: &[&str] = &["Ramesh Kumar", "Suresh Sharma", "Mahesh Rao", "", "Anil Verma", "Vijay Singh"];
+
+/// A believable DigiLocker record for the applicant, the same every time for one kid.
+fn synthetic_identity(kid: &str, applicant: &Applicant, face_match: u8, selfie: Option<&[u8]>) -> KycIdentity {
+    let seed = Sha256::digest(kid.as_bytes());
+    let pick = |i: usize, n: usize| seed[i] as usize % n;
+    let (address, locality, city, state, pincode) = PLACES[pick(0, PLACES.len())];
+    let last4 = u16::from_be_bytes([seed[1], seed[2]]) % 10_000;
+    let day = 1 + pick(3, 28);
+    let month = 1 + pick(4, 12);
+    let year = 1960 + pick(5, 45);
+    KycIdentity {
+        name: applicant.name.clone(),
+        face_match,
+        aadhaar: format!("xxxxxxxx{last4:04}"),
+        gender: ["M", "F"][pick(6, 2)].into(),
+        dob: format!("{day:02}/{month:02}/{year}"),
+        image: BASE64_STANDARD.encode(selfie.unwrap_or(PLACEHOLDER_SELFIE)),
+        father_name: FATHERS[pick(7, FATHERS.len())].into(),
+        current_address: Address {
+            address: address.into(),
+            locality_or_post_office: locality.into(),
+            district_or_city: city.into(),
+            state: state.into(),
+            pincode: pincode.into(),
+        },
+        pan: applicant.pan.clone(),
+        pan_name: applicant.name.to_uppercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_identity_is_stable_and_well_formed() {
+        let a = Applicant { pan: "ENGPK1234L".into(), name: "Sanjay Kumar".into() };
+        let one = synthetic_identity("KID241124231727512Q2Z5XKW1YB9TA", &a, 97, None);
+        let two = synthetic_identity("KID241124231727512Q2Z5XKW1YB9TA", &a, 97, None);
+        assert!(one == two);
+        assert!(one.aadhaar.starts_with("xxxxxxxx") && one.aadhaar.len() == 12);
+        assert_eq!(one.dob.len(), 10);
+        assert!(one.image.starts_with("/9j/"), "a JPEG in base64 starts with /9j/");
+        assert_eq!(one.pan_name, "SANJAY KUMAR");
+    }
+}

@@ -1,0 +1,160 @@
+//! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
+
+use super::*;
+use crate::domain::fields::{MerchantCode, Mobile, Pan};
+use crate::store::MerchantRecord;
+
+/// Shown once: only the hash of the secret is kept.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// What `paycc kyc show` prints: ids, state and times in full, personal data masked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KycSummary {
+    pub kid: String,
+    pub merchant_code: String,
+    pub client_id: String,
+    pub cust_id: String,
+    pub provider: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub pan: String,
+    pub mobile: String,
+    pub name: String,
+    pub email: String,
+    pub face_match: Option<u8>,
+    pub aadhaar: Option<String>,
+    pub has_photo: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: String,
+}
+
+const CLIENT_SECRET_PREFIX: &str = "pcsk_";
+
+impl Service {
+    pub async fn create_client(&self, name: &str) -> ServiceResult<ClientCredentials> {
+        let name = admin_name(name)?;
+        let creds = ClientCredentials {
+            client_id: format!("PCC{}", crate::crypto::random_alnum(13)),
+            client_secret: crate::crypto::new_secret(CLIENT_SECRET_PREFIX),
+        };
+        let hash = self.keys.secret_hash(&creds.client_secret);
+        self.store
+            .create_client(&creds.client_id, name, &hash, now_ms(OffsetDateTime::now_utc()))
+            .await?;
+        Ok(creds)
+    }
+
+    pub async fn rotate_client_secret(&self, client_id: &str) -> ServiceResult<ClientCredentials> {
+        let secret = crate::crypto::new_secret(CLIENT_SECRET_PREFIX);
+        let hash = self.keys.secret_hash(&secret);
+        let now = now_ms(OffsetDateTime::now_utc());
+        if !self.store.set_client_secret(client_id, &hash, now).await? {
+            return Err(ServiceError::NotFound("No such API client"));
+        }
+        Ok(ClientCredentials { client_id: client_id.to_owned(), client_secret: secret })
+    }
+
+    /// Creates a merchant under a client; without a code one like `MID123456789` is drawn.
+    pub async fn create_merchant(&self, client_id: &str, name: &str, code: Option<&str>) -> ServiceResult<String> {
+        let name = admin_name(name)?;
+        let now = now_ms(OffsetDateTime::now_utc());
+        let chosen = match code {
+            Some(c) => {
+                let parsed = MerchantCode::parse(c)
+                    .map_err(|r| ServiceError::Refused(r.0.to_owned()))?;
+                if parsed.as_str().is_empty() {
+                    return Err(ServiceError::Refused("The merchant code may not be empty.".into()));
+                }
+                parsed.as_str().to_owned()
+            }
+            None => format!("MID{}", crate::crypto::random_digits(9)),
+        };
+        match self.store.create_merchant(client_id, &chosen, name, now).await {
+            Ok(true) => Ok(chosen),
+            Ok(false) => Err(ServiceError::NotFound("No such API client")),
+            Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!("Merchant code {chosen} is taken."))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_merchants(&self) -> ServiceResult<Vec<MerchantRecord>> {
+        Ok(self.store.list_merchants().await?)
+    }
+
+    pub async fn set_merchant_active(&self, code: &str, active: bool) -> ServiceResult<()> {
+        if self.store.set_merchant_active(code, active).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("No such merchant"))
+        }
+    }
+
+    /// `true` when the database has no API client yet (a fresh install).
+    pub async fn is_empty(&self) -> ServiceResult<bool> {
+        Ok(self.store.count_clients().await? == 0)
+    }
+
+    pub async fn kyc_summary(&self, kid: &str) -> ServiceResult<KycSummary> {
+        let r = self.store.kyc(kid, None).await?.ok_or(ServiceError::NotFound("No such KYC request"))?;
+        let details: CustomerDetails = self.open_json(DETAILS_CONTEXT, &r.customer_details_sealed)?;
+        let identity = match &r.result_sealed {
+            Some(s) => Some(self.open_json::<crate::domain::kyc::KycIdentity>(RESULT_CONTEXT, s)?),
+            None => None,
+        };
+        Ok(KycSummary {
+            kid: r.kid,
+            merchant_code: r.merchant_code,
+            client_id: r.client_id,
+            cust_id: r.cust_id,
+            provider: r.provider,
+            state: r.state.to_string(),
+            reason: r.reason,
+            pan: Pan::parse(&details.pan).map(|p| p.masked()).unwrap_or_else(|_| "(unreadable)".into()),
+            mobile: Mobile::parse(&details.mobile).map(|m| m.masked()).unwrap_or_else(|_| "(unreadable)".into()),
+            name: initials(&details.name),
+            email: mask_email(&details.email),
+            face_match: identity.as_ref().map(|i| i.face_match),
+            aadhaar: identity.as_ref().map(|i| i.aadhaar.clone()),
+            has_photo: identity.as_ref().is_some_and(|i| !i.image.is_empty()),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+            expires_at: rfc3339(r.expires_at),
+        })
+    }
+}
+
+fn admin_name(name: &str) -> ServiceResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ServiceError::Refused("A name must be 1-200 printable characters.".into()));
+    }
+    Ok(name)
+}
+
+fn initials(name: &str) -> String {
+    name.split_whitespace()
+        .map(|w| format!("{}.", w.chars().next().unwrap_or('?')))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None => "***".into(),
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -1,0 +1,52 @@
+//! Who is calling, and which merchants they may name.
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::domain::fields::MerchantCode;
+use crate::store::MerchantRecord;
+
+/// An authenticated API client.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    pub pk: i64,
+    pub client_id: String,
+}
+
+/// Why credentials were refused; each shape gets its own message, none says whether a
+/// client id exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    NotBasic,
+    Malformed,
+    BadCredentials,
+}
+
+impl Service {
+    pub async fn authenticate(&self, client_id: &str, secret: &str) -> ServiceResult<ApiClient> {
+        let found = self.store.find_client(client_id).await?;
+        match found {
+            Some(c) if self.keys.secret_matches(secret, &c.secret_hash) => {
+                Ok(ApiClient { pk: c.pk, client_id: c.client_id })
+            }
+            Some(_) => Err(ServiceError::Unauthorized(AuthFailure::BadCredentials)),
+            None => {
+                // Spend the same hashing work as for a known client.
+                let _ = self.keys.secret_matches(secret, &[0u8; 32]);
+                Err(ServiceError::Unauthorized(AuthFailure::BadCredentials))
+            }
+        }
+    }
+
+    /// The merchant if this client owns it and it is active; otherwise one answer for
+    /// "not yours", "does not exist" and "inactive", so codes cannot be probed.
+    pub(super) async fn usable_merchant(
+        &self,
+        client: &ApiClient,
+        code: &MerchantCode,
+    ) -> ServiceResult<MerchantRecord> {
+        match self.store.merchant_of_client(client.pk, code.as_str()).await? {
+            Some(m) if m.active => Ok(m),
+            _ => Err(ServiceError::MerchantUnavailable),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The use cases: what each request means, between the HTTP layer and the store and
+//! provider. Personal data is sealed and hashed here, on its way in, and opened here
+//! on its way out.
+
+mod admin;
+mod auth;
+mod customer;
+mod kyc;
+mod sandbox;
+
+pub use admin::{ClientCredentials, KycSummary};
+pub use auth::{ApiClient, AuthFailure};
+pub use customer::CustomerView;
+pub use kyc::{InitReply, KycStatus};
+
+use crate::crypto::{CryptoError, Keyring};
+use crate::domain::request::Problem;
+use crate::provider::{KycProvider, ProviderError};
+use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Sealing contexts: a value sealed for one column does not open in another.
+const DETAILS_CONTEXT: &str = "customer-details";
+const RESULT_CONTEXT: &str = "kyc-result";
+const URL_CONTEXT: &str = "kyc-url";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("invalid request fields")]
+    Invalid(Vec<Problem>),
+    #[error("authentication failed: {0:?}")]
+    Unauthorized(AuthFailure),
+    #[error("merchant not usable by this client")]
+    MerchantUnavailable,
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Refused(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("provider timeout")]
+    ProviderTimeout,
+    #[error("provider error: {0}")]
+    Provider(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => ServiceError::Unavailable(m),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CryptoError> for ServiceError {
+    fn from(e: CryptoError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<ProviderError> for ServiceError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::Timeout => ServiceError::ProviderTimeout,
+            other => ServiceError::Provider(other.to_string()),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub kyc_ttl: Duration,
+}
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    provider: Arc<dyn KycProvider>,
+    keys: Arc<Keyring>,
+    settings: ServiceSettings,
+}
+
+/// The customer as the merchant described them at init; sealed as one value.
+#[derive(Serialize, Deserialize)]
+struct CustomerDetails {
+    pan: String,
+    name: String,
+    email: String,
+    mobile: String,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn Store>,
+        provider: Arc<dyn KycProvider>,
+        keys: Arc<Keyring>,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self { store, provider, keys, settings }
+    }
+
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    fn seal_json<T: Serialize>(&self, context: &str, value: &T) -> Vec<u8> {
+        let json = serde_json::to_vec(value).expect("plain structs serialise");
+        self.keys.seal(context, &json)
+    }
+
+    fn open_json<T: for<'de> Deserialize<'de>>(&self, context: &str, sealed: &[u8]) -> ServiceResult<T> {
+        let json = self.keys.open(context, sealed)?;
+        serde_json::from_slice(&json)
+            .map_err(|e| ServiceError::Internal(format!("a sealed {context} value does not parse: {e}")))
+    }
+
+    fn open_text(&self, context: &str, sealed: &[u8]) -> ServiceResult<String> {
+        String::from_utf8(self.keys.open(context, sealed)?)
+            .map_err(|_| ServiceError::Internal(format!("a sealed {context} value is not UTF-8")))
+    }
+}
+
+pub fn now_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,177 @@
+//! Persistence behind one seam. The service speaks in records and sealed bytes; only
+//! the backends know SQL. Every write returns after its transaction has committed.
+
+pub mod sqlite;
+
+use crate::domain::state::KycState;
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error while {context}: {source}")]
+    Backend {
+        context: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub pk: i64,
+    pub client_id: String,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MerchantRecord {
+    pub pk: i64,
+    pub code: String,
+    pub name: String,
+    pub active: bool,
+    pub client_id: String,
+}
+
+/// Everything an init writes, prepared (sealed and hashed) by the service.
+#[derive(Debug, Clone)]
+pub struct NewKyc {
+    pub kid: String,
+    pub reference: String,
+    pub merchant_pk: i64,
+    pub provider: &'static str,
+    pub state: KycState,
+    pub fingerprint: Vec<u8>,
+    pub url_sealed: Vec<u8>,
+    pub token_hash: Vec<u8>,
+    pub redirect_url: Option<String>,
+    pub now: i64,
+    pub expires_at: i64,
+    pub customer: NewCustomer,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    /// Used only when the (merchant, PAN) customer does not exist yet.
+    pub cust_id: String,
+    pub pan_hash: Vec<u8>,
+    pub mobile_hash: Vec<u8>,
+    pub details_sealed: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InitStored {
+    pub kid: String,
+    pub url_sealed: Vec<u8>,
+    pub cust_id: String,
+    /// An open identical request answered instead of the new one.
+    pub reused: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct KycRecord {
+    pub kid: String,
+    pub reference: String,
+    pub merchant_code: String,
+    pub merchant_name: String,
+    pub client_id: String,
+    pub cust_id: String,
+    pub provider: String,
+    pub state: KycState,
+    pub reason: Option<String>,
+    pub url_sealed: Option<Vec<u8>>,
+    pub token_hash: Option<Vec<u8>>,
+    pub redirect_url: Option<String>,
+    pub result_sealed: Option<Vec<u8>>,
+    pub customer_details_sealed: Vec<u8>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum CustomerLookup {
+    PanHash(Vec<u8>),
+    MobileHash(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct CustomerRecord {
+    pub cust_id: String,
+    pub active: bool,
+    pub details_sealed: Vec<u8>,
+    /// The approved KYC and its sealed identity.
+    pub verified: Option<(String, Vec<u8>)>,
+    /// The newest request of this customer.
+    pub latest: Option<LatestKyc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LatestKyc {
+    pub kid: String,
+    pub state: KycState,
+    pub url_sealed: Option<Vec<u8>>,
+    pub expires_at: i64,
+}
+
+/// A guarded state change with what the provider reported.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub kid: String,
+    pub to: KycState,
+    pub reason: Option<String>,
+    pub result_sealed: Option<Vec<u8>>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxOutcome {
+    pub outcome: String,
+    pub face_match: u8,
+    pub selfie_sealed: Option<Vec<u8>>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create_client(&self, client_id: &str, name: &str, secret_hash: &[u8], now: i64)
+    -> StoreResult<()>;
+    /// `false` when no such client.
+    async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8], now: i64)
+    -> StoreResult<bool>;
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+    async fn count_clients(&self) -> StoreResult<i64>;
+
+    /// Fails with `Conflict` for a taken code; `Ok(false)` when the client is unknown.
+    async fn create_merchant(&self, client_id: &str, code: &str, name: &str, now: i64)
+    -> StoreResult<bool>;
+    async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>>;
+    async fn set_merchant_active(&self, code: &str, active: bool) -> StoreResult<bool>;
+    /// The merchant with this code if the client owns it (active or not).
+    async fn merchant_of_client(&self, client_pk: i64, code: &str)
+    -> StoreResult<Option<MerchantRecord>>;
+
+    /// Creates or reuses the (merchant, PAN) customer and stores the request, unless an
+    /// open, unexpired request with the same fingerprint exists: then that one is returned.
+    async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored>;
+    /// A request, only if it belongs to a merchant of `client_pk` (any client when `None`).
+    async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>>;
+    async fn customer(&self, client_pk: i64, merchant_code: &str, key: CustomerLookup)
+    -> StoreResult<Option<CustomerRecord>>;
+    /// Applies the move only from a lower-ranked state; returns the state after the call,
+    /// `None` for an unknown kid. On approval the customer takes this KYC as verified.
+    async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>>;
+    /// Marks open requests past their expiry as expired, at most `limit`; returns how many.
+    async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize>;
+
+    async fn record_sandbox_outcome(&self, kid: &str, outcome: &SandboxOutcome, now: i64)
+    -> StoreResult<()>;
+    async fn sandbox_outcome(&self, kid: &str) -> StoreResult<Option<SandboxOutcome>>;
+}

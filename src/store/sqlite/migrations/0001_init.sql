@@ -1,0 +1,69 @@
+-- Times are unix milliseconds (UTC). Columns ending in _sealed hold AES-256-GCM values
+-- (crypto::Keyring::seal); columns ending in _hash hold keyed HMAC-SHA256 digests.
+
+CREATE TABLE api_clients (
+    pk              INTEGER PRIMARY KEY,
+    client_id       TEXT    NOT NULL UNIQUE,
+    name            TEXT    NOT NULL,
+    secret_hash     BLOB    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    secret_rotated_at INTEGER
+);
+
+CREATE TABLE merchants (
+    pk              INTEGER PRIMARY KEY,
+    code            TEXT    NOT NULL UNIQUE,
+    client_pk       INTEGER NOT NULL REFERENCES api_clients(pk),
+    name            TEXT    NOT NULL,
+    active          INTEGER NOT NULL DEFAULT 1,
+    created_at      INTEGER NOT NULL
+);
+
+CREATE TABLE customers (
+    pk              INTEGER PRIMARY KEY,
+    cust_id         TEXT    NOT NULL UNIQUE,
+    merchant_pk     INTEGER NOT NULL REFERENCES merchants(pk),
+    pan_hash        BLOB    NOT NULL,
+    mobile_hash     BLOB    NOT NULL,
+    -- {pan, name, email, mobile} as the merchant last sent them.
+    details_sealed  BLOB    NOT NULL,
+    -- The approved KYC whose identity this customer carries.
+    verified_kid    TEXT,
+    active          INTEGER NOT NULL DEFAULT 1,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (merchant_pk, pan_hash)
+);
+CREATE INDEX customers_by_mobile ON customers (merchant_pk, mobile_hash, updated_at);
+
+CREATE TABLE kyc_requests (
+    kid             TEXT    PRIMARY KEY,
+    reference       TEXT    NOT NULL UNIQUE,
+    merchant_pk     INTEGER NOT NULL REFERENCES merchants(pk),
+    customer_pk     INTEGER NOT NULL REFERENCES customers(pk),
+    provider        TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    reason          TEXT,
+    -- Keyed hash of (merchant, pan, name, email, mobile): an identical init reuses an open request.
+    fingerprint     BLOB    NOT NULL,
+    url_sealed      BLOB,
+    token_hash      BLOB,
+    redirect_url    TEXT,
+    -- The verified identity (domain::kyc::KycIdentity as JSON), once approved.
+    result_sealed   BLOB,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL
+);
+CREATE INDEX kyc_requests_by_fingerprint ON kyc_requests (fingerprint, created_at);
+CREATE INDEX kyc_requests_by_state_expiry ON kyc_requests (state, expires_at);
+CREATE INDEX kyc_requests_by_customer ON kyc_requests (customer_pk, created_at);
+
+-- The sandbox provider's own record of how a tester finished a journey.
+CREATE TABLE sandbox_outcomes (
+    kid             TEXT    PRIMARY KEY REFERENCES kyc_requests(kid),
+    outcome         TEXT    NOT NULL,
+    face_match      INTEGER NOT NULL,
+    selfie_sealed   BLOB,
+    recorded_at     INTEGER NOT NULL
+);

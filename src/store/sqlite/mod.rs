@@ -1,0 +1,204 @@
+//! SQLite backend: one writer thread that commits many requests' writes together
+//! (group commit), and a few reader threads. WAL mode with `synchronous=FULL`, so a
+//! write is acknowledged only after its batch's commit has been fsync'd.
+
+mod queries;
+
+use super::{StoreError, StoreResult};
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::{Connection, ErrorCode};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The most writes one transaction carries; bounds the latency a batch adds.
+const MAX_BATCH: usize = 1024;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type WriteJob = Box<dyn FnOnce(Result<&Connection, String>) -> Completion + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+pub struct SqliteStore {
+    writer: Sender<WriteJob>,
+    readers: Sender<ReadJob>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, applies pending migrations and
+    /// starts the writer and `readers` reader threads.
+    pub fn open(path: &Path, readers: usize) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend {
+                context: "creating the database directory",
+                source: Box::new(e),
+            })?;
+        }
+        let mut writer_conn = connect(path)?;
+        writer_conn
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .ctx("setting WAL mode")?;
+        migrate(&mut writer_conn)?;
+
+        let (writer, write_rx) = crossbeam_channel::unbounded::<WriteJob>();
+        std::thread::Builder::new()
+            .name("paycc-sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, write_rx))
+            .map_err(|e| StoreError::Backend { context: "starting the writer", source: Box::new(e) })?;
+
+        let (reader_tx, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
+        for i in 0..readers.max(1) {
+            let conn = connect(path)?;
+            conn.execute_batch("PRAGMA query_only=1;").ctx("opening a reader")?;
+            let rx = read_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("paycc-sqlite-reader-{i}"))
+                .spawn(move || {
+                    for job in rx {
+                        job(&conn);
+                    }
+                })
+                .map_err(|e| StoreError::Backend { context: "starting a reader", source: Box::new(e) })?;
+        }
+        Ok(Self { writer, readers: reader_tx, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` inside the writer's current batch (in its own savepoint, so a failing
+    /// write leaves no trace) and resolves once that batch has committed.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = conn.map_err(StoreError::Unavailable).and_then(|c| in_savepoint(c, f));
+            Box::new(move |commit: Result<(), String>| {
+                let _ = tx.send(commit.map_err(StoreError::Unavailable).and(result));
+            })
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.readers
+            .send(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            }))
+            .map_err(|_| StoreError::Unavailable("the readers have stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the readers have stopped".into()))?
+    }
+}
+
+fn connect(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path).ctx("opening the database")?;
+    conn.busy_timeout(Duration::from_secs(5)).ctx("setting the busy timeout")?;
+    conn.execute_batch("PRAGMA foreign_keys=ON;").ctx("enabling foreign keys")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Applies the embedded migrations not yet recorded in `user_version`, each in one
+/// immediate transaction so concurrent starters apply each exactly once.
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("starting a migration")?;
+        let current: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .ctx("reading the schema version")?;
+        if current >= version {
+            continue;
+        }
+        tx.execute_batch(sql).ctx("applying a migration")?;
+        tx.execute_batch(&format!("PRAGMA user_version = {version}"))
+            .ctx("recording the schema version")?;
+        tx.commit().ctx("committing a migration")?;
+    }
+    Ok(())
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.execute_batch("SAVEPOINT job").ctx("opening a savepoint")?;
+    // A panicking write must not leave half its rows in the shared batch.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(StoreError::Corrupt("a write panicked and was rolled back".into())));
+    let close = if result.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    conn.execute_batch(close).ctx("closing a savepoint")?;
+    result
+}
+
+fn writer_loop(conn: Connection, jobs: Receiver<WriteJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut done: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
+        match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                done.extend(batch.drain(..).map(|job| job(Ok(&conn))));
+                let commit = conn.execute_batch("COMMIT").map_err(|e| {
+                    tracing::error!(error = %e, "sqlite commit failed; the batch is rolled back");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    format!("commit failed: {e}")
+                });
+                for complete in done.drain(..) {
+                    complete(commit.clone());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sqlite could not begin a write transaction");
+                let reason = format!("could not begin a transaction: {e}");
+                for job in batch.drain(..) {
+                    job(Err(reason.clone()))(Err(reason.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Attaches what we were doing to a SQLite error; a unique violation becomes `Conflict`.
+pub(crate) trait Ctx<T> {
+    fn ctx(self, context: &'static str) -> StoreResult<T>;
+}
+
+impl<T> Ctx<T> for rusqlite::Result<T> {
+    fn ctx(self, context: &'static str) -> StoreResult<T> {
+        self.map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::ConstraintViolation)
+                if e.to_string().contains("UNIQUE") =>
+            {
+                StoreError::Conflict(context)
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull | ErrorCode::CannotOpen) => {
+                StoreError::Unavailable(format!("{context}: {e}"))
+            }
+            _ => StoreError::Backend { context, source: Box::new(e) },
+        })
+    }
+}

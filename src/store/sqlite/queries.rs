@@ -1,0 +1,379 @@
+//! The SQL behind each `Store` operation.
+
+use super::{Ctx, SqliteStore};
+use crate::domain::state::KycState;
+use crate::store::*;
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// `'a','b'` for the states matching `keep`; built from the domain so SQL and rules agree.
+fn state_list(keep: impl Fn(KycState) -> bool) -> String {
+    KycState::ALL
+        .into_iter()
+        .filter(|s| keep(*s))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn state_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<KycState> {
+    let text: String = row.get(idx)?;
+    KycState::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown KYC state {text:?}").into(),
+        )
+    })
+}
+
+const KYC_COLUMNS: &str = "k.kid, k.reference, m.code, m.name, a.client_id, c.cust_id, k.provider,
+    k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url, k.result_sealed,
+    c.details_sealed, k.created_at, k.updated_at, k.expires_at";
+
+fn kyc_record(r: &Row<'_>) -> rusqlite::Result<KycRecord> {
+    Ok(KycRecord {
+        kid: r.get(0)?,
+        reference: r.get(1)?,
+        merchant_code: r.get(2)?,
+        merchant_name: r.get(3)?,
+        client_id: r.get(4)?,
+        cust_id: r.get(5)?,
+        provider: r.get(6)?,
+        state: state_of(r, 7)?,
+        reason: r.get(8)?,
+        url_sealed: r.get(9)?,
+        token_hash: r.get(10)?,
+        redirect_url: r.get(11)?,
+        result_sealed: r.get(12)?,
+        customer_details_sealed: r.get(13)?,
+        created_at: r.get(14)?,
+        updated_at: r.get(15)?,
+        expires_at: r.get(16)?,
+    })
+}
+
+fn merchant_record(r: &Row<'_>) -> rusqlite::Result<MerchantRecord> {
+    Ok(MerchantRecord {
+        pk: r.get(0)?,
+        code: r.get(1)?,
+        name: r.get(2)?,
+        active: r.get(3)?,
+        client_id: r.get(4)?,
+    })
+}
+
+fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
+    let sql = format!(
+        "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
+         JOIN customers c ON c.pk = k.customer_pk
+         WHERE k.fingerprint = ?1 AND k.expires_at > ?2 AND k.url_sealed IS NOT NULL
+           AND k.state IN ({})
+         ORDER BY k.created_at DESC LIMIT 1",
+        state_list(KycState::is_open)
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut st| {
+            st.query_row(params![new.fingerprint, new.now], |r| {
+                Ok(InitStored { kid: r.get(0)?, url_sealed: r.get(1)?, cust_id: r.get(2)?, reused: true })
+            })
+            .optional()
+        })
+        .ctx("looking for an identical open request")
+}
+
+fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
+    if let Some(open) = open_identical(conn, &new)? {
+        return Ok(open);
+    }
+    let c = &new.customer;
+    let (customer_pk, cust_id): (i64, String) = conn
+        .prepare_cached(
+            "INSERT INTO customers (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (merchant_pk, pan_hash) DO UPDATE SET
+               mobile_hash = excluded.mobile_hash, details_sealed = excluded.details_sealed,
+               updated_at = excluded.updated_at
+             RETURNING pk, cust_id",
+        )
+        .and_then(|mut st| {
+            st.query_row(
+                params![c.cust_id, new.merchant_pk, c.pan_hash, c.mobile_hash, c.details_sealed, new.now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .ctx("custId")?;
+    conn.prepare_cached(
+        "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
+           url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            new.kid,
+            new.reference,
+            new.merchant_pk,
+            customer_pk,
+            new.provider,
+            new.state.as_str(),
+            new.fingerprint,
+            new.url_sealed,
+            new.token_hash,
+            new.redirect_url,
+            new.now,
+            new.expires_at
+        ])
+    })
+    .ctx("kid")?;
+    Ok(InitStored { kid: new.kid, url_sealed: new.url_sealed, cust_id, reused: false })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_client(&self, client_id: &str, name: &str, secret_hash: &[u8], now: i64) -> StoreResult<()> {
+        let (id, name, hash) = (client_id.to_owned(), name.to_owned(), secret_hash.to_vec());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO api_clients (client_id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id, name, hash, now],
+            )
+            .ctx("clientId")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8], now: i64) -> StoreResult<bool> {
+        let (id, hash) = (client_id.to_owned(), secret_hash.to_vec());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE api_clients SET secret_hash = ?2, secret_rotated_at = ?3 WHERE client_id = ?1",
+                    params![id, hash, now],
+                )
+                .ctx("rotating a client secret")?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        let id = client_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT pk, client_id, name, secret_hash FROM api_clients WHERE client_id = ?1")
+                .and_then(|mut st| {
+                    st.query_row([id], |r| {
+                        Ok(ClientRecord { pk: r.get(0)?, client_id: r.get(1)?, name: r.get(2)?, secret_hash: r.get(3)? })
+                    })
+                    .optional()
+                })
+                .ctx("reading a client")
+        })
+        .await
+    }
+
+    async fn count_clients(&self) -> StoreResult<i64> {
+        self.read(|c| c.query_row("SELECT COUNT(*) FROM api_clients", [], |r| r.get(0)).ctx("counting clients"))
+            .await
+    }
+
+    async fn create_merchant(&self, client_id: &str, code: &str, name: &str, now: i64) -> StoreResult<bool> {
+        let (id, code, name) = (client_id.to_owned(), code.to_owned(), name.to_owned());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "INSERT INTO merchants (code, client_pk, name, created_at)
+                     SELECT ?2, pk, ?3, ?4 FROM api_clients WHERE client_id = ?1",
+                    params![id, code, name, now],
+                )
+                .ctx("merchantCode")?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>> {
+        self.read(|c| {
+            let mut st = c
+                .prepare(
+                    "SELECT m.pk, m.code, m.name, m.active, a.client_id FROM merchants m
+                     JOIN api_clients a ON a.pk = m.client_pk ORDER BY m.pk",
+                )
+                .ctx("listing merchants")?;
+            let rows = st.query_map([], merchant_record).ctx("listing merchants")?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().ctx("listing merchants")
+        })
+        .await
+    }
+
+    async fn set_merchant_active(&self, code: &str, active: bool) -> StoreResult<bool> {
+        let code = code.to_owned();
+        self.write(move |c| {
+            let n = c
+                .execute("UPDATE merchants SET active = ?2 WHERE code = ?1", params![code, active])
+                .ctx("changing a merchant")?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn merchant_of_client(&self, client_pk: i64, code: &str) -> StoreResult<Option<MerchantRecord>> {
+        let code = code.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT m.pk, m.code, m.name, m.active, a.client_id FROM merchants m
+                 JOIN api_clients a ON a.pk = m.client_pk WHERE m.code = ?1 AND m.client_pk = ?2",
+            )
+            .and_then(|mut st| st.query_row(params![code, client_pk], merchant_record).optional())
+            .ctx("reading a merchant")
+        })
+        .await
+    }
+
+    async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
+        self.write(move |c| insert_kyc(c, new)).await
+    }
+
+    async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>> {
+        let kid = kid.to_owned();
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {KYC_COLUMNS} FROM kyc_requests k
+                 JOIN merchants m ON m.pk = k.merchant_pk
+                 JOIN api_clients a ON a.pk = m.client_pk
+                 JOIN customers c ON c.pk = k.customer_pk
+                 WHERE k.kid = ?1 AND (?2 IS NULL OR m.client_pk = ?2)"
+            );
+            c.prepare_cached(&sql)
+                .and_then(|mut st| st.query_row(params![kid, client_pk], kyc_record).optional())
+                .ctx("reading a KYC request")
+        })
+        .await
+    }
+
+    async fn customer(&self, client_pk: i64, merchant_code: &str, key: CustomerLookup) -> StoreResult<Option<CustomerRecord>> {
+        let code = merchant_code.to_owned();
+        self.read(move |c| {
+            let (column, hash) = match key {
+                CustomerLookup::PanHash(h) => ("pan_hash", h),
+                CustomerLookup::MobileHash(h) => ("mobile_hash", h),
+            };
+            let sql = format!(
+                "SELECT c.pk, c.cust_id, c.active, c.details_sealed, c.verified_kid, v.result_sealed
+                 FROM customers c
+                 JOIN merchants m ON m.pk = c.merchant_pk
+                 LEFT JOIN kyc_requests v ON v.kid = c.verified_kid
+                 WHERE m.code = ?1 AND m.client_pk = ?2 AND c.{column} = ?3
+                 ORDER BY c.updated_at DESC LIMIT 1"
+            );
+            let found = c
+                .prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.query_row(params![code, client_pk, hash], |r| {
+                        let verified = match (r.get::<_, Option<String>>(4)?, r.get::<_, Option<Vec<u8>>>(5)?) {
+                            (Some(kid), Some(sealed)) => Some((kid, sealed)),
+                            _ => None,
+                        };
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            CustomerRecord {
+                                cust_id: r.get(1)?,
+                                active: r.get(2)?,
+                                details_sealed: r.get(3)?,
+                                verified,
+                                latest: None,
+                            },
+                        ))
+                    })
+                    .optional()
+                })
+                .ctx("reading a customer")?;
+            let Some((pk, mut record)) = found else { return Ok(None) };
+            record.latest = c
+                .prepare_cached(
+                    "SELECT kid, state, url_sealed, expires_at FROM kyc_requests
+                     WHERE customer_pk = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                )
+                .and_then(|mut st| {
+                    st.query_row([pk], |r| {
+                        Ok(LatestKyc { kid: r.get(0)?, state: state_of(r, 1)?, url_sealed: r.get(2)?, expires_at: r.get(3)? })
+                    })
+                    .optional()
+                })
+                .ctx("reading a customer's latest request")?;
+            Ok(Some(record))
+        })
+        .await
+    }
+
+    async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>> {
+        self.write(move |c| {
+            let sql = format!(
+                "UPDATE kyc_requests SET state = ?2, reason = COALESCE(?3, reason),
+                   result_sealed = COALESCE(?4, result_sealed), updated_at = ?5
+                 WHERE kid = ?1 AND state IN ({})",
+                state_list(|s| s.can_move_to(t.to))
+            );
+            let moved = c
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params![t.kid, t.to.as_str(), t.reason, t.result_sealed, t.now]))
+                .ctx("moving a KYC request")?
+                == 1;
+            if moved && t.to == KycState::Approved {
+                c.prepare_cached(
+                    "UPDATE customers SET verified_kid = ?1, updated_at = ?2
+                     WHERE pk = (SELECT customer_pk FROM kyc_requests WHERE kid = ?1)",
+                )
+                .and_then(|mut st| st.execute(params![t.kid, t.now]))
+                .ctx("marking a customer verified")?;
+            }
+            c.prepare_cached("SELECT state FROM kyc_requests WHERE kid = ?1")
+                .and_then(|mut st| st.query_row([&t.kid], |r| state_of(r, 0)).optional())
+                .ctx("reading a KYC state")
+        })
+        .await
+    }
+
+    async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize> {
+        self.write(move |c| {
+            let sql = format!(
+                "UPDATE kyc_requests SET state = 'expired', reason = ?3, updated_at = ?1
+                 WHERE kid IN (SELECT kid FROM kyc_requests WHERE state IN ({}) AND expires_at <= ?1 LIMIT ?2)",
+                state_list(KycState::expires_by_time)
+            );
+            c.execute(&sql, params![now, limit, crate::domain::state::EXPIRED_REASON])
+                .ctx("expiring requests")
+        })
+        .await
+    }
+
+    async fn record_sandbox_outcome(&self, kid: &str, o: &SandboxOutcome, now: i64) -> StoreResult<()> {
+        let (kid, o) = (kid.to_owned(), o.clone());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO sandbox_outcomes (kid, outcome, face_match, selfie_sealed, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (kid) DO UPDATE SET outcome = excluded.outcome, face_match = excluded.face_match,
+                   selfie_sealed = COALESCE(excluded.selfie_sealed, selfie_sealed), recorded_at = excluded.recorded_at",
+                params![kid, o.outcome, o.face_match, o.selfie_sealed, now],
+            )
+            .ctx("recording a sandbox outcome")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sandbox_outcome(&self, kid: &str) -> StoreResult<Option<SandboxOutcome>> {
+        let kid = kid.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT outcome, face_match, selfie_sealed FROM sandbox_outcomes WHERE kid = ?1",
+                [kid],
+                |r| Ok(SandboxOutcome { outcome: r.get(0)?, face_match: r.get(1)?, selfie_sealed: r.get(2)? }),
+            )
+            .optional()
+            .ctx("reading a sandbox outcome")
+        })
+        .await
+    }
+}
