@@ -27,8 +27,12 @@ pub fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError
             let readers = settings
                 .sqlite_readers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            let store = SqliteStore::open(path, readers)
-                .map_err(|e| StartError(format!("cannot open the SQLite database {}: {e}", path.display())))?;
+            let store = SqliteStore::open(path, readers).map_err(|e| {
+                StartError(format!(
+                    "cannot open the SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
             Ok(Arc::new(store))
         }
     }
@@ -36,11 +40,15 @@ pub fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError
 
 /// The configured keys, or a development key file beside the database (created on
 /// first use, mode 0600). A database without its key file is refused rather than
-/// given a new key that could not open its data.
-pub fn load_keys(settings: &StoreSettings) -> Result<Keyring, StartError> {
-    let bad = |e: crate::crypto::CryptoError| StartError(format!("PAYCC_ENCRYPTION_KEY/PAYCC_HASH_KEY: {e}"));
+/// given a new key that could not open its data. The flag says a dev key is in use.
+pub fn load_keys(settings: &StoreSettings) -> Result<(Keyring, bool), StartError> {
+    let bad = |e: crate::crypto::CryptoError| {
+        StartError(format!("PAYCC_ENCRYPTION_KEY/PAYCC_HASH_KEY: {e}"))
+    };
     if let Some(spec) = &settings.encryption_key {
-        return Keyring::from_config(spec, settings.hash_key.as_deref()).map_err(bad);
+        return Keyring::from_config(spec, settings.hash_key.as_deref())
+            .map(|k| (k, false))
+            .map_err(bad);
     }
     let dir = settings.database.key_dir();
     let file = dir.join(DEV_KEY_FILE);
@@ -55,6 +63,7 @@ pub fn load_keys(settings: &StoreSettings) -> Result<Keyring, StartError> {
                     file.display()
                 )));
             }
+            tracing::warn!(file = %file.display(), "generated a development encryption key beside the database");
             write_dev_key(dir, &file)?
         }
         Err(e) => return Err(StartError(format!("cannot read {}: {e}", file.display()))),
@@ -64,12 +73,11 @@ pub fn load_keys(settings: &StoreSettings) -> Result<Keyring, StartError> {
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
             .map(str::trim)
     };
-    let data = field("encryption").ok_or_else(|| StartError(format!("{} has no encryption= line", file.display())))?;
-    tracing::warn!(
-        file = %file.display(),
-        "using a development encryption key kept beside the database; set PAYCC_ENCRYPTION_KEY in production"
-    );
-    Keyring::from_config(data, field("hash")).map_err(bad)
+    let data = field("encryption")
+        .ok_or_else(|| StartError(format!("{} has no encryption= line", file.display())))?;
+    Keyring::from_config(data, field("hash"))
+        .map(|k| (k, true))
+        .map_err(bad)
 }
 
 fn write_dev_key(dir: &Path, file: &Path) -> Result<String, StartError> {
@@ -77,24 +85,42 @@ fn write_dev_key(dir: &Path, file: &Path) -> Result<String, StartError> {
     let text = format!(
         "# paycc development keys: whoever holds this file can read the database beside it.\nencryption={data}\nhash={hash}\n"
     );
-    let fail = |e: std::io::Error| StartError(format!("cannot create the key file {}: {e}", file.display()));
+    let fail = |e: std::io::Error| {
+        StartError(format!(
+            "cannot create the key file {}: {e}",
+            file.display()
+        ))
+    };
     std::fs::create_dir_all(dir).map_err(fail)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut f = options.open(file).map_err(fail)?;
-    f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(fail)?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(fail)?;
     Ok(text)
 }
 
 /// A service for admin commands, on the same store and keys as the server.
 pub fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, StartError> {
-    let keys = Arc::new(load_keys(settings)?);
+    let keys = Arc::new(load_keys(settings)?.0);
     let store = open_store(settings)?;
     // Admin commands never reach a provider; the sandbox is the inert choice.
-    let provider = Arc::new(Sandbox::new(store.clone(), keys.clone(), "http://localhost"));
-    Ok(Arc::new(Service::new(store, provider, keys, ServiceSettings { kyc_ttl: Duration::from_secs(86_400) })))
+    let provider = Arc::new(Sandbox::new(
+        store.clone(),
+        keys.clone(),
+        "http://localhost",
+    ));
+    Ok(Arc::new(Service::new(
+        store,
+        provider,
+        keys,
+        ServiceSettings {
+            kyc_ttl: Duration::from_secs(86_400),
+        },
+    )))
 }
 
 /// A bound, ready-to-run server.
@@ -107,25 +133,53 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn bind(store_settings: &StoreSettings, serve: &ServeSettings) -> Result<Self, StartError> {
-        let keys = Arc::new(load_keys(store_settings)?);
+    pub async fn bind(
+        store_settings: &StoreSettings,
+        serve: &ServeSettings,
+    ) -> Result<Self, StartError> {
+        let (keys, dev_key) = load_keys(store_settings)?;
+        if dev_key {
+            tracing::warn!(
+                "using the development encryption key kept beside the database; set PAYCC_ENCRYPTION_KEY in production"
+            );
+        }
+        let keys = Arc::new(keys);
         let store = open_store(store_settings)?;
         let listener = TcpListener::bind(serve.listen)
             .await
             .map_err(|e| StartError(format!("cannot listen on {}: {e}", serve.listen)))?;
-        let bound = listener.local_addr().map_err(|e| StartError(format!("no local address: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| StartError(format!("no local address: {e}")))?;
         let public_url = serve.public_url(bound);
         let provider: Arc<dyn KycProvider> = match serve.provider {
-            ProviderKind::Sandbox => Arc::new(Sandbox::new(store.clone(), keys.clone(), &public_url)),
+            ProviderKind::Sandbox => {
+                Arc::new(Sandbox::new(store.clone(), keys.clone(), &public_url))
+            }
         };
         let sandbox = serve.provider == ProviderKind::Sandbox;
-        let service = Arc::new(Service::new(store, provider, keys, ServiceSettings { kyc_ttl: serve.kyc_ttl }));
+        let service = Arc::new(Service::new(
+            store,
+            provider,
+            keys,
+            ServiceSettings {
+                kyc_ttl: serve.kyc_ttl,
+            },
+        ));
         let router = crate::http::router(service.clone(), sandbox);
-        Ok(Self { listener, router, service, public_url, expiry_interval: serve.expiry_interval })
+        Ok(Self {
+            listener,
+            router,
+            service,
+            public_url,
+            expiry_interval: serve.expiry_interval,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn public_url(&self) -> &str {
@@ -137,9 +191,17 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(expire_periodically(self.service.clone(), self.expiry_interval));
-        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(expire_periodically(
+            self.service.clone(),
+            self.expiry_interval,
+        ));
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         sweeper.abort();
         result
     }

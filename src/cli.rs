@@ -109,10 +109,16 @@ pub fn run() -> ExitCode {
     init_logging(&cli.log);
     // A panic message may quote data; report only where it happened.
     std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         tracing::error!(location = %at, "panic");
     }));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("paycc: cannot start the async runtime: {e}");
@@ -130,7 +136,10 @@ pub fn run() -> ExitCode {
 
 fn init_logging(log: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&log.log).unwrap_or_else(|_| {
-        eprintln!("paycc: PAYCC_LOG {:?} is not a valid filter; using \"info\"", log.log);
+        eprintln!(
+            "paycc: PAYCC_LOG {:?} is not a valid filter; using \"info\"",
+            log.log
+        );
         tracing_subscriber::EnvFilter::new("info")
     });
     let builder = tracing_subscriber::fmt()
@@ -157,16 +166,24 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
             let service = app::admin_service(store)?;
             let (creds, json) = match cmd {
                 ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
-                ClientCommand::RotateSecret { client_id, json } => (service.rotate_client_secret(&client_id).await, json),
+                ClientCommand::RotateSecret { client_id, json } => {
+                    (service.rotate_client_secret(&client_id).await, json)
+                }
             };
             let creds = creds.map_err(admin_error)?;
             emit(json, &creds, || {
-                format!("clientId:     {}\nclientSecret: {}\n(the secret is shown only this once)", creds.client_id, creds.client_secret)
+                format!(
+                    "clientId:     {}\nclientSecret: {}\n(the secret is shown only this once)",
+                    creds.client_id, creds.client_secret
+                )
             })
         }
         Command::Merchant(cmd) => merchant_command(app::admin_service(store)?, cmd).await,
         Command::Kyc(KycCommand::Show { kid, json }) => {
-            let summary = app::admin_service(store)?.kyc_summary(kid.trim()).await.map_err(admin_error)?;
+            let summary = app::admin_service(store)?
+                .kyc_summary(kid.trim())
+                .await
+                .map_err(admin_error)?;
             emit(json, &summary, || {
                 serde_json::to_string_pretty(&summary).expect("a summary serialises")
             })
@@ -176,14 +193,28 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
 
 async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result<(), StartError> {
     match cmd {
-        MerchantCommand::Create { client_id, name, code, json } => {
-            let code = service.create_merchant(&client_id, &name, code.as_deref()).await.map_err(admin_error)?;
+        MerchantCommand::Create {
+            client_id,
+            name,
+            code,
+            json,
+        } => {
+            let code = service
+                .create_merchant(&client_id, &name, code.as_deref())
+                .await
+                .map_err(admin_error)?;
             #[derive(Serialize)]
             #[serde(rename_all = "camelCase")]
             struct Created<'a> {
                 merchant_code: &'a str,
             }
-            emit(json, &Created { merchant_code: &code }, || format!("merchantCode: {code}"))
+            emit(
+                json,
+                &Created {
+                    merchant_code: &code,
+                },
+                || format!("merchantCode: {code}"),
+            )
         }
         MerchantCommand::List { json } => {
             let merchants = service.list_merchants().await.map_err(admin_error)?;
@@ -197,32 +228,59 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
             }
             let rows: Vec<Row> = merchants
                 .iter()
-                .map(|m| Row { merchant_code: &m.code, name: &m.name, client_id: &m.client_id, active: m.active })
+                .map(|m| Row {
+                    merchant_code: &m.code,
+                    name: &m.name,
+                    client_id: &m.client_id,
+                    active: m.active,
+                })
                 .collect();
             emit(json, &rows, || {
-                let mut out = format!("{:<20}  {:<8}  {:<16}  NAME", "MERCHANT", "ACTIVE", "CLIENT");
+                let mut out = format!(
+                    "{:<20}  {:<8}  {:<16}  NAME",
+                    "MERCHANT", "ACTIVE", "CLIENT"
+                );
                 for r in &rows {
-                    out.push_str(&format!("\n{:<20}  {:<8}  {:<16}  {}", r.merchant_code, if r.active { "yes" } else { "no" }, r.client_id, r.name));
+                    out.push_str(&format!(
+                        "\n{:<20}  {:<8}  {:<16}  {}",
+                        r.merchant_code,
+                        if r.active { "yes" } else { "no" },
+                        r.client_id,
+                        r.name
+                    ));
                 }
                 out
             })
         }
         MerchantCommand::Deactivate { code } => {
-            service.set_merchant_active(&code, false).await.map_err(admin_error)?;
+            service
+                .set_merchant_active(&code, false)
+                .await
+                .map_err(admin_error)?;
             println!("merchant {code} deactivated");
             Ok(())
         }
         MerchantCommand::Activate { code } => {
-            service.set_merchant_active(&code, true).await.map_err(admin_error)?;
+            service
+                .set_merchant_active(&code, true)
+                .await
+                .map_err(admin_error)?;
             println!("merchant {code} activated");
             Ok(())
         }
     }
 }
 
-fn emit<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> Result<(), StartError> {
+fn emit<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce() -> String,
+) -> Result<(), StartError> {
     if json {
-        println!("{}", serde_json::to_string(value).expect("command output serialises"));
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("command output serialises")
+        );
     } else {
         println!("{}", text());
     }
@@ -241,7 +299,9 @@ async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(
     let server = Server::bind(store, serve).await?;
     let service = server.service();
     let base = server.public_url().to_owned();
-    if service.provider_name() == crate::provider::sandbox::NAME && service.is_empty().await.map_err(admin_error)? {
+    if service.provider_name() == crate::provider::sandbox::NAME
+        && service.is_empty().await.map_err(admin_error)?
+    {
         print_demo(&service, &base).await?;
     }
     tracing::info!(addr = %server.local_addr(), public_url = %base, provider = service.provider_name(), "paycc listening");
@@ -254,7 +314,10 @@ async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(
 
 /// On a fresh sandbox install: a demo client and merchant, and a curl that works as is.
 async fn print_demo(service: &Service, base: &str) -> Result<(), StartError> {
-    let creds = service.create_client("Demo partner").await.map_err(admin_error)?;
+    let creds = service
+        .create_client("Demo partner")
+        .await
+        .map_err(admin_error)?;
     let code = service
         .create_merchant(&creds.client_id, "Demo merchant", None)
         .await

@@ -16,12 +16,22 @@ pub struct StoreSettings {
 
     /// Data keys, `ID:BASE64` (32 bytes each), comma-separated, the first one sealing new
     /// values. Without it a development key is generated beside the SQLite file.
-    #[arg(long = "encryption-key", env = "PAYCC_ENCRYPTION_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long = "encryption-key",
+        env = "PAYCC_ENCRYPTION_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub encryption_key: Option<String>,
 
     /// Base64 key (≥ 32 bytes) for lookup hashes and API-secret hashes; derived from the
     /// first data key when unset. Set it before rotating data keys.
-    #[arg(long = "hash-key", env = "PAYCC_HASH_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long = "hash-key",
+        env = "PAYCC_HASH_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub hash_key: Option<String>,
 
     /// SQLite reader threads (default: one per core).
@@ -45,7 +55,9 @@ fn parse_database(raw: &str) -> Result<Database, String> {
         .unwrap_or(raw);
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() || path.contains("://") {
-        return Err(format!("expected sqlite://PATH or a file path, got {raw:?}"));
+        return Err(format!(
+            "expected sqlite://PATH or a file path, got {raw:?}"
+        ));
     }
     Ok(Database::Sqlite(PathBuf::from(path)))
 }
@@ -106,7 +118,9 @@ pub struct LogSettings {
 
 impl ServeSettings {
     pub fn public_url(&self, bound: SocketAddr) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"))
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
     }
 }
 
@@ -115,7 +129,11 @@ fn parse_public_url(raw: &str) -> Result<String, String> {
     let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
         && trimmed.len() > "https://".len()
         && !trimmed.contains(['?', '#', ' ']);
-    if ok { Ok(trimmed.to_owned()) } else { Err("expected an http(s) base URL without query".into()) }
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err("expected an http(s) base URL without query".into())
+    }
 }
 
 /// `90s`, `15m`, `24h`, `10d`.
@@ -123,13 +141,19 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("expected a duration like 30s, 15m, 24h or 10d, got {raw:?}"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s, 15m, 24h or 10d, got {raw:?}"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86_400,
-        _ => return Err(format!("expected a duration unit s, m, h or d, got {raw:?}")),
+        _ => {
+            return Err(format!(
+                "expected a duration unit s, m, h or d, got {raw:?}"
+            ));
+        }
     };
     if secs == 0 {
         return Err("a duration must be positive".into());
@@ -152,8 +176,14 @@ mod tests {
 
     #[test]
     fn databases() {
-        assert_eq!(parse_database("sqlite://data/x.db"), Ok(Database::Sqlite("data/x.db".into())));
-        assert_eq!(parse_database("/tmp/x.db"), Ok(Database::Sqlite("/tmp/x.db".into())));
+        assert_eq!(
+            parse_database("sqlite://data/x.db"),
+            Ok(Database::Sqlite("data/x.db".into()))
+        );
+        assert_eq!(
+            parse_database("/tmp/x.db"),
+            Ok(Database::Sqlite("/tmp/x.db".into()))
+        );
         assert!(parse_database("postgres://h/db").is_err());
         assert!(parse_database("mysql://h/db").is_err());
     }

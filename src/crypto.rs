@@ -63,20 +63,39 @@ impl Keyring {
     pub fn from_config(encryption: &str, hash_key: Option<&str>) -> Result<Self, CryptoError> {
         let mut keys = Vec::new();
         let mut first_raw = None;
-        for spec in encryption.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for spec in encryption
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let (id, b64) = spec.split_once(':').unwrap_or(("", spec));
             let raw = decode_key(id, b64)?;
             if raw.len() != 32 {
-                return Err(CryptoError::BadKey(id.into(), "must decode to exactly 32 bytes"));
+                return Err(CryptoError::BadKey(
+                    id.into(),
+                    "must decode to exactly 32 bytes",
+                ));
             }
-            let id = if id.is_empty() { fingerprint(&raw) } else { id.to_owned() };
+            let id = if id.is_empty() {
+                fingerprint(&raw)
+            } else {
+                id.to_owned()
+            };
             let id_ok = id.len() <= 32
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !id_ok {
-                return Err(CryptoError::BadKey(id, "id must be 1-32 letters, digits, '-' or '_'"));
+                return Err(CryptoError::BadKey(
+                    id,
+                    "id must be 1-32 letters, digits, '-' or '_'",
+                ));
             }
             let key = Key::<Aes256Gcm>::try_from(raw.as_slice()).expect("length checked above");
-            keys.push(DataKey { cipher: Aes256Gcm::new(&key), id });
+            keys.push(DataKey {
+                cipher: Aes256Gcm::new(&key),
+                id,
+            });
             first_raw.get_or_insert(raw);
         }
         let first_raw = first_raw.ok_or(CryptoError::BadKey("(none)".into(), "no key given"))?;
@@ -84,7 +103,10 @@ impl Keyring {
             Some(b64) => {
                 let raw = decode_key("hash", b64)?;
                 if raw.len() < 32 {
-                    return Err(CryptoError::BadKey("hash".into(), "must be at least 32 bytes"));
+                    return Err(CryptoError::BadKey(
+                        "hash".into(),
+                        "must be at least 32 bytes",
+                    ));
                 }
                 raw
             }
@@ -114,7 +136,13 @@ impl Keyring {
         let nonce = Nonce::generate();
         let ct = key
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + key.id.len() + nonce.len() + ct.len());
         out.push(key.id.len() as u8);
@@ -139,7 +167,13 @@ impl Keyring {
             .ok_or_else(|| CryptoError::UnknownKeyId(String::from_utf8_lossy(id).into_owned()))?;
         let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Truncated)?;
         key.cipher
-            .decrypt(&nonce, Payload { msg: ct, aad: context.as_bytes() })
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Unauthentic)
     }
 
@@ -224,7 +258,9 @@ pub fn random_alnum(n: usize) -> String {
 pub fn random_digits(n: usize) -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
-    (0..n).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
+    (0..n)
+        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+        .collect()
 }
 
 /// A new API secret: 256 random bits, URL-safe.
@@ -249,7 +285,10 @@ mod tests {
         let sealed = k.seal("customer", b"ENGPK1234L");
         assert!(!sealed.windows(10).any(|w| w == b"ENGPK1234L"));
         assert_eq!(k.open("customer", &sealed).unwrap(), b"ENGPK1234L");
-        assert!(matches!(k.open("kyc", &sealed), Err(CryptoError::Unauthentic)));
+        assert!(matches!(
+            k.open("kyc", &sealed),
+            Err(CryptoError::Unauthentic)
+        ));
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(k.open("customer", &tampered).is_err());

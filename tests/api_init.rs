@@ -12,7 +12,13 @@ async fn init_returns_kid_and_journey_url_in_published_key_order() {
     let app = TestApp::spawn().await;
     let r = app.init(&app.init_body()).await;
     assert_eq!(r.status, 200);
-    assert!(r.text.starts_with(r#"{"code":"0x0200","message":"Request Init","status":"SUCCESS","data":{"url":""#), "{}", r.text);
+    assert!(
+        r.text.starts_with(
+            r#"{"code":"0x0200","message":"Request Init","status":"SUCCESS","data":{"url":""#
+        ),
+        "{}",
+        r.text
+    );
     let kid = r.json["data"]["kid"].as_str().unwrap();
     assert!(is_kid(kid), "{kid}");
     let url = r.json["data"]["url"].as_str().unwrap();
@@ -43,7 +49,10 @@ async fn each_missing_field_is_named() {
         let mut body = app.init_body();
         body.as_object_mut().unwrap().remove(field);
         let r = app.init(&body).await;
-        assert_eq!((r.status, r.json["message"].as_str().unwrap()), (400, format!("The {field} field is required.").as_str()));
+        assert_eq!(
+            (r.status, r.json["message"].as_str().unwrap()),
+            (400, format!("The {field} field is required.").as_str())
+        );
     }
 }
 
@@ -60,21 +69,73 @@ async fn every_missing_field_is_listed_and_the_first_named() {
 async fn each_invalid_field_is_refused_with_its_reason() {
     let app = TestApp::spawn().await;
     let cases: &[(&str, Value, &str)] = &[
-        ("pan", json!("ENGCK1234L"), "The pan field must be an individual's PAN (4th letter P)."),
-        ("pan", json!("ENGP1234KL"), "The pan field must be 5 letters, 4 digits and a letter (e.g. ABCPE1234F)."),
-        ("pan", json!("ENGPK1234LXX"), "The pan field may not be longer than 11 characters."),
+        (
+            "pan",
+            json!("ENGCK1234L"),
+            "The pan field must be an individual's PAN (4th letter P).",
+        ),
+        (
+            "pan",
+            json!("ENGP1234KL"),
+            "The pan field must be 5 letters, 4 digits and a letter (e.g. ABCPE1234F).",
+        ),
+        (
+            "pan",
+            json!("ENGPK1234LXX"),
+            "The pan field may not be longer than 11 characters.",
+        ),
         ("pan", json!(12345), "The pan field must be a string."),
-        ("name", json!("R2-D2"), "The name field may contain only letters, spaces, dots, apostrophes and hyphens."),
-        ("name", json!("a".repeat(201)), "The name field may not be longer than 200 characters."),
-        ("name", json!(["Sanjay"]), "The name field must be a string."),
-        ("email", json!("sanjay.example.com"), "The email field must be a valid email address."),
-        ("email", json!("a b@example.com"), "The email field must be a valid email address."),
-        ("mobile", json!("5393712345"), "The mobile field must be a 10-digit Indian mobile number starting with 6-9."),
-        ("mobile", json!("63937"), "The mobile field must be a 10-digit Indian mobile number starting with 6-9."),
+        (
+            "name",
+            json!("R2-D2"),
+            "The name field may contain only letters, spaces, dots, apostrophes and hyphens.",
+        ),
+        (
+            "name",
+            json!("a".repeat(201)),
+            "The name field may not be longer than 200 characters.",
+        ),
+        (
+            "name",
+            json!(["Sanjay"]),
+            "The name field must be a string.",
+        ),
+        (
+            "email",
+            json!("sanjay.example.com"),
+            "The email field must be a valid email address.",
+        ),
+        (
+            "email",
+            json!("a b@example.com"),
+            "The email field must be a valid email address.",
+        ),
+        (
+            "mobile",
+            json!("5393712345"),
+            "The mobile field must be a 10-digit Indian mobile number starting with 6-9.",
+        ),
+        (
+            "mobile",
+            json!("63937"),
+            "The mobile field must be a 10-digit Indian mobile number starting with 6-9.",
+        ),
         ("mobile", json!(true), "The mobile field must be a string."),
-        ("merchantCode", json!("MID 693"), "The merchantCode field must be at most 20 letters, digits, '_' or '-'."),
-        ("merchantCode", json!("M".repeat(21)), "The merchantCode field may not be longer than 20 characters."),
-        ("redirectUrl", json!("ftp://example.com/x"), "The redirectUrl field must be an http or https URL of at most 300 characters."),
+        (
+            "merchantCode",
+            json!("MID 693"),
+            "The merchantCode field must be at most 20 letters, digits, '_' or '-'.",
+        ),
+        (
+            "merchantCode",
+            json!("M".repeat(21)),
+            "The merchantCode field may not be longer than 20 characters.",
+        ),
+        (
+            "redirectUrl",
+            json!("ftp://example.com/x"),
+            "The redirectUrl field must be an http or https URL of at most 300 characters.",
+        ),
     ];
     for (field, value, why) in cases {
         let mut body = app.init_body();
@@ -98,7 +159,10 @@ async fn lenient_forms_are_normalised_and_accepted() {
         ("mobile", json!("06393712345")),
         ("name", json!("  संजय   कुमार ")),
         ("email", json!("Sanjay@Example.COM")),
-        ("redirectUrl", json!("https://shop.example/kyc/done?order=9")),
+        (
+            "redirectUrl",
+            json!("https://shop.example/kyc/done?order=9"),
+        ),
     ] {
         let mut body = app.init_body();
         body[field] = value;
@@ -120,7 +184,10 @@ async fn extra_fields_are_ignored_and_aadhaar_never_stored() {
     let wal = std::fs::read(app.dir.path().join("paycc.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
         for needle in ["234567890123", PAN, MOBILE, EMAIL, NAME] {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} is stored in plain text");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} is stored in plain text"
+            );
         }
     }
 }
@@ -128,8 +195,15 @@ async fn extra_fields_are_ignored_and_aadhaar_never_stored() {
 #[tokio::test]
 async fn body_is_read_whatever_the_content_type() {
     let app = TestApp::spawn().await;
-    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
-        let mut req = app.http.post(format!("{}{INIT}", app.base)).header("Authorization", app.auth());
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut req = app
+            .http
+            .post(format!("{}{INIT}", app.base))
+            .header("Authorization", app.auth());
         if let Some(ct) = content_type {
             req = req.header("Content-Type", ct);
         }
@@ -144,23 +218,58 @@ const UNAUTHORIZED: &str = r#"{"code":"0x0201","status":"UNAUTHORIZED","message"
 async fn every_authentication_failure_is_401_with_a_challenge() {
     let app = TestApp::spawn().await;
     let cases: Vec<(Option<String>, &str)> = vec![
-        (None, "Authorization header is required (HTTP Basic with your clientId and clientSecret)."),
-        (Some(format!("Bearer {}", app.secret)), "Authorization must use the Basic scheme."),
-        (Some("Basic !!!not-base64!!!".into()), "Authorization header is not valid Basic credentials."),
-        (Some("Basic Og==".into()), "Authorization header is not valid Basic credentials."),
-        (Some(format!("Basic {}", base64_of("no-colon-here"))), "Authorization header is not valid Basic credentials."),
-        (Some(basic("PCCNOSUCHCLIENT00", &app.secret)), "Invalid client credentials."),
-        (Some(basic(&app.client_id, "pcsk_wrong")), "Invalid client credentials."),
+        (
+            None,
+            "Authorization header is required (HTTP Basic with your clientId and clientSecret).",
+        ),
+        (
+            Some(format!("Bearer {}", app.secret)),
+            "Authorization must use the Basic scheme.",
+        ),
+        (
+            Some("Basic !!!not-base64!!!".into()),
+            "Authorization header is not valid Basic credentials.",
+        ),
+        (
+            Some("Basic Og==".into()),
+            "Authorization header is not valid Basic credentials.",
+        ),
+        (
+            Some(format!("Basic {}", base64_of("no-colon-here"))),
+            "Authorization header is not valid Basic credentials.",
+        ),
+        (
+            Some(basic("PCCNOSUCHCLIENT00", &app.secret)),
+            "Invalid client credentials.",
+        ),
+        (
+            Some(basic(&app.client_id, "pcsk_wrong")),
+            "Invalid client credentials.",
+        ),
     ];
     for (header, message) in cases {
-        let r = app.send(reqwest::Method::POST, INIT, Some(app.init_body().to_string()), header.as_deref()).await;
+        let r = app
+            .send(
+                reqwest::Method::POST,
+                INIT,
+                Some(app.init_body().to_string()),
+                header.as_deref(),
+            )
+            .await;
         r.assert_exact(401, &format!(r#"{UNAUTHORIZED}"{message}"}}"#));
         assert_eq!(r.header("www-authenticate"), Some(r#"Basic realm="paycc""#));
         assert!(!r.text.contains(&app.secret));
     }
     // The scheme name is case-insensitive.
     let lower = app.auth().replacen("Basic", "basic", 1);
-    let r = app.send(reqwest::Method::POST, INIT, Some(app.init_body().to_string()), Some(&lower)).await;
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            INIT,
+            Some(app.init_body().to_string()),
+            Some(&lower),
+        )
+        .await;
     assert_eq!(r.status, 200);
 }
 
@@ -180,9 +289,17 @@ async fn foreign_unknown_and_inactive_merchants_are_403() {
         body["merchantCode"] = json!(code);
         app.init(&body).await.assert_exact(403, FORBIDDEN);
     }
-    app.service.set_merchant_active(&app.merchant, false).await.unwrap();
-    app.init(&app.init_body()).await.assert_exact(403, FORBIDDEN);
-    app.service.set_merchant_active(&app.merchant, true).await.unwrap();
+    app.service
+        .set_merchant_active(&app.merchant, false)
+        .await
+        .unwrap();
+    app.init(&app.init_body())
+        .await
+        .assert_exact(403, FORBIDDEN);
+    app.service
+        .set_merchant_active(&app.merchant, true)
+        .await
+        .unwrap();
     assert_eq!(app.init(&app.init_body()).await.status, 200);
 }
 

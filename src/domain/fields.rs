@@ -68,12 +68,19 @@ impl PersonName {
     pub fn parse(raw: &str) -> Result<Self, Refusal> {
         let folded = raw.split_whitespace().collect::<Vec<_>>().join(" ");
         if folded.chars().count() > Self::MAX_LEN {
-            return Err(Refusal("The name field may not be longer than 200 characters."));
+            return Err(Refusal(
+                "The name field may not be longer than 200 characters.",
+            ));
         }
-        let allowed = |c: char| c.is_alphabetic() || c == ' ' || c == '.' || c == '\'' || c == '-'
+        let allowed = |c: char| {
+            c.is_alphabetic() || c == ' ' || c == '.' || c == '\'' || c == '-'
             // Indic scripts write vowel signs and viramas as combining marks.
-            || is_combining_mark(c);
-        if folded.is_empty() || !folded.chars().all(allowed) || !folded.chars().any(char::is_alphabetic) {
+            || is_combining_mark(c)
+        };
+        if folded.is_empty()
+            || !folded.chars().all(allowed)
+            || !folded.chars().any(char::is_alphabetic)
+        {
             return Err(Refusal(
                 "The name field may contain only letters, spaces, dots, apostrophes and hyphens.",
             ));
@@ -114,7 +121,9 @@ impl Email {
         const BAD: Refusal = Refusal("The email field must be a valid email address.");
         let value = raw.trim();
         if value.chars().count() > Self::MAX_LEN {
-            return Err(Refusal("The email field may not be longer than 200 characters."));
+            return Err(Refusal(
+                "The email field may not be longer than 200 characters.",
+            ));
         }
         let (local, domain) = value.split_once('@').ok_or(BAD)?;
         let domain_ok = !domain.contains('@')
@@ -195,8 +204,9 @@ impl RedirectUrl {
     pub const MAX_LEN: usize = 300;
 
     pub fn parse(raw: &str) -> Result<Self, Refusal> {
-        const BAD: Refusal =
-            Refusal("The redirectUrl field must be an http or https URL of at most 300 characters.");
+        const BAD: Refusal = Refusal(
+            "The redirectUrl field must be an http or https URL of at most 300 characters.",
+        );
         let value = raw.trim();
         let rest = value
             .strip_prefix("https://")
@@ -247,7 +257,12 @@ mod tests {
 
     #[test]
     fn mobile_prefixes() {
-        for raw in ["9876543210", "+91 98765-43210", "919876543210", "09876543210"] {
+        for raw in [
+            "9876543210",
+            "+91 98765-43210",
+            "919876543210",
+            "09876543210",
+        ] {
             assert_eq!(Mobile::parse(raw).unwrap().as_str(), "9876543210", "{raw}");
         }
         assert_eq!(Mobile::parse("9198765432").unwrap().as_str(), "9198765432");
@@ -270,7 +285,10 @@ mod tests {
 
     #[test]
     fn email_lowercases_domain_only() {
-        assert_eq!(Email::parse("Ku.Mar@Example.COM").unwrap().as_str(), "Ku.Mar@example.com");
+        assert_eq!(
+            Email::parse("Ku.Mar@Example.COM").unwrap().as_str(),
+            "Ku.Mar@example.com"
+        );
         for bad in ["a@b", "@b.com", "a b@c.com", "a@@b.com", "a@b..com"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

@@ -28,12 +28,16 @@ pub fn is_kid(s: &str) -> bool {
     b.len() == 32
         && b.starts_with(b"KID")
         && b[3..18].iter().all(u8::is_ascii_digit)
-        && b[18..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && b[18..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// Whether `s` is a customer id: 12 upper-case letters/digits.
 pub fn is_cust_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    s.len() == 12
+        && s.bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -43,7 +47,11 @@ mod tests {
 
     #[test]
     fn kid_has_ist_stamp() {
-        let kid = provider_style_id("KID", datetime!(2024-11-24 17:57:27.512 UTC), "Q2Z5XKW1YB9TAB");
+        let kid = provider_style_id(
+            "KID",
+            datetime!(2024-11-24 17:57:27.512 UTC),
+            "Q2Z5XKW1YB9TAB",
+        );
         assert_eq!(kid, "KID241124232727512Q2Z5XKW1YB9TAB");
         assert!(is_kid(&kid));
         assert!(!is_kid("KID24112423272751"));

@@ -88,8 +88,14 @@ mod tests {
 
     #[test]
     fn masks_keep_only_last_four() {
-        assert_eq!(mask_aadhaar("2345 6789 0339").as_deref(), Some("xxxxxxxx0339"));
-        assert_eq!(mask_aadhaar("xxxxxxxx0339").as_deref(), Some("xxxxxxxx0339"));
+        assert_eq!(
+            mask_aadhaar("2345 6789 0339").as_deref(),
+            Some("xxxxxxxx0339")
+        );
+        assert_eq!(
+            mask_aadhaar("xxxxxxxx0339").as_deref(),
+            Some("xxxxxxxx0339")
+        );
         assert_eq!(mask_aadhaar("12"), None);
     }
 }

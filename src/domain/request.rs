@@ -122,7 +122,8 @@ impl Fields {
         let text = self.text(name, raw, required, numbers)?;
         // Checked on the trimmed text, before any normalisation could shorten it.
         if text.trim().chars().count() > max_len {
-            self.problems.push(Problem::Invalid(name, Refusal(too_long(name))));
+            self.problems
+                .push(Problem::Invalid(name, Refusal(too_long(name))));
             return None;
         }
         parser(&text)
@@ -153,8 +154,22 @@ impl InitKyc {
     pub fn parse(raw: RawInitKyc) -> Result<Self, Vec<Problem>> {
         let mut f = Fields::default();
         let pan = f.parse("pan", raw.pan, true, false, Pan::MAX_LEN, Pan::parse);
-        let name = f.parse("name", raw.name, true, false, PersonName::MAX_LEN, PersonName::parse);
-        let email = f.parse("email", raw.email, true, false, Email::MAX_LEN, Email::parse);
+        let name = f.parse(
+            "name",
+            raw.name,
+            true,
+            false,
+            PersonName::MAX_LEN,
+            PersonName::parse,
+        );
+        let email = f.parse(
+            "email",
+            raw.email,
+            true,
+            false,
+            Email::MAX_LEN,
+            Email::parse,
+        );
         // "+91 98765 43210" is longer than 10 but legitimate; the parser bounds it.
         let mobile = f.parse("mobile", raw.mobile, true, true, 16, Mobile::parse);
         let merchant_code = f.parse(
@@ -264,12 +279,18 @@ mod tests {
             mobile: t(""),
             pan: None,
         };
-        assert_eq!(CustomerQuery::parse(q).unwrap_err(), vec![Problem::Missing("mobile")]);
+        assert_eq!(
+            CustomerQuery::parse(q).unwrap_err(),
+            vec![Problem::Missing("mobile")]
+        );
         let q = RawCustomerQuery {
             merchant_code: t("MID1"),
             mobile: None,
             pan: t("engpk1234l"),
         };
-        assert!(matches!(CustomerQuery::parse(q).unwrap().key, CustomerKey::Pan(_)));
+        assert!(matches!(
+            CustomerQuery::parse(q).unwrap().key,
+            CustomerKey::Pan(_)
+        ));
     }
 }

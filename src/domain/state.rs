@@ -76,7 +76,10 @@ impl KycState {
 
     /// The states from which `next` may be reached, for a guarded update in the store.
     pub fn predecessors(next: KycState) -> Vec<KycState> {
-        Self::ALL.into_iter().filter(|s| s.can_move_to(next)).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.can_move_to(next))
+            .collect()
     }
 
     pub fn verdict(self) -> Verdict {

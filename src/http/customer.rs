@@ -33,7 +33,11 @@ struct CustomerData<'a> {
     kyc_url: Option<&'a str>,
 }
 
-pub async fn check(State(state): State<AppState>, Caller(client): Caller, body: JsonObject) -> Result<Response, ApiError> {
+pub async fn check(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
     let raw = RawCustomerQuery {
         merchant_code: body.field("merchantCode"),
         mobile: body.field("mobile"),

@@ -61,17 +61,35 @@ pub type ApiError = Envelope<()>;
 
 impl<T: Serialize> Envelope<T> {
     pub fn success(message: &str, data: T) -> Self {
-        Self { http: StatusCode::OK, code: Code::Success, message: message.into(), errors: None, data: Some(data) }
+        Self {
+            http: StatusCode::OK,
+            code: Code::Success,
+            message: message.into(),
+            errors: None,
+            data: Some(data),
+        }
     }
 
     pub fn with_data(http: StatusCode, code: Code, message: &str, data: T) -> Self {
-        Self { http, code, message: message.into(), errors: None, data: Some(data) }
+        Self {
+            http,
+            code,
+            message: message.into(),
+            errors: None,
+            data: Some(data),
+        }
     }
 }
 
 impl ApiError {
     pub fn new(http: StatusCode, code: Code, message: impl Into<String>) -> Self {
-        Self { http, code, message: message.into(), errors: None, data: None }
+        Self {
+            http,
+            code,
+            message: message.into(),
+            errors: None,
+            data: None,
+        }
     }
 }
 
@@ -113,11 +131,17 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
         let body = serde_json::to_vec(&self).expect("envelopes serialise");
         let mut res = (self.http, body).into_response();
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         // Answers carry identity data: nothing in between may keep them.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.code == Code::Unauthorized {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"paycc\""));
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"paycc\""),
+            );
         }
         res.extensions_mut().insert(self.code);
         res
@@ -135,9 +159,13 @@ impl From<ServiceError> for ApiError {
                 StatusCode::UNAUTHORIZED,
                 Unauthorized,
                 match why {
-                    AuthFailure::Missing => "Authorization header is required (HTTP Basic with your clientId and clientSecret).",
+                    AuthFailure::Missing => {
+                        "Authorization header is required (HTTP Basic with your clientId and clientSecret)."
+                    }
                     AuthFailure::NotBasic => "Authorization must use the Basic scheme.",
-                    AuthFailure::Malformed => "Authorization header is not valid Basic credentials.",
+                    AuthFailure::Malformed => {
+                        "Authorization header is not valid Basic credentials."
+                    }
                     AuthFailure::BadCredentials => "Invalid client credentials.",
                 },
             ),
@@ -148,7 +176,9 @@ impl From<ServiceError> for ApiError {
             ),
             ServiceError::NotFound(msg) => ApiError::new(StatusCode::NOT_FOUND, Failure, msg),
             ServiceError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, Failure, msg),
-            ServiceError::Refused(msg) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Failure, msg),
+            ServiceError::Refused(msg) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Failure, msg)
+            }
             ServiceError::ProviderTimeout => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 ConnectionTimeout,
@@ -156,15 +186,27 @@ impl From<ServiceError> for ApiError {
             ),
             ServiceError::Provider(detail) => {
                 tracing::warn!(error = %detail, "provider call failed");
-                ApiError::new(StatusCode::BAD_GATEWAY, SomethingWentWrong, "The KYC provider could not handle the request. Please try again.")
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    SomethingWentWrong,
+                    "The KYC provider could not handle the request. Please try again.",
+                )
             }
             ServiceError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "storage unavailable");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, SomethingWentWrong, "The service is temporarily unavailable. Please try again.")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    SomethingWentWrong,
+                    "The service is temporarily unavailable. Please try again.",
+                )
             }
             ServiceError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, SomethingWentWrong, MSG_WENT_WRONG)
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    SomethingWentWrong,
+                    MSG_WENT_WRONG,
+                )
             }
         }
     }
@@ -187,9 +229,27 @@ fn validation(problems: &[Problem]) -> ApiError {
     }
     let missing = problems.iter().find(|p| matches!(p, Problem::Missing(_)));
     let (http, code, message) = match (missing, problems.first()) {
-        (Some(p), _) => (StatusCode::BAD_REQUEST, Code::MissingParameter, format!("The {} field is required.", p.field())),
-        (None, Some(p)) => (StatusCode::UNPROCESSABLE_ENTITY, Code::Failure, format!("The {} field is invalid.", p.field())),
-        (None, None) => (StatusCode::UNPROCESSABLE_ENTITY, Code::Failure, "The request is invalid.".into()),
+        (Some(p), _) => (
+            StatusCode::BAD_REQUEST,
+            Code::MissingParameter,
+            format!("The {} field is required.", p.field()),
+        ),
+        (None, Some(p)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::Failure,
+            format!("The {} field is invalid.", p.field()),
+        ),
+        (None, None) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::Failure,
+            "The request is invalid.".into(),
+        ),
     };
-    ApiError { http, code, message, errors: Some(errors), data: None }
+    ApiError {
+        http,
+        code,
+        message,
+        errors: Some(errors),
+        data: None,
+    }
 }

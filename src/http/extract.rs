@@ -32,19 +32,25 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|e| {
-            let too_big = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_big {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Code::Failure,
-                    format!("The request body is larger than {BODY_LIMIT} bytes."),
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, Code::MissingParameter, "The request body could not be read.")
-            }
-        })?;
+        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|e| {
+                let too_big = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if too_big {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        Code::Failure,
+                        format!("The request body is larger than {BODY_LIMIT} bytes."),
+                    )
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        Code::MissingParameter,
+                        "The request body could not be read.",
+                    )
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Map::new()));
         }
@@ -71,7 +77,10 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| refuse(AuthFailure::Missing))?;
-        let value = value.to_str().map_err(|_| refuse(AuthFailure::Malformed))?.trim();
+        let value = value
+            .to_str()
+            .map_err(|_| refuse(AuthFailure::Malformed))?
+            .trim();
         let (scheme, encoded) = value.split_once(' ').unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("basic") {
             return Err(refuse(AuthFailure::NotBasic));
@@ -81,7 +90,9 @@ impl FromRequestParts<AppState> for Caller {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| refuse(AuthFailure::Malformed))?;
-        let (client_id, secret) = decoded.split_once(':').ok_or_else(|| refuse(AuthFailure::Malformed))?;
+        let (client_id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(|| refuse(AuthFailure::Malformed))?;
         if client_id.is_empty() || secret.is_empty() {
             return Err(refuse(AuthFailure::Malformed));
         }

@@ -18,7 +18,11 @@ struct InitData {
     kid: String,
 }
 
-pub async fn init(State(state): State<AppState>, Caller(client): Caller, body: JsonObject) -> Result<Response, ApiError> {
+pub async fn init(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
     let raw = RawInitKyc {
         pan: body.field("pan"),
         name: body.field("name"),
@@ -29,7 +33,14 @@ pub async fn init(State(state): State<AppState>, Caller(client): Caller, body: J
     };
     let req = InitKyc::parse(raw).map_err(ServiceError::Invalid)?;
     let reply = state.service.init_kyc(&client, req).await?;
-    Ok(Envelope::success("Request Init", InitData { url: reply.url, kid: reply.kid }).into_response())
+    Ok(Envelope::success(
+        "Request Init",
+        InitData {
+            url: reply.url,
+            kid: reply.kid,
+        },
+    )
+    .into_response())
 }
 
 #[derive(Serialize)]
@@ -66,7 +77,11 @@ struct EndedData<'a> {
 }
 
 /// The body, if any, is ignored: raw cURL clients send one with GET.
-pub async fn status(State(state): State<AppState>, Caller(client): Caller, kid: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+pub async fn status(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    kid: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     let status = state.service.kyc_status(&client, &path_kid(kid)).await?;
     Ok(status_response(&status))
 }
@@ -78,23 +93,45 @@ pub(super) fn path_kid(kid: Result<Path<String>, PathRejection>) -> String {
 
 pub(super) fn status_response(status: &KycStatus) -> Response {
     match status {
-        KycStatus::Approved { kid, identity, cust_id } => Envelope::success(
+        KycStatus::Approved {
+            kid,
+            identity,
+            cust_id,
+        } => Envelope::success(
             "Record fetched successful.",
-            ApprovedData { kyc: KycView { id: kid, identity }, merchant_details: MerchantDetails { cust_id } },
+            ApprovedData {
+                kyc: KycView { id: kid, identity },
+                merchant_details: MerchantDetails { cust_id },
+            },
         )
         .into_response(),
-        KycStatus::Pending { kid, state } => {
-            Envelope::with_data(StatusCode::OK, Code::Pending, "Kyc is pending", PendingData { kid, state: state.as_str() })
-                .into_response()
-        }
+        KycStatus::Pending { kid, state } => Envelope::with_data(
+            StatusCode::OK,
+            Code::Pending,
+            "Kyc is pending",
+            PendingData {
+                kid,
+                state: state.as_str(),
+            },
+        )
+        .into_response(),
         KycStatus::Ended { kid, state, reason } => {
             let message = match state.as_str() {
                 "rejected" => "Kyc rejected",
                 "expired" => "Kyc expired",
                 _ => "Kyc failed",
             };
-            Envelope::with_data(StatusCode::OK, Code::Failure, message, EndedData { kid, state: state.as_str(), reason })
-                .into_response()
+            Envelope::with_data(
+                StatusCode::OK,
+                Code::Failure,
+                message,
+                EndedData {
+                    kid,
+                    state: state.as_str(),
+                    reason,
+                },
+            )
+            .into_response()
         }
     }
 }

@@ -26,8 +26,14 @@ pub struct AppState {
 pub fn router(service: Arc<Service>, sandbox: bool) -> Router {
     let mut api = Router::new()
         .route("/v1/service/paycc/init/kyc", post(kyc::init))
-        .route("/v1/service/paycc/kyc/status/{kid}", get(kyc::status).post(kyc::status))
-        .route("/v1/service/paycc/customer", get(customer::check).post(customer::check));
+        .route(
+            "/v1/service/paycc/kyc/status/{kid}",
+            get(kyc::status).post(kyc::status),
+        )
+        .route(
+            "/v1/service/paycc/customer",
+            get(customer::check).post(customer::check),
+        );
     if sandbox {
         api = api.route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete));
     }

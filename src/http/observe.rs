@@ -21,7 +21,10 @@ struct Route(String);
 
 /// Inner layer (per route): remembers which template matched.
 pub async fn remember_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let mut res = next.run(req).await;
     if let Some(r) = route {
         res.extensions_mut().insert(Route(r));
@@ -39,11 +42,14 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .filter(|v| is_acceptable_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| crate::crypto::random_alnum(20));
-    let header_value = HeaderValue::from_str(&request_id).expect("checked or generated ids are visible ASCII");
-    req.headers_mut().insert(X_REQUEST_ID.clone(), header_value.clone());
+    let header_value =
+        HeaderValue::from_str(&request_id).expect("checked or generated ids are visible ASCII");
+    req.headers_mut()
+        .insert(X_REQUEST_ID.clone(), header_value.clone());
     let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %request_id);
-    let outcome = tokio::time::timeout(REQUEST_DEADLINE, next.run(req).instrument(span.clone())).await;
+    let outcome =
+        tokio::time::timeout(REQUEST_DEADLINE, next.run(req).instrument(span.clone())).await;
     let mut res = outcome.unwrap_or_else(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -53,7 +59,10 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .into_response()
     });
     res.headers_mut().insert(X_REQUEST_ID.clone(), header_value);
-    let route = res.extensions().get::<Route>().map_or("-", |r| r.0.as_str());
+    let route = res
+        .extensions()
+        .get::<Route>()
+        .map_or("-", |r| r.0.as_str());
     let code = res.extensions().get::<Code>().map_or("-", |c| c.as_str());
     span.in_scope(|| {
         tracing::info!(
@@ -70,13 +79,20 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
 
 /// Accept a caller's id only if it is short and plain, so it is safe to log and echo.
 fn is_acceptable_id(v: &str) -> bool {
-    (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// What a panicking handler answers; the payload is not looked at, it may hold anything.
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, Code::SomethingWentWrong, MSG_WENT_WRONG).into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Code::SomethingWentWrong,
+        MSG_WENT_WRONG,
+    )
+    .into_response()
 }
 
 pub async fn not_found() -> ApiError {
@@ -84,5 +100,9 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Failure, "This endpoint does not accept this HTTP method.")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::Failure,
+        "This endpoint does not accept this HTTP method.",
+    )
 }

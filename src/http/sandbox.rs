@@ -1,11 +1,11 @@
 //! `POST /v1/sandbox/kyc/{kid}/complete`: finish a sandbox KYC without a browser.
 
 use super::AppState;
+use super::envelope::ApiError;
 use super::extract::{Caller, JsonObject};
 use super::kyc::{path_kid, status_response};
-use super::envelope::ApiError;
-use crate::domain::request::{Problem, RawField};
 use crate::domain::fields::Refusal;
+use crate::domain::request::{Problem, RawField};
 use crate::provider::sandbox::Outcome;
 use crate::service::ServiceError;
 use axum::extract::rejection::PathRejection;
@@ -25,7 +25,10 @@ pub async fn complete(
         None => Err(Problem::Missing("outcome")),
         Some(RawField::Text(t)) => match Outcome::parse(t.trim()) {
             Some(o) => Ok(o),
-            None => Err(Problem::Invalid("outcome", Refusal("The outcome field must be approved, rejected, expired or pending."))),
+            None => Err(Problem::Invalid(
+                "outcome",
+                Refusal("The outcome field must be approved, rejected, expired or pending."),
+            )),
         },
         Some(_) => Err(Problem::NotText("outcome")),
     };
@@ -36,8 +39,14 @@ pub async fn complete(
             .parse::<u8>()
             .ok()
             .filter(|v| *v <= 100)
-            .ok_or(Problem::Invalid("faceMatch", Refusal("The faceMatch field must be a whole number from 0 to 100."))),
-        Some(RawField::Other) => Err(Problem::Invalid("faceMatch", Refusal("The faceMatch field must be a whole number from 0 to 100."))),
+            .ok_or(Problem::Invalid(
+                "faceMatch",
+                Refusal("The faceMatch field must be a whole number from 0 to 100."),
+            )),
+        Some(RawField::Other) => Err(Problem::Invalid(
+            "faceMatch",
+            Refusal("The faceMatch field must be a whole number from 0 to 100."),
+        )),
     };
     let (outcome, face_match) = match (outcome, face_match) {
         (Ok(o), Ok(f)) => (o, f),
@@ -46,6 +55,9 @@ pub async fn complete(
             return Err(ServiceError::Invalid(problems).into());
         }
     };
-    let status = state.service.sandbox_complete(&client, &path_kid(kid), outcome, face_match).await?;
+    let status = state
+        .service
+        .sandbox_complete(&client, &path_kid(kid), outcome, face_match)
+        .await?;
     Ok(status_response(&status))
 }

@@ -36,7 +36,11 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL and token let anyone into the journey: keep them out of logs.
-        write!(f, "Session {{ kid: {}, reference: {} }}", self.kid, self.reference)
+        write!(
+            f,
+            "Session {{ kid: {}, reference: {} }}",
+            self.kid, self.reference
+        )
     }
 }
 
@@ -74,5 +78,9 @@ pub trait KycProvider: Send + Sync + 'static {
     async fn create_session(&self, req: &SessionRequest) -> Result<Session, ProviderError>;
 
     /// The provider's current record of a request.
-    async fn fetch_result(&self, kid: &str, applicant: &Applicant) -> Result<ProviderResult, ProviderError>;
+    async fn fetch_result(
+        &self,
+        kid: &str,
+        applicant: &Applicant,
+    ) -> Result<ProviderResult, ProviderError>;
 }

@@ -59,7 +59,11 @@ impl Outcome {
 
 impl Sandbox {
     pub fn new(store: Arc<dyn Store>, keys: Arc<Keyring>, public_url: &str) -> Self {
-        Self { store, keys, public_url: public_url.trim_end_matches('/').to_owned() }
+        Self {
+            store,
+            keys,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
     }
 }
 
@@ -75,21 +79,38 @@ impl KycProvider for Sandbox {
         // Digio's gateway tokens carry 14 random symbols; ours carry 28 (≈144 bits)
         // because the token alone opens a journey.
         let token = provider_style_id("GWT", req.at, &crypto::random_alnum(28));
-        let url = format!("{}/gateway/login/{kid}/{reference}?token_id={token}", self.public_url);
-        Ok(Session { kid, reference, url, token })
+        let url = format!(
+            "{}/gateway/login/{kid}/{reference}?token_id={token}",
+            self.public_url
+        );
+        Ok(Session {
+            kid,
+            reference,
+            url,
+            token,
+        })
     }
 
-    async fn fetch_result(&self, kid: &str, applicant: &Applicant) -> Result<ProviderResult, ProviderError> {
+    async fn fetch_result(
+        &self,
+        kid: &str,
+        applicant: &Applicant,
+    ) -> Result<ProviderResult, ProviderError> {
         let recorded = self
             .store
             .sandbox_outcome(kid)
             .await
             .map_err(|e| ProviderError::Failed(e.to_string()))?;
         let Some(recorded) = recorded else {
-            return Ok(ProviderResult { state: ProviderState::Requested, identity: None, reason: None });
+            return Ok(ProviderResult {
+                state: ProviderState::Requested,
+                identity: None,
+                reason: None,
+            });
         };
-        let outcome = Outcome::parse(&recorded.outcome)
-            .ok_or_else(|| ProviderError::Failed(format!("unknown sandbox outcome {:?}", recorded.outcome)))?;
+        let outcome = Outcome::parse(&recorded.outcome).ok_or_else(|| {
+            ProviderError::Failed(format!("unknown sandbox outcome {:?}", recorded.outcome))
+        })?;
         let selfie = match &recorded.selfie_sealed {
             Some(sealed) => Some(
                 self.keys
@@ -101,7 +122,12 @@ impl KycProvider for Sandbox {
         let result = match outcome {
             Outcome::Approved => ProviderResult {
                 state: ProviderState::Approved,
-                identity: Some(synthetic_identity(kid, applicant, recorded.face_match, selfie.as_deref())),
+                identity: Some(synthetic_identity(
+                    kid,
+                    applicant,
+                    recorded.face_match,
+                    selfie.as_deref(),
+                )),
                 reason: None,
             },
             Outcome::AwaitingReview => ProviderResult {
@@ -128,18 +154,66 @@ impl KycProvider for Sandbox {
 }
 
 const PLACES: &[(&str, &str, &str, &str, &str)] = &[
-    ("12 Civil Lines", "Court Road", "Saharanpur", "Uttar Pradesh", "247001"),
-    ("44 MG Road", "Shivaji Nagar", "Pune", "Maharashtra", "411005"),
-    ("7 Anna Salai", "Teynampet", "Chennai", "Tamil Nadu", "600018"),
-    ("201 Residency Road", "Shanthala Nagar", "Bengaluru", "Karnataka", "560025"),
-    ("19 Park Street", "Mullick Bazar", "Kolkata", "West Bengal", "700016"),
-    ("88 Ashram Road", "Navrangpura", "Ahmedabad", "Gujarat", "380009"),
+    (
+        "12 Civil Lines",
+        "Court Road",
+        "Saharanpur",
+        "Uttar Pradesh",
+        "247001",
+    ),
+    (
+        "44 MG Road",
+        "Shivaji Nagar",
+        "Pune",
+        "Maharashtra",
+        "411005",
+    ),
+    (
+        "7 Anna Salai",
+        "Teynampet",
+        "Chennai",
+        "Tamil Nadu",
+        "600018",
+    ),
+    (
+        "201 Residency Road",
+        "Shanthala Nagar",
+        "Bengaluru",
+        "Karnataka",
+        "560025",
+    ),
+    (
+        "19 Park Street",
+        "Mullick Bazar",
+        "Kolkata",
+        "West Bengal",
+        "700016",
+    ),
+    (
+        "88 Ashram Road",
+        "Navrangpura",
+        "Ahmedabad",
+        "Gujarat",
+        "380009",
+    ),
 ];
 
-const FATHERS: &[&str] = &["Ramesh Kumar", "Suresh Sharma", "Mahesh Rao", "", "Anil Verma", "Vijay Singh"];
+const FATHERS: &[&str] = &[
+    "Ramesh Kumar",
+    "Suresh Sharma",
+    "Mahesh Rao",
+    "",
+    "Anil Verma",
+    "Vijay Singh",
+];
 
 /// A believable DigiLocker record for the applicant, the same every time for one kid.
-fn synthetic_identity(kid: &str, applicant: &Applicant, face_match: u8, selfie: Option<&[u8]>) -> KycIdentity {
+fn synthetic_identity(
+    kid: &str,
+    applicant: &Applicant,
+    face_match: u8,
+    selfie: Option<&[u8]>,
+) -> KycIdentity {
     let seed = Sha256::digest(kid.as_bytes());
     let pick = |i: usize, n: usize| seed[i] as usize % n;
     let (address, locality, city, state, pincode) = PLACES[pick(0, PLACES.len())];
@@ -173,13 +247,19 @@ mod tests {
 
     #[test]
     fn synthetic_identity_is_stable_and_well_formed() {
-        let a = Applicant { pan: "ENGPK1234L".into(), name: "Sanjay Kumar".into() };
+        let a = Applicant {
+            pan: "ENGPK1234L".into(),
+            name: "Sanjay Kumar".into(),
+        };
         let one = synthetic_identity("KID241124231727512Q2Z5XKW1YB9TA", &a, 97, None);
         let two = synthetic_identity("KID241124231727512Q2Z5XKW1YB9TA", &a, 97, None);
         assert!(one == two);
         assert!(one.aadhaar.starts_with("xxxxxxxx") && one.aadhaar.len() == 12);
         assert_eq!(one.dob.len(), 10);
-        assert!(one.image.starts_with("/9j/"), "a JPEG in base64 starts with /9j/");
+        assert!(
+            one.image.starts_with("/9j/"),
+            "a JPEG in base64 starts with /9j/"
+        );
         assert_eq!(one.pan_name, "SANJAY KUMAR");
     }
 }

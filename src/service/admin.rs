@@ -46,7 +46,12 @@ impl Service {
         };
         let hash = self.keys.secret_hash(&creds.client_secret);
         self.store
-            .create_client(&creds.client_id, name, &hash, now_ms(OffsetDateTime::now_utc()))
+            .create_client(
+                &creds.client_id,
+                name,
+                &hash,
+                now_ms(OffsetDateTime::now_utc()),
+            )
             .await?;
         Ok(creds)
     }
@@ -58,28 +63,44 @@ impl Service {
         if !self.store.set_client_secret(client_id, &hash, now).await? {
             return Err(ServiceError::NotFound("No such API client"));
         }
-        Ok(ClientCredentials { client_id: client_id.to_owned(), client_secret: secret })
+        Ok(ClientCredentials {
+            client_id: client_id.to_owned(),
+            client_secret: secret,
+        })
     }
 
     /// Creates a merchant under a client; without a code one like `MID123456789` is drawn.
-    pub async fn create_merchant(&self, client_id: &str, name: &str, code: Option<&str>) -> ServiceResult<String> {
+    pub async fn create_merchant(
+        &self,
+        client_id: &str,
+        name: &str,
+        code: Option<&str>,
+    ) -> ServiceResult<String> {
         let name = admin_name(name)?;
         let now = now_ms(OffsetDateTime::now_utc());
         let chosen = match code {
             Some(c) => {
-                let parsed = MerchantCode::parse(c)
-                    .map_err(|r| ServiceError::Refused(r.0.to_owned()))?;
+                let parsed =
+                    MerchantCode::parse(c).map_err(|r| ServiceError::Refused(r.0.to_owned()))?;
                 if parsed.as_str().is_empty() {
-                    return Err(ServiceError::Refused("The merchant code may not be empty.".into()));
+                    return Err(ServiceError::Refused(
+                        "The merchant code may not be empty.".into(),
+                    ));
                 }
                 parsed.as_str().to_owned()
             }
             None => format!("MID{}", crate::crypto::random_digits(9)),
         };
-        match self.store.create_merchant(client_id, &chosen, name, now).await {
+        match self
+            .store
+            .create_merchant(client_id, &chosen, name, now)
+            .await
+        {
             Ok(true) => Ok(chosen),
             Ok(false) => Err(ServiceError::NotFound("No such API client")),
-            Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!("Merchant code {chosen} is taken."))),
+            Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!(
+                "Merchant code {chosen} is taken."
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -102,8 +123,13 @@ impl Service {
     }
 
     pub async fn kyc_summary(&self, kid: &str) -> ServiceResult<KycSummary> {
-        let r = self.store.kyc(kid, None).await?.ok_or(ServiceError::NotFound("No such KYC request"))?;
-        let details: CustomerDetails = self.open_json(DETAILS_CONTEXT, &r.customer_details_sealed)?;
+        let r = self
+            .store
+            .kyc(kid, None)
+            .await?
+            .ok_or(ServiceError::NotFound("No such KYC request"))?;
+        let details: CustomerDetails =
+            self.open_json(DETAILS_CONTEXT, &r.customer_details_sealed)?;
         let identity = match &r.result_sealed {
             Some(s) => Some(self.open_json::<crate::domain::kyc::KycIdentity>(RESULT_CONTEXT, s)?),
             None => None,
@@ -116,8 +142,12 @@ impl Service {
             provider: r.provider,
             state: r.state.to_string(),
             reason: r.reason,
-            pan: Pan::parse(&details.pan).map(|p| p.masked()).unwrap_or_else(|_| "(unreadable)".into()),
-            mobile: Mobile::parse(&details.mobile).map(|m| m.masked()).unwrap_or_else(|_| "(unreadable)".into()),
+            pan: Pan::parse(&details.pan)
+                .map(|p| p.masked())
+                .unwrap_or_else(|_| "(unreadable)".into()),
+            mobile: Mobile::parse(&details.mobile)
+                .map(|m| m.masked())
+                .unwrap_or_else(|_| "(unreadable)".into()),
             name: initials(&details.name),
             email: mask_email(&details.email),
             face_match: identity.as_ref().map(|i| i.face_match),
@@ -133,7 +163,9 @@ impl Service {
 fn admin_name(name: &str) -> ServiceResult<&str> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ServiceError::Refused("A name must be 1-200 printable characters.".into()));
+        return Err(ServiceError::Refused(
+            "A name must be 1-200 printable characters.".into(),
+        ));
     }
     Ok(name)
 }
@@ -155,6 +187,9 @@ fn mask_email(email: &str) -> String {
 fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| ms.to_string())
 }

@@ -25,9 +25,10 @@ impl Service {
     pub async fn authenticate(&self, client_id: &str, secret: &str) -> ServiceResult<ApiClient> {
         let found = self.store.find_client(client_id).await?;
         match found {
-            Some(c) if self.keys.secret_matches(secret, &c.secret_hash) => {
-                Ok(ApiClient { pk: c.pk, client_id: c.client_id })
-            }
+            Some(c) if self.keys.secret_matches(secret, &c.secret_hash) => Ok(ApiClient {
+                pk: c.pk,
+                client_id: c.client_id,
+            }),
             Some(_) => Err(ServiceError::Unauthorized(AuthFailure::BadCredentials)),
             None => {
                 // Spend the same hashing work as for a known client.
@@ -44,7 +45,11 @@ impl Service {
         client: &ApiClient,
         code: &MerchantCode,
     ) -> ServiceResult<MerchantRecord> {
-        match self.store.merchant_of_client(client.pk, code.as_str()).await? {
+        match self
+            .store
+            .merchant_of_client(client.pk, code.as_str())
+            .await?
+        {
             Some(m) if m.active => Ok(m),
             _ => Err(ServiceError::MerchantUnavailable),
         }

@@ -29,7 +29,9 @@ pub struct CustomerView {
 
 impl CustomerView {
     pub fn address(&self) -> Option<String> {
-        self.verified.as_ref().map(|(_, i)| i.current_address.one_line())
+        self.verified
+            .as_ref()
+            .map(|(_, i)| i.current_address.one_line())
     }
 
     pub fn gender(&self) -> Option<&'static str> {
@@ -40,10 +42,16 @@ impl CustomerView {
 pub(super) const NO_CUSTOMER: &str = "No customer found";
 
 impl Service {
-    pub async fn customer(&self, client: &ApiClient, q: CustomerQuery) -> ServiceResult<CustomerView> {
+    pub async fn customer(
+        &self,
+        client: &ApiClient,
+        q: CustomerQuery,
+    ) -> ServiceResult<CustomerView> {
         self.usable_merchant(client, &q.merchant_code).await?;
         let key = match &q.key {
-            CustomerKey::Pan(p) => CustomerLookup::PanHash(self.keys.lookup_hash(Lookup::Pan, &[p.as_str()])),
+            CustomerKey::Pan(p) => {
+                CustomerLookup::PanHash(self.keys.lookup_hash(Lookup::Pan, &[p.as_str()]))
+            }
             CustomerKey::Mobile(m) => {
                 CustomerLookup::MobileHash(self.keys.lookup_hash(Lookup::Mobile, &[m.as_str()]))
             }
@@ -55,18 +63,28 @@ impl Service {
             .ok_or(ServiceError::NotFound(NO_CUSTOMER))?;
         let details: CustomerDetails = self.open_json(DETAILS_CONTEXT, &record.details_sealed)?;
         let verified = match &record.verified {
-            Some((kid, sealed)) => Some((kid.clone(), self.open_json::<KycIdentity>(RESULT_CONTEXT, sealed)?)),
+            Some((kid, sealed)) => Some((
+                kid.clone(),
+                self.open_json::<KycIdentity>(RESULT_CONTEXT, sealed)?,
+            )),
             None => None,
         };
         let now = now_ms(OffsetDateTime::now_utc());
         let open_url = match &record.latest {
-            Some(l) if verified.is_none() && effective_state(l.state, l.expires_at, now).is_open() => {
-                l.url_sealed.as_deref().map(|s| self.open_text(URL_CONTEXT, s)).transpose()?
+            Some(l)
+                if verified.is_none() && effective_state(l.state, l.expires_at, now).is_open() =>
+            {
+                l.url_sealed
+                    .as_deref()
+                    .map(|s| self.open_text(URL_CONTEXT, s))
+                    .transpose()?
             }
             _ => None,
         };
         // The verified name wins over the one the merchant typed.
-        let name = verified.as_ref().map_or(details.name.as_str(), |(_, i)| i.name.as_str());
+        let name = verified
+            .as_ref()
+            .map_or(details.name.as_str(), |(_, i)| i.name.as_str());
         let (first_name, middle_name, last_name) = split_name(name);
         Ok(CustomerView {
             cust_id: record.cust_id,

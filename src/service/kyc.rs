@@ -17,9 +17,20 @@ pub struct InitReply {
 /// A request as a partner sees it.
 #[derive(Debug, Clone)]
 pub enum KycStatus {
-    Pending { kid: String, state: KycState },
-    Approved { kid: String, identity: KycIdentity, cust_id: String },
-    Ended { kid: String, state: KycState, reason: String },
+    Pending {
+        kid: String,
+        state: KycState,
+    },
+    Approved {
+        kid: String,
+        identity: Box<KycIdentity>,
+        cust_id: String,
+    },
+    Ended {
+        kid: String,
+        state: KycState,
+        reason: String,
+    },
 }
 
 /// A custId clash is one in 36¹²; a few fresh draws settle it.
@@ -45,7 +56,13 @@ impl Service {
             state: KycState::Pending,
             fingerprint: self.keys.lookup_hash(
                 Lookup::Init,
-                &[&merchant.code, &details.pan, &details.name, &details.email, &details.mobile],
+                &[
+                    &merchant.code,
+                    &details.pan,
+                    &details.name,
+                    &details.email,
+                    &details.mobile,
+                ],
             ),
             url_sealed: self.keys.seal(URL_CONTEXT, session.url.as_bytes()),
             token_hash: self.keys.lookup_hash(Lookup::Token, &[&session.token]),
@@ -73,7 +90,10 @@ impl Service {
             tracing::info!(kid = %stored.kid, merchant = %merchant.code, "identical init answered with the open request");
         }
         let url = self.open_text(URL_CONTEXT, &stored.url_sealed)?;
-        Ok(InitReply { kid: stored.kid, url })
+        Ok(InitReply {
+            kid: stored.kid,
+            url,
+        })
     }
 
     pub async fn kyc_status(&self, client: &ApiClient, kid: &str) -> ServiceResult<KycStatus> {
@@ -82,7 +102,11 @@ impl Service {
     }
 
     /// A request of one of the client's merchants; anything else reads as missing.
-    pub(super) async fn owned_kyc(&self, client: &ApiClient, kid: &str) -> ServiceResult<KycRecord> {
+    pub(super) async fn owned_kyc(
+        &self,
+        client: &ApiClient,
+        kid: &str,
+    ) -> ServiceResult<KycRecord> {
         if !crate::domain::ids::is_kid(kid) {
             return Err(ServiceError::NotFound(NOT_FOUND));
         }
@@ -94,7 +118,11 @@ impl Service {
 
     pub(super) fn status_of(&self, r: &KycRecord) -> ServiceResult<KycStatus> {
         let state = effective_state(r.state, r.expires_at, now_ms(OffsetDateTime::now_utc()));
-        let reason = if state == r.state { r.reason.clone() } else { None };
+        let reason = if state == r.state {
+            r.reason.clone()
+        } else {
+            None
+        };
         let kid = r.kid.clone();
         Ok(match state.verdict() {
             Verdict::Pending => KycStatus::Pending { kid, state },
@@ -109,7 +137,7 @@ impl Service {
                 })?;
                 KycStatus::Approved {
                     kid,
-                    identity: self.open_json(RESULT_CONTEXT, sealed)?,
+                    identity: Box::new(self.open_json(RESULT_CONTEXT, sealed)?),
                     cust_id: r.cust_id.clone(),
                 }
             }
@@ -118,8 +146,12 @@ impl Service {
 
     /// Asks the provider for its record of `r` and moves the request forward to match.
     pub(super) async fn refresh(&self, r: &KycRecord) -> ServiceResult<KycState> {
-        let details: CustomerDetails = self.open_json(DETAILS_CONTEXT, &r.customer_details_sealed)?;
-        let applicant = Applicant { pan: details.pan, name: details.name };
+        let details: CustomerDetails =
+            self.open_json(DETAILS_CONTEXT, &r.customer_details_sealed)?;
+        let applicant = Applicant {
+            pan: details.pan,
+            name: details.name,
+        };
         let result = self.provider.fetch_result(&r.kid, &applicant).await?;
         self.apply(&r.kid, result).await
     }
@@ -134,12 +166,27 @@ impl Service {
             ProviderState::Expired => KycState::Expired,
         };
         if to == KycState::Approved && result.identity.is_none() {
-            return Err(ServiceError::Provider("an approval arrived without identity data".into()));
+            return Err(ServiceError::Provider(
+                "an approval arrived without identity data".into(),
+            ));
         }
-        let result_sealed = result.identity.as_ref().map(|i| self.seal_json(RESULT_CONTEXT, i));
+        let result_sealed = result
+            .identity
+            .as_ref()
+            .map(|i| self.seal_json(RESULT_CONTEXT, i));
         let now = now_ms(OffsetDateTime::now_utc());
-        let t = Transition { kid: kid.to_owned(), to, reason: result.reason, result_sealed, now };
-        let after = self.store.transition(t).await?.ok_or(ServiceError::NotFound(NOT_FOUND))?;
+        let t = Transition {
+            kid: kid.to_owned(),
+            to,
+            reason: result.reason,
+            result_sealed,
+            now,
+        };
+        let after = self
+            .store
+            .transition(t)
+            .await?
+            .ok_or(ServiceError::NotFound(NOT_FOUND))?;
         if after == to {
             tracing::info!(kid, state = %to, "KYC request moved");
         }
@@ -150,7 +197,10 @@ impl Service {
     pub async fn expire_due(&self) -> ServiceResult<usize> {
         let mut total = 0;
         loop {
-            let n = self.store.expire_due(now_ms(OffsetDateTime::now_utc()), 500).await?;
+            let n = self
+                .store
+                .expire_due(now_ms(OffsetDateTime::now_utc()), 500)
+                .await?;
             total += n;
             if n < 500 {
                 return Ok(total);
@@ -164,7 +214,11 @@ pub(super) const NOT_FOUND: &str = "Entity not found for this ID";
 /// The stored state, or `expired` for a request whose time ran out before the sweeper
 /// got to it, so reads never depend on the sweeper's timing.
 pub(super) fn effective_state(state: KycState, expires_at: i64, now: i64) -> KycState {
-    if state.expires_by_time() && expires_at <= now { KycState::Expired } else { state }
+    if state.expires_by_time() && expires_at <= now {
+        KycState::Expired
+    } else {
+        state
+    }
 }
 
 fn default_reason(state: KycState) -> &'static str {

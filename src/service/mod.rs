@@ -105,7 +105,12 @@ impl Service {
         keys: Arc<Keyring>,
         settings: ServiceSettings,
     ) -> Self {
-        Self { store, provider, keys, settings }
+        Self {
+            store,
+            provider,
+            keys,
+            settings,
+        }
     }
 
     pub fn provider_name(&self) -> &'static str {
@@ -117,10 +122,15 @@ impl Service {
         self.keys.seal(context, &json)
     }
 
-    fn open_json<T: for<'de> Deserialize<'de>>(&self, context: &str, sealed: &[u8]) -> ServiceResult<T> {
+    fn open_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        context: &str,
+        sealed: &[u8],
+    ) -> ServiceResult<T> {
         let json = self.keys.open(context, sealed)?;
-        serde_json::from_slice(&json)
-            .map_err(|e| ServiceError::Internal(format!("a sealed {context} value does not parse: {e}")))
+        serde_json::from_slice(&json).map_err(|e| {
+            ServiceError::Internal(format!("a sealed {context} value does not parse: {e}"))
+        })
     }
 
     fn open_text(&self, context: &str, sealed: &[u8]) -> ServiceResult<String> {

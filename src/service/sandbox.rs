@@ -22,13 +22,23 @@ impl Service {
         let now = now_ms(OffsetDateTime::now_utc());
         let state = kyc::effective_state(record.state, record.expires_at, now);
         if !state.is_open() {
-            return Err(ServiceError::Conflict(format!("This KYC has already ended ({state}).")));
+            return Err(ServiceError::Conflict(format!(
+                "This KYC has already ended ({state})."
+            )));
         }
         if state == KycState::AwaitingApproval && outcome == Outcome::AwaitingReview {
-            return Err(ServiceError::Conflict("This KYC is already awaiting review.".into()));
+            return Err(ServiceError::Conflict(
+                "This KYC is already awaiting review.".into(),
+            ));
         }
-        let recorded = SandboxOutcome { outcome: outcome.as_str().into(), face_match, selfie_sealed: None };
-        self.store.record_sandbox_outcome(kid, &recorded, now).await?;
+        let recorded = SandboxOutcome {
+            outcome: outcome.as_str().into(),
+            face_match,
+            selfie_sealed: None,
+        };
+        self.store
+            .record_sandbox_outcome(kid, &recorded, now)
+            .await?;
         self.refresh(&record).await?;
         self.kyc_status(client, kid).await
     }

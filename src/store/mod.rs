@@ -141,37 +141,62 @@ pub struct SandboxOutcome {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn create_client(&self, client_id: &str, name: &str, secret_hash: &[u8], now: i64)
-    -> StoreResult<()>;
+    async fn create_client(
+        &self,
+        client_id: &str,
+        name: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<()>;
     /// `false` when no such client.
-    async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8], now: i64)
-    -> StoreResult<bool>;
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool>;
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     async fn count_clients(&self) -> StoreResult<i64>;
 
     /// Fails with `Conflict` for a taken code; `Ok(false)` when the client is unknown.
-    async fn create_merchant(&self, client_id: &str, code: &str, name: &str, now: i64)
-    -> StoreResult<bool>;
+    async fn create_merchant(
+        &self,
+        client_id: &str,
+        code: &str,
+        name: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
     async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>>;
     async fn set_merchant_active(&self, code: &str, active: bool) -> StoreResult<bool>;
     /// The merchant with this code if the client owns it (active or not).
-    async fn merchant_of_client(&self, client_pk: i64, code: &str)
-    -> StoreResult<Option<MerchantRecord>>;
+    async fn merchant_of_client(
+        &self,
+        client_pk: i64,
+        code: &str,
+    ) -> StoreResult<Option<MerchantRecord>>;
 
     /// Creates or reuses the (merchant, PAN) customer and stores the request, unless an
     /// open, unexpired request with the same fingerprint exists: then that one is returned.
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored>;
     /// A request, only if it belongs to a merchant of `client_pk` (any client when `None`).
     async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>>;
-    async fn customer(&self, client_pk: i64, merchant_code: &str, key: CustomerLookup)
-    -> StoreResult<Option<CustomerRecord>>;
+    async fn customer(
+        &self,
+        client_pk: i64,
+        merchant_code: &str,
+        key: CustomerLookup,
+    ) -> StoreResult<Option<CustomerRecord>>;
     /// Applies the move only from a lower-ranked state; returns the state after the call,
     /// `None` for an unknown kid. On approval the customer takes this KYC as verified.
     async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>>;
     /// Marks open requests past their expiry as expired, at most `limit`; returns how many.
     async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize>;
 
-    async fn record_sandbox_outcome(&self, kid: &str, outcome: &SandboxOutcome, now: i64)
-    -> StoreResult<()>;
+    async fn record_sandbox_outcome(
+        &self,
+        kid: &str,
+        outcome: &SandboxOutcome,
+        now: i64,
+    ) -> StoreResult<()>;
     async fn sandbox_outcome(&self, kid: &str) -> StoreResult<Option<SandboxOutcome>>;
 }

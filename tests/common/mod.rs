@@ -34,7 +34,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { kyc_ttl: Duration::from_secs(86_400), expiry_interval: Duration::from_secs(30) }
+        Self {
+            kyc_ttl: Duration::from_secs(86_400),
+            expiry_interval: Duration::from_secs(30),
+        }
     }
 }
 
@@ -61,7 +64,9 @@ impl TestApp {
             kyc_ttl: opts.kyc_ttl,
             expiry_interval: opts.expiry_interval,
         };
-        let server = Server::bind(&store_settings(&dir), &serve).await.expect("paycc binds");
+        let server = Server::bind(&store_settings(&dir), &serve)
+            .await
+            .expect("paycc binds");
         let base = format!("http://{}", server.local_addr());
         let service = server.service();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -69,7 +74,10 @@ impl TestApp {
             let _ = rx.await;
         }));
         let creds = service.create_client("Test partner").await.unwrap();
-        let merchant = service.create_merchant(&creds.client_id, "Test merchant", Some("MID693000001")).await.unwrap();
+        let merchant = service
+            .create_merchant(&creds.client_id, "Test merchant", Some("MID693000001"))
+            .await
+            .unwrap();
         Self {
             base,
             http: reqwest::Client::new(),
@@ -91,7 +99,13 @@ impl TestApp {
     }
 
     /// Sends `body` as raw bytes with the caller's credentials; returns status, headers, text.
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<String>, auth: Option<&str>) -> Reply {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        auth: Option<&str>,
+    ) -> Reply {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(a) = auth {
             req = req.header("Authorization", a);
@@ -99,11 +113,17 @@ impl TestApp {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b);
         }
-        Reply::from(req.send().await.expect("paycc answers")).await
+        Reply::from_response(req.send().await.expect("paycc answers")).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body.to_string()), Some(&self.auth())).await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(body.to_string()),
+            Some(&self.auth()),
+        )
+        .await
     }
 
     pub async fn init(&self, body: &Value) -> Reply {
@@ -118,8 +138,13 @@ impl TestApp {
     }
 
     pub async fn status(&self, kid: &str) -> Reply {
-        self.send(reqwest::Method::GET, &format!("/v1/service/paycc/kyc/status/{kid}"), None, Some(&self.auth()))
-            .await
+        self.send(
+            reqwest::Method::GET,
+            &format!("/v1/service/paycc/kyc/status/{kid}"),
+            None,
+            Some(&self.auth()),
+        )
+        .await
     }
 
     pub async fn complete(&self, kid: &str, outcome: &str, face_match: u8) -> Reply {
@@ -137,7 +162,11 @@ impl TestApp {
     /// Another API client with its own merchant, on the same server.
     pub async fn other_client(&self) -> (String, String) {
         let creds = self.service.create_client("Other partner").await.unwrap();
-        let merchant = self.service.create_merchant(&creds.client_id, "Other merchant", None).await.unwrap();
+        let merchant = self
+            .service
+            .create_merchant(&creds.client_id, "Other merchant", None)
+            .await
+            .unwrap();
         (basic(&creds.client_id, &creds.client_secret), merchant)
     }
 }
@@ -162,12 +191,17 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from(res: reqwest::Response) -> Self {
+    pub async fn from_response(res: reqwest::Response) -> Self {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.expect("a readable body");
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Self { status, headers, text, json }
+        Self {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 
     /// Asserts the HTTP status and the exact envelope text.
@@ -182,4 +216,16 @@ impl Reply {
 
 pub fn is_kid(s: &str) -> bool {
     paycc::domain::ids::is_kid(s)
+}
+
+/// Asserts that each `"key":` appears in `text` after the previous one.
+pub fn assert_keys_in_order(text: &str, keys: &[&str]) {
+    let mut at = 0;
+    for k in keys {
+        let needle = format!("\"{k}\":");
+        match text[at..].find(&needle) {
+            Some(i) => at += i + needle.len(),
+            None => panic!("key {k} missing or out of order in {text}"),
+        }
+    }
 }

@@ -46,12 +46,16 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("paycc-sqlite-writer".into())
             .spawn(move || writer_loop(writer_conn, write_rx))
-            .map_err(|e| StoreError::Backend { context: "starting the writer", source: Box::new(e) })?;
+            .map_err(|e| StoreError::Backend {
+                context: "starting the writer",
+                source: Box::new(e),
+            })?;
 
         let (reader_tx, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
         for i in 0..readers.max(1) {
             let conn = connect(path)?;
-            conn.execute_batch("PRAGMA query_only=1;").ctx("opening a reader")?;
+            conn.execute_batch("PRAGMA query_only=1;")
+                .ctx("opening a reader")?;
             let rx = read_rx.clone();
             std::thread::Builder::new()
                 .name(format!("paycc-sqlite-reader-{i}"))
@@ -60,9 +64,16 @@ impl SqliteStore {
                         job(&conn);
                     }
                 })
-                .map_err(|e| StoreError::Backend { context: "starting a reader", source: Box::new(e) })?;
+                .map_err(|e| StoreError::Backend {
+                    context: "starting a reader",
+                    source: Box::new(e),
+                })?;
         }
-        Ok(Self { writer, readers: reader_tx, path: path.to_owned() })
+        Ok(Self {
+            writer,
+            readers: reader_tx,
+            path: path.to_owned(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -78,7 +89,9 @@ impl SqliteStore {
     {
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {
-            let result = conn.map_err(StoreError::Unavailable).and_then(|c| in_savepoint(c, f));
+            let result = conn
+                .map_err(StoreError::Unavailable)
+                .and_then(|c| in_savepoint(c, f));
             Box::new(move |commit: Result<(), String>| {
                 let _ = tx.send(commit.map_err(StoreError::Unavailable).and(result));
             })
@@ -108,8 +121,10 @@ impl SqliteStore {
 
 fn connect(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).ctx("opening the database")?;
-    conn.busy_timeout(Duration::from_secs(5)).ctx("setting the busy timeout")?;
-    conn.execute_batch("PRAGMA foreign_keys=ON;").ctx("enabling foreign keys")?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .ctx("setting the busy timeout")?;
+    conn.execute_batch("PRAGMA foreign_keys=ON;")
+        .ctx("enabling foreign keys")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -140,10 +155,15 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job").ctx("opening a savepoint")?;
+    conn.execute_batch("SAVEPOINT job")
+        .ctx("opening a savepoint")?;
     // A panicking write must not leave half its rows in the shared batch.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
-        .unwrap_or_else(|_| Err(StoreError::Corrupt("a write panicked and was rolled back".into())));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+            Err(StoreError::Corrupt(
+                "a write panicked and was rolled back".into(),
+            ))
+        });
     let close = if result.is_ok() {
         "RELEASE job"
     } else {
@@ -190,15 +210,19 @@ pub(crate) trait Ctx<T> {
 impl<T> Ctx<T> for rusqlite::Result<T> {
     fn ctx(self, context: &'static str) -> StoreResult<T> {
         self.map_err(|e| match e.sqlite_error_code() {
-            Some(ErrorCode::ConstraintViolation)
-                if e.to_string().contains("UNIQUE") =>
-            {
+            Some(ErrorCode::ConstraintViolation) if e.to_string().contains("UNIQUE") => {
                 StoreError::Conflict(context)
             }
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::DiskFull | ErrorCode::CannotOpen) => {
-                StoreError::Unavailable(format!("{context}: {e}"))
-            }
-            _ => StoreError::Backend { context, source: Box::new(e) },
+            Some(
+                ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen,
+            ) => StoreError::Unavailable(format!("{context}: {e}")),
+            _ => StoreError::Backend {
+                context,
+                source: Box::new(e),
+            },
         })
     }
 }

@@ -75,7 +75,12 @@ fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitSto
     conn.prepare_cached(&sql)
         .and_then(|mut st| {
             st.query_row(params![new.fingerprint, new.now], |r| {
-                Ok(InitStored { kid: r.get(0)?, url_sealed: r.get(1)?, cust_id: r.get(2)?, reused: true })
+                Ok(InitStored {
+                    kid: r.get(0)?,
+                    url_sealed: r.get(1)?,
+                    cust_id: r.get(2)?,
+                    reused: true,
+                })
             })
             .optional()
         })
@@ -125,12 +130,23 @@ fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
         ])
     })
     .ctx("kid")?;
-    Ok(InitStored { kid: new.kid, url_sealed: new.url_sealed, cust_id, reused: false })
+    Ok(InitStored {
+        kid: new.kid,
+        url_sealed: new.url_sealed,
+        cust_id,
+        reused: false,
+    })
 }
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_client(&self, client_id: &str, name: &str, secret_hash: &[u8], now: i64) -> StoreResult<()> {
+    async fn create_client(
+        &self,
+        client_id: &str,
+        name: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
         let (id, name, hash) = (client_id.to_owned(), name.to_owned(), secret_hash.to_vec());
         self.write(move |c| {
             c.execute(
@@ -143,7 +159,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8], now: i64) -> StoreResult<bool> {
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
         let (id, hash) = (client_id.to_owned(), secret_hash.to_vec());
         self.write(move |c| {
             let n = c
@@ -160,24 +181,40 @@ impl Store for SqliteStore {
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
         let id = client_id.to_owned();
         self.read(move |c| {
-            c.prepare_cached("SELECT pk, client_id, name, secret_hash FROM api_clients WHERE client_id = ?1")
-                .and_then(|mut st| {
-                    st.query_row([id], |r| {
-                        Ok(ClientRecord { pk: r.get(0)?, client_id: r.get(1)?, name: r.get(2)?, secret_hash: r.get(3)? })
+            c.prepare_cached(
+                "SELECT pk, client_id, name, secret_hash FROM api_clients WHERE client_id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([id], |r| {
+                    Ok(ClientRecord {
+                        pk: r.get(0)?,
+                        client_id: r.get(1)?,
+                        name: r.get(2)?,
+                        secret_hash: r.get(3)?,
                     })
-                    .optional()
                 })
-                .ctx("reading a client")
+                .optional()
+            })
+            .ctx("reading a client")
         })
         .await
     }
 
     async fn count_clients(&self) -> StoreResult<i64> {
-        self.read(|c| c.query_row("SELECT COUNT(*) FROM api_clients", [], |r| r.get(0)).ctx("counting clients"))
-            .await
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM api_clients", [], |r| r.get(0))
+                .ctx("counting clients")
+        })
+        .await
     }
 
-    async fn create_merchant(&self, client_id: &str, code: &str, name: &str, now: i64) -> StoreResult<bool> {
+    async fn create_merchant(
+        &self,
+        client_id: &str,
+        code: &str,
+        name: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
         let (id, code, name) = (client_id.to_owned(), code.to_owned(), name.to_owned());
         self.write(move |c| {
             let n = c
@@ -201,7 +238,8 @@ impl Store for SqliteStore {
                 )
                 .ctx("listing merchants")?;
             let rows = st.query_map([], merchant_record).ctx("listing merchants")?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().ctx("listing merchants")
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .ctx("listing merchants")
         })
         .await
     }
@@ -210,21 +248,31 @@ impl Store for SqliteStore {
         let code = code.to_owned();
         self.write(move |c| {
             let n = c
-                .execute("UPDATE merchants SET active = ?2 WHERE code = ?1", params![code, active])
+                .execute(
+                    "UPDATE merchants SET active = ?2 WHERE code = ?1",
+                    params![code, active],
+                )
                 .ctx("changing a merchant")?;
             Ok(n == 1)
         })
         .await
     }
 
-    async fn merchant_of_client(&self, client_pk: i64, code: &str) -> StoreResult<Option<MerchantRecord>> {
+    async fn merchant_of_client(
+        &self,
+        client_pk: i64,
+        code: &str,
+    ) -> StoreResult<Option<MerchantRecord>> {
         let code = code.to_owned();
         self.read(move |c| {
             c.prepare_cached(
                 "SELECT m.pk, m.code, m.name, m.active, a.client_id FROM merchants m
                  JOIN api_clients a ON a.pk = m.client_pk WHERE m.code = ?1 AND m.client_pk = ?2",
             )
-            .and_then(|mut st| st.query_row(params![code, client_pk], merchant_record).optional())
+            .and_then(|mut st| {
+                st.query_row(params![code, client_pk], merchant_record)
+                    .optional()
+            })
             .ctx("reading a merchant")
         })
         .await
@@ -251,7 +299,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn customer(&self, client_pk: i64, merchant_code: &str, key: CustomerLookup) -> StoreResult<Option<CustomerRecord>> {
+    async fn customer(
+        &self,
+        client_pk: i64,
+        merchant_code: &str,
+        key: CustomerLookup,
+    ) -> StoreResult<Option<CustomerRecord>> {
         let code = merchant_code.to_owned();
         self.read(move |c| {
             let (column, hash) = match key {
@@ -270,7 +323,10 @@ impl Store for SqliteStore {
                 .prepare_cached(&sql)
                 .and_then(|mut st| {
                     st.query_row(params![code, client_pk, hash], |r| {
-                        let verified = match (r.get::<_, Option<String>>(4)?, r.get::<_, Option<Vec<u8>>>(5)?) {
+                        let verified = match (
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<Vec<u8>>>(5)?,
+                        ) {
                             (Some(kid), Some(sealed)) => Some((kid, sealed)),
                             _ => None,
                         };
@@ -288,7 +344,9 @@ impl Store for SqliteStore {
                     .optional()
                 })
                 .ctx("reading a customer")?;
-            let Some((pk, mut record)) = found else { return Ok(None) };
+            let Some((pk, mut record)) = found else {
+                return Ok(None);
+            };
             record.latest = c
                 .prepare_cached(
                     "SELECT kid, state, url_sealed, expires_at FROM kyc_requests
@@ -296,7 +354,12 @@ impl Store for SqliteStore {
                 )
                 .and_then(|mut st| {
                     st.query_row([pk], |r| {
-                        Ok(LatestKyc { kid: r.get(0)?, state: state_of(r, 1)?, url_sealed: r.get(2)?, expires_at: r.get(3)? })
+                        Ok(LatestKyc {
+                            kid: r.get(0)?,
+                            state: state_of(r, 1)?,
+                            url_sealed: r.get(2)?,
+                            expires_at: r.get(3)?,
+                        })
                     })
                     .optional()
                 })
@@ -316,7 +379,15 @@ impl Store for SqliteStore {
             );
             let moved = c
                 .prepare_cached(&sql)
-                .and_then(|mut st| st.execute(params![t.kid, t.to.as_str(), t.reason, t.result_sealed, t.now]))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        t.kid,
+                        t.to.as_str(),
+                        t.reason,
+                        t.result_sealed,
+                        t.now
+                    ])
+                })
                 .ctx("moving a KYC request")?
                 == 1;
             if moved && t.to == KycState::Approved {
@@ -347,7 +418,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_sandbox_outcome(&self, kid: &str, o: &SandboxOutcome, now: i64) -> StoreResult<()> {
+    async fn record_sandbox_outcome(
+        &self,
+        kid: &str,
+        o: &SandboxOutcome,
+        now: i64,
+    ) -> StoreResult<()> {
         let (kid, o) = (kid.to_owned(), o.clone());
         self.write(move |c| {
             c.execute(
@@ -369,7 +445,13 @@ impl Store for SqliteStore {
             c.query_row(
                 "SELECT outcome, face_match, selfie_sealed FROM sandbox_outcomes WHERE kid = ?1",
                 [kid],
-                |r| Ok(SandboxOutcome { outcome: r.get(0)?, face_match: r.get(1)?, selfie_sealed: r.get(2)? }),
+                |r| {
+                    Ok(SandboxOutcome {
+                        outcome: r.get(0)?,
+                        face_match: r.get(1)?,
+                        selfie_sealed: r.get(2)?,
+                    })
+                },
             )
             .optional()
             .ctx("reading a sandbox outcome")

@@ -1,0 +1,230 @@
+//! GET|POST /v1/service/paycc/kyc/status/{kid} in every state, and the sandbox helper.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+const NOT_FOUND: &str =
+    r#"{"code":"0x0202","status":"FAILURE","message":"Entity not found for this ID"}"#;
+
+#[tokio::test]
+async fn pending_until_the_customer_finishes() {
+    let app = TestApp::spawn().await;
+    let kid = app.init_kid().await;
+    app.status(&kid).await.assert_exact(
+        200,
+        &format!(r#"{{"code":"0x0206","status":"PENDING","message":"Kyc is pending","data":{{"kid":"{kid}","state":"pending"}}}}"#),
+    );
+    app.complete(&kid, "pending", 88).await.assert_exact(
+        200,
+        &format!(r#"{{"code":"0x0206","status":"PENDING","message":"Kyc is pending","data":{{"kid":"{kid}","state":"awaiting_approval"}}}}"#),
+    );
+}
+
+#[tokio::test]
+async fn approved_carries_the_full_kyc_object_and_cust_id() {
+    let app = TestApp::spawn().await;
+    let kid = app.init_kid().await;
+    let done = app.complete(&kid, "approved", 97).await;
+    let r = app.status(&kid).await;
+    assert_eq!(done.text, r.text);
+    assert_eq!(r.status, 200);
+    assert!(r.text.starts_with(&format!(
+        r#"{{"code":"0x0200","message":"Record fetched successful.","status":"SUCCESS","data":{{"kyc":{{"id":"{kid}","name":"Sanjay Kumar","faceMatch":97,"aadhaar":"xxxxxxxx"#
+    )), "{}", r.text);
+    let kyc = &r.json["data"]["kyc"];
+    let order = [
+        "id",
+        "name",
+        "faceMatch",
+        "aadhaar",
+        "gender",
+        "dob",
+        "image",
+        "fatherName",
+        "currentAddress",
+        "address",
+        "locality_or_post_office",
+        "district_or_city",
+        "state",
+        "pincode",
+        "pan",
+        "panName",
+        "merchantDetails",
+        "custId",
+    ];
+    assert_keys_in_order(&r.text, &order);
+    assert_eq!(kyc.as_object().unwrap().len(), 11);
+    let aadhaar = kyc["aadhaar"].as_str().unwrap();
+    assert!(aadhaar.len() == 12 && aadhaar[8..].bytes().all(|b| b.is_ascii_digit()));
+    assert!(["M", "F"].contains(&kyc["gender"].as_str().unwrap()));
+    let dob = kyc["dob"].as_str().unwrap();
+    assert!(
+        dob.len() == 10 && &dob[2..3] == "/" && &dob[5..6] == "/",
+        "{dob}"
+    );
+    assert!(kyc["image"].as_str().unwrap().starts_with("/9j/"));
+    assert!(kyc["fatherName"].is_string());
+    let addr = kyc["currentAddress"].as_object().unwrap();
+    let addr_keys: Vec<&str> = addr.keys().map(String::as_str).collect();
+    assert_eq!(addr_keys.len(), 5);
+    for k in [
+        "address",
+        "locality_or_post_office",
+        "district_or_city",
+        "state",
+        "pincode",
+    ] {
+        assert!(addr[k].is_string(), "{k}");
+    }
+    assert_eq!(kyc["pan"], PAN);
+    assert_eq!(kyc["panName"], "SANJAY KUMAR");
+    let cust_id = r.json["data"]["merchantDetails"]["custId"]
+        .as_str()
+        .unwrap();
+    assert!(
+        cust_id.len() == 12
+            && cust_id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    );
+}
+
+#[tokio::test]
+async fn rejected_and_expired_are_failures_read_with_200() {
+    let app = TestApp::spawn().await;
+    let kid = app.init_kid().await;
+    app.complete(&kid, "rejected", 31).await;
+    app.status(&kid).await.assert_exact(
+        200,
+        &format!(r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc rejected","data":{{"kid":"{kid}","state":"rejected","reason":"Rejected in the sandbox (face match 31%)."}}}}"#),
+    );
+    let mut body = app.init_body();
+    body["email"] = json!("second@example.com");
+    let kid2 = app.init(&body).await.json["data"]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.complete(&kid2, "expired", 0).await;
+    app.status(&kid2).await.assert_exact(
+        200,
+        &format!(r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc expired","data":{{"kid":"{kid2}","state":"expired","reason":"The KYC link expired before the customer completed it."}}}}"#),
+    );
+}
+
+#[tokio::test]
+async fn a_request_expires_after_the_configured_time() {
+    let app = TestApp::spawn_with(Options {
+        kyc_ttl: Duration::from_secs(1),
+        expiry_interval: Duration::from_secs(1),
+    })
+    .await;
+    let kid = app.init_kid().await;
+    assert_eq!(app.status(&kid).await.json["code"], "0x0206");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = app.status(&kid).await;
+    assert_eq!(
+        (r.json["message"].as_str(), r.json["data"]["state"].as_str()),
+        (Some("Kyc expired"), Some("expired"))
+    );
+    // The sweeper stored it, so it can no longer be finished.
+    let summary = app.service.kyc_summary(&kid).await.unwrap();
+    assert_eq!(summary.state, "expired");
+    app.complete(&kid, "approved", 90).await.assert_exact(
+        409,
+        r#"{"code":"0x0202","status":"FAILURE","message":"This KYC has already ended (expired)."}"#,
+    );
+}
+
+#[tokio::test]
+async fn terminal_states_never_move() {
+    let app = TestApp::spawn().await;
+    let kid = app.init_kid().await;
+    assert_eq!(
+        app.complete(&kid, "approved", 99).await.json["code"],
+        "0x0200"
+    );
+    for outcome in ["rejected", "expired", "pending", "approved"] {
+        app.complete(&kid, outcome, 10).await.assert_exact(
+            409,
+            r#"{"code":"0x0202","status":"FAILURE","message":"This KYC has already ended (approved)."}"#,
+        );
+    }
+    assert_eq!(app.status(&kid).await.json["data"]["kyc"]["faceMatch"], 99);
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_foreign_kids_read_alike() {
+    let app = TestApp::spawn().await;
+    let kid = app.init_kid().await;
+    let (other_auth, _) = app.other_client().await;
+    let foreign = app
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/service/paycc/kyc/status/{kid}"),
+            None,
+            Some(&other_auth),
+        )
+        .await;
+    foreign.assert_exact(404, NOT_FOUND);
+    for probe in [
+        "KID000000000000000AAAAAAAAAAAAAA",
+        "not-a-kid",
+        "%FF%FE",
+        &kid.to_lowercase(),
+    ] {
+        app.status(probe).await.assert_exact(404, NOT_FOUND);
+    }
+    // The sandbox helper answers a foreign kid the same way.
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/sandbox/kyc/{kid}/complete"),
+            Some(json!({"outcome":"approved"}).to_string()),
+            Some(&other_auth),
+        )
+        .await;
+    r.assert_exact(404, NOT_FOUND);
+    assert_eq!(app.status(&kid).await.json["code"], "0x0206");
+}
+
+#[tokio::test]
+async fn status_accepts_post_and_get_with_a_body() {
+    let app = TestApp::spawn().await;
+    let kid = app.init_kid().await;
+    let path = format!("/v1/service/paycc/kyc/status/{kid}");
+    for method in [reqwest::Method::GET, reqwest::Method::POST] {
+        for body in [
+            None,
+            Some(r#"{"kid":"ignored","apiType":"x"}"#.to_string()),
+            Some("not json at all".to_string()),
+        ] {
+            let r = app
+                .send(method.clone(), &path, body, Some(&app.auth()))
+                .await;
+            assert_eq!(
+                (r.status, r.json["code"].as_str()),
+                (200, Some("0x0206")),
+                "{method} {}",
+                r.text
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn sandbox_helper_validates_its_body() {
+    let app = TestApp::spawn().await;
+    let kid = app.init_kid().await;
+    let path = format!("/v1/sandbox/kyc/{kid}/complete");
+    app.post(&path, &json!({})).await.assert_exact(
+        400,
+        r#"{"code":"0x0203","status":"MISSING_PARAMETER","message":"The outcome field is required.","errors":{"outcome":["The outcome field is required."]}}"#,
+    );
+    app.post(&path, &json!({"outcome":"maybe","faceMatch":101})).await.assert_exact(
+        422,
+        r#"{"code":"0x0202","status":"FAILURE","message":"The outcome field is invalid.","errors":{"outcome":["The outcome field must be approved, rejected, expired or pending."],"faceMatch":["The faceMatch field must be a whole number from 0 to 100."]}}"#,
+    );
+    assert_eq!(app.status(&kid).await.json["code"], "0x0206");
+}

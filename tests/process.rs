@@ -1,0 +1,490 @@
+//! The `paycc` binary as an operator runs it: first start, the printed curl, the admin
+//! CLI, durability across kill -9, settings errors, and what the logs may contain.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_paycc");
+
+struct Running {
+    child: Child,
+    base: String,
+    /// Everything printed to stdout up to the listening line.
+    banner: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+fn paycc(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "PAYCC_DATABASE_URL",
+            format!("sqlite://{}", dir.join("paycc.db").display()),
+        );
+    c
+}
+
+/// A server process, killed when dropped so a failing test leaves none behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child is waited on by `Running`'s drop.
+#[allow(clippy::zombie_processes)]
+fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
+    let mut cmd = paycc(dir);
+    cmd.arg("serve").env("PAYCC_LISTEN", "127.0.0.1:0");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("paycc starts");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut err_pipe = child.stderr.take().unwrap();
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err_pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "paycc exited before listening: {}",
+            stderr.lock().unwrap()
+        );
+        banner.push_str(&line);
+        if let Some(addr) = line.trim().strip_prefix("paycc listening on ") {
+            let base = addr.to_owned();
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return Running {
+                child,
+                base,
+                banner,
+                stderr,
+            };
+        }
+    }
+}
+
+fn run_cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = paycc(dir).args(args).output().expect("paycc runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn banner_value(banner: &str, key: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("{key} not in {banner}"))
+}
+
+#[tokio::test]
+async fn first_start_prints_a_curl_that_works_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let curl: String = server
+        .banner
+        .lines()
+        .skip_while(|l| !l.starts_with("curl "))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(curl.contains(&server.base), "{curl}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&curl)
+        .output()
+        .expect("curl runs");
+    let reply: Value = serde_json::from_slice(&out.stdout).expect("curl printed JSON");
+    assert_eq!(reply["code"], "0x0200", "{reply}");
+    assert!(is_kid(reply["data"]["kid"].as_str().unwrap()));
+    // The key file beside the database is private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("paycc.dev.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    drop(server);
+    // A second start prints no credentials again.
+    let again = start(dir.path(), &[]);
+    assert!(!again.banner.contains("clientSecret"), "{}", again.banner);
+    drop(again);
+}
+
+#[tokio::test]
+async fn acknowledged_kids_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let auth = basic(
+        &banner_value(&server.banner, "clientId:"),
+        &banner_value(&server.banner, "clientSecret:"),
+    );
+    let merchant = banner_value(&server.banner, "merchantCode:");
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..100u32 {
+        let (http, base, auth, merchant) = (
+            http.clone(),
+            server.base.clone(),
+            auth.clone(),
+            merchant.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"pan": format!("ABCPK{i:04}Q"), "name": "Asha Rao", "email": "a@example.in",
+                "mobile": format!("8{i:09}"), "merchantCode": merchant});
+            let r: Value = http.post(format!("{base}/v1/service/paycc/init/kyc")).header("Authorization", auth)
+                .body(body.to_string()).send().await.unwrap().json().await.unwrap();
+            r["data"]["kid"].as_str().unwrap().to_owned()
+        }));
+    }
+    let mut kids = Vec::new();
+    for t in tasks {
+        kids.push(t.await.unwrap());
+    }
+    // SIGKILL: no shutdown, no flush; only what was committed before each answer remains.
+    drop(server);
+    let restarted = start(dir.path(), &[]);
+    for kid in &kids {
+        let r: Value = http
+            .get(format!(
+                "{}/v1/service/paycc/kyc/status/{kid}",
+                restarted.base
+            ))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["code"], "0x0206", "{kid} lost after kill -9: {r}");
+    }
+    drop(restarted);
+}
+
+#[tokio::test]
+async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, out, err) = run_cli(d, &["migrate"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "migrations applied");
+
+    let (ok, out, _) = run_cli(
+        d,
+        &["client", "create", "--name", "Acme Payments", "--json"],
+    );
+    assert!(ok);
+    let creds: Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        creds["clientId"].as_str().unwrap().to_owned(),
+        creds["clientSecret"].as_str().unwrap().to_owned(),
+    );
+    assert!(secret.len() >= 48, "≥ 192 bits of randomness: {secret}");
+
+    let (ok, out, _) = run_cli(
+        d,
+        &[
+            "merchant",
+            "create",
+            "--client",
+            &id,
+            "--name",
+            "Acme Store",
+            "--code",
+            "MID693000001",
+            "--json",
+        ],
+    );
+    assert!(ok);
+    assert_eq!(out.trim(), r#"{"merchantCode":"MID693000001"}"#);
+    let (ok, _, err) = run_cli(
+        d,
+        &[
+            "merchant",
+            "create",
+            "--client",
+            &id,
+            "--name",
+            "Dup",
+            "--code",
+            "MID693000001",
+        ],
+    );
+    assert!(!ok);
+    assert_eq!(err.trim(), "paycc: Merchant code MID693000001 is taken.");
+    let (ok, _, err) = run_cli(
+        d,
+        &["merchant", "create", "--client", "PCCNOPE", "--name", "X"],
+    );
+    assert!(!ok && err.contains("No such API client"), "{err}");
+
+    let server = start(d, &[]);
+    assert!(
+        !server.banner.contains("clientSecret"),
+        "no demo on a database that has clients"
+    );
+    let http = reqwest::Client::new();
+    let init = |auth: String| {
+        let (http, base) = (http.clone(), server.base.clone());
+        async move {
+            let body = json!({"pan": PAN, "name": NAME, "email": EMAIL, "mobile": MOBILE, "merchantCode": "MID693000001"});
+            let r = http
+                .post(format!("{base}/v1/service/paycc/init/kyc"))
+                .header("Authorization", auth)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, reply) = init(basic(&id, &secret)).await;
+    assert_eq!(status, 200, "{reply}");
+    let kid = reply["data"]["kid"].as_str().unwrap().to_owned();
+
+    let (ok, out, _) = run_cli(d, &["merchant", "list"]);
+    assert!(
+        ok && out.contains("MID693000001") && out.contains("yes") && out.contains(&id),
+        "{out}"
+    );
+    let (ok, out, _) = run_cli(d, &["kyc", "show", &kid, "--json"]);
+    assert!(ok);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["kid"], kid.as_str());
+    assert_eq!(shown["state"], "pending");
+    assert_eq!(shown["pan"], "XXXXXX234L");
+    assert_eq!(shown["mobile"], "XXXXXX2345");
+    assert_eq!(shown["name"], "S. K.");
+    assert_eq!(shown["email"], "s***@example.com");
+    for pii in [PAN, MOBILE, EMAIL, NAME] {
+        assert!(!out.contains(pii), "{pii} shown by kyc show");
+    }
+
+    let (ok, _, _) = run_cli(d, &["merchant", "deactivate", "MID693000001"]);
+    assert!(ok);
+    let (ok, out, _) = run_cli(d, &["merchant", "list", "--json"]);
+    assert!(ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()[0]["active"],
+        false
+    );
+    assert_eq!(init(basic(&id, &secret)).await.0, 403);
+    run_cli(d, &["merchant", "activate", "MID693000001"]);
+
+    let (ok, out, _) = run_cli(d, &["client", "rotate-secret", &id, "--json"]);
+    assert!(ok);
+    let new_secret = serde_json::from_str::<Value>(&out).unwrap()["clientSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(init(basic(&id, &secret)).await.0, 401);
+    assert_eq!(init(basic(&id, &new_secret)).await.0, 200);
+    drop(server);
+}
+
+#[tokio::test]
+async fn logs_carry_ids_and_never_identity_data_or_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[("PAYCC_LOG", "debug"), ("PAYCC_LOG_JSON", "true")],
+    );
+    let id = banner_value(&server.banner, "clientId:");
+    let secret = banner_value(&server.banner, "clientSecret:");
+    let merchant = banner_value(&server.banner, "merchantCode:");
+    let http = reqwest::Client::new();
+    let body = json!({"pan": PAN, "name": NAME, "email": EMAIL, "mobile": MOBILE, "merchantCode": merchant, "aadhaarNo": "234567890123"});
+    let post = |path: String, body: Value, auth: String| {
+        let (http, base) = (http.clone(), server.base.clone());
+        async move {
+            http.post(format!("{base}{path}"))
+                .header("Authorization", auth)
+                .header("x-request-id", "trace-me-1")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let r = post(
+        "/v1/service/paycc/init/kyc".into(),
+        body.clone(),
+        basic(&id, &secret),
+    )
+    .await;
+    let kid = r["data"]["kid"].as_str().unwrap().to_owned();
+    post(
+        format!("/v1/sandbox/kyc/{kid}/complete"),
+        json!({"outcome":"approved"}),
+        basic(&id, &secret),
+    )
+    .await;
+    post(
+        format!("/v1/service/paycc/kyc/status/{kid}"),
+        json!({}),
+        basic(&id, &secret),
+    )
+    .await;
+    post(
+        "/v1/service/paycc/customer".into(),
+        json!({"merchantCode": merchant, "pan": PAN}),
+        basic(&id, &secret),
+    )
+    .await;
+    let mut bad = body.clone();
+    bad["pan"] = json!("ENGCK1234L");
+    post(
+        "/v1/service/paycc/init/kyc".into(),
+        bad,
+        basic(&id, &secret),
+    )
+    .await;
+    post(
+        "/v1/service/paycc/init/kyc".into(),
+        body,
+        basic(&id, "pcsk_wrong-secret"),
+    )
+    .await;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let stderr = server.stderr.clone();
+    drop(server);
+    // The reader thread may still be draining the pipe.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let logs = stderr.lock().unwrap().clone();
+    for secret_or_pii in [
+        PAN,
+        "ENGCK1234L",
+        MOBILE,
+        EMAIL,
+        NAME,
+        "Sanjay",
+        "SANJAY",
+        "234567890123",
+        &secret,
+        "pcsk_wrong-secret",
+        "/9j/",
+    ] {
+        assert!(
+            !logs.contains(secret_or_pii),
+            "{secret_or_pii} appears in the logs"
+        );
+    }
+    let access: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "request")
+        .collect();
+    assert_eq!(access.len(), 6, "{logs}");
+    for line in &access {
+        assert_eq!(line["span"]["request_id"], "trace-me-1", "{line}");
+        assert!(
+            line["route"].as_str().unwrap().starts_with("/v1/"),
+            "{line}"
+        );
+        assert!(line["code"].as_str().unwrap().starts_with("0x02"), "{line}");
+        assert!(line["latency_us"].is_u64(), "{line}");
+    }
+    assert!(
+        access
+            .iter()
+            .any(|l| l["route"] == "/v1/service/paycc/kyc/status/{kid}")
+    );
+}
+
+#[test]
+fn invalid_settings_stop_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, reason) in [
+        (
+            "PAYCC_LISTEN",
+            "nowhere",
+            "invalid value 'nowhere' for '--listen <LISTEN>'",
+        ),
+        (
+            "PAYCC_KYC_TTL",
+            "soon",
+            "invalid value 'soon' for '--kyc-ttl <KYC_TTL>'",
+        ),
+        (
+            "PAYCC_PROVIDER",
+            "acme",
+            "invalid value 'acme' for '--provider <PROVIDER>'",
+        ),
+        (
+            "PAYCC_PUBLIC_URL",
+            "ftp://x",
+            "invalid value 'ftp://x' for '--public-url <PUBLIC_URL>'",
+        ),
+        (
+            "PAYCC_ENCRYPTION_KEY",
+            "k1:c2hvcnQ=",
+            "PAYCC_ENCRYPTION_KEY/PAYCC_HASH_KEY: encryption key k1: must decode to exactly 32 bytes",
+        ),
+    ] {
+        let out = paycc(dir.path())
+            .arg("serve")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.contains("WARN")).collect();
+        assert_eq!(lines.len(), 1, "{var}: {err}");
+        assert!(
+            lines[0].starts_with("paycc: ") && lines[0].contains(reason),
+            "{var}: {err}"
+        );
+        let secret_free = !err.contains("c2hvcnQ");
+        assert!(secret_free, "the key value is echoed: {err}");
+    }
+}
+
+#[test]
+fn a_database_without_its_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, _) = run_cli(dir.path(), &["client", "create", "--name", "A"]);
+    assert!(ok);
+    std::fs::remove_file(dir.path().join("paycc.dev.key")).unwrap();
+    let (ok, _, err) = run_cli(dir.path(), &["merchant", "list"]);
+    assert!(!ok);
+    assert!(
+        err.contains("its key file") && err.contains("PAYCC_ENCRYPTION_KEY"),
+        "{err}"
+    );
+}
