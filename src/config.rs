@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the data lives and how it is sealed: shared by `serve` and every admin command.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct StoreSettings {
     /// Database: `sqlite://PATH`, `sqlite:PATH` or a plain file path.
     #[arg(long = "database-url", env = "PAYCC_DATABASE_URL", default_value = "sqlite://data/paycc.db",
@@ -15,7 +15,8 @@ pub struct StoreSettings {
     pub database: Database,
 
     /// Data keys, `ID:BASE64` (32 bytes each), comma-separated, the first one sealing new
-    /// values. Without it a development key is generated beside the SQLite file.
+    /// values. Without it a development key is generated beside the SQLite file. Prefer
+    /// the environment variable: arguments are visible to other local users.
     #[arg(
         long = "encryption-key",
         env = "PAYCC_ENCRYPTION_KEY",
@@ -37,6 +38,21 @@ pub struct StoreSettings {
     /// SQLite reader threads (default: one per core).
     #[arg(long = "sqlite-readers", env = "PAYCC_SQLITE_READERS", global = true)]
     pub sqlite_readers: Option<usize>,
+}
+
+// Key material must never reach a log line through `{:?}`.
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("database", &self.database)
+            .field(
+                "encryption_key",
+                &self.encryption_key.as_ref().map(|_| "***"),
+            )
+            .field("hash_key", &self.hash_key.as_ref().map(|_| "***"))
+            .field("sqlite_readers", &self.sqlite_readers)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,8 +63,8 @@ pub struct ProviderResult {
 }
 
 /// The applicant as the merchant described them; the sandbox uses it to make its
-/// synthetic DigiLocker record match the customer.
-#[derive(Debug, Clone)]
+/// synthetic DigiLocker record match the customer. Identity data: no `Debug`.
+#[derive(Clone)]
 pub struct Applicant {
     pub pan: String,
     pub name: String,

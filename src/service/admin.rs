@@ -5,11 +5,21 @@ use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::store::MerchantRecord;
 
 /// Shown once: only the hash of the secret is kept.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ClientCredentials {{ client_id: {}, client_secret: *** }}",
+            self.client_id
+        )
+    }
 }
 
 /// What `paycc kyc show` prints: ids, state and times in full, personal data masked.

@@ -9,8 +9,9 @@ use crate::domain::request::{CustomerKey, CustomerQuery};
 use crate::store::CustomerLookup;
 
 /// A customer as the check reports it: verified identity once a KYC is approved,
-/// otherwise the details the merchant gave and the open KYC link.
-#[derive(Debug, Clone)]
+/// otherwise the details the merchant gave and the open KYC link. Holds identity data,
+/// so it has no `Debug`.
+#[derive(Clone)]
 pub struct CustomerView {
     pub cust_id: String,
     pub first_name: String,

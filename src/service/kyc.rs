@@ -8,7 +8,7 @@ use crate::domain::state::{EXPIRED_REASON, KycState, Verdict};
 use crate::provider::{Applicant, ProviderResult, ProviderState, SessionRequest};
 use crate::store::{KycRecord, NewCustomer, NewKyc, StoreError, Transition};
 
-#[derive(Debug, Clone)]
+/// The kid and the journey link; the link carries the access token, so no `Debug`.
 pub struct InitReply {
     pub kid: String,
     pub url: String,
