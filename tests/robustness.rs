@@ -211,14 +211,14 @@ impl RemoteApp {
         body: Option<String>,
         auth: Option<&str>,
     ) -> Reply {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
-        if let Some(a) = auth {
-            req = req.header("Authorization", a);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        Reply::from_response(req.send().await.unwrap()).await
+        send(
+            &reqwest::Client::new(),
+            &format!("{}{path}", self.base),
+            method,
+            body,
+            auth,
+        )
+        .await
     }
 
     async fn init(&self, body: &serde_json::Value) -> Reply {

@@ -106,14 +106,14 @@ impl TestApp {
         body: Option<String>,
         auth: Option<&str>,
     ) -> Reply {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(a) = auth {
-            req = req.header("Authorization", a);
-        }
-        if let Some(b) = body {
-            req = req.header("Content-Type", "application/json").body(b);
-        }
-        Reply::from_response(req.send().await.expect("paycc answers")).await
+        send(
+            &self.http,
+            &format!("{}{path}", self.base),
+            method,
+            body,
+            auth,
+        )
+        .await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
@@ -177,6 +177,24 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// One request as a partner's backend makes it: JSON body, optional Basic credentials.
+pub async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    body: Option<String>,
+    auth: Option<&str>,
+) -> Reply {
+    let mut req = http.request(method, url);
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    if let Some(b) = body {
+        req = req.header("Content-Type", "application/json").body(b);
+    }
+    Reply::from_response(req.send().await.expect("paycc answers")).await
 }
 
 pub fn basic(id: &str, secret: &str) -> String {
