@@ -166,7 +166,7 @@ impl Server {
                 kyc_ttl: serve.kyc_ttl,
             },
         ));
-        let router = crate::http::router(service.clone(), sandbox);
+        let router = crate::http::router(service.clone(), sandbox, &public_url);
         Ok(Self {
             listener,
             router,

@@ -53,6 +53,7 @@ pub enum Lookup {
     Mobile,
     Token,
     Init,
+    Csrf,
 }
 
 impl Keyring {
@@ -177,21 +178,34 @@ impl Keyring {
             .map_err(|_| CryptoError::Unauthentic)
     }
 
-    /// Keyed hash for equality lookups of personal data (never reversible without the key).
-    pub fn lookup_hash(&self, purpose: Lookup, parts: &[&str]) -> Vec<u8> {
+    fn lookup_mac(&self, purpose: Lookup, parts: &[&str]) -> HmacSha256 {
         let mut m = self.lookup.clone();
         m.update(match purpose {
             Lookup::Pan => b"pan",
             Lookup::Mobile => b"mob",
             Lookup::Token => b"tok",
             Lookup::Init => b"ini",
+            Lookup::Csrf => b"csr",
         });
         for p in parts {
             // Length-prefixed so ("ab","c") and ("a","bc") differ.
             m.update(&(p.len() as u32).to_be_bytes());
             m.update(p.as_bytes());
         }
-        m.finalize().into_bytes().to_vec()
+        m
+    }
+
+    /// Keyed hash for equality lookups of personal data (never reversible without the key).
+    pub fn lookup_hash(&self, purpose: Lookup, parts: &[&str]) -> Vec<u8> {
+        self.lookup_mac(purpose, parts)
+            .finalize()
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Constant-time check of presented values against a stored lookup hash.
+    pub fn lookup_matches(&self, purpose: Lookup, parts: &[&str], stored: &[u8]) -> bool {
+        self.lookup_mac(purpose, parts).verify_slice(stored).is_ok()
     }
 
     pub fn secret_hash(&self, secret: &str) -> Vec<u8> {
@@ -204,15 +218,6 @@ impl Keyring {
     pub fn secret_matches(&self, secret: &str, stored: &[u8]) -> bool {
         let mut m = self.pepper.clone();
         m.update(secret.as_bytes());
-        m.verify_slice(stored).is_ok()
-    }
-
-    /// Constant-time check of a presented URL token against its stored lookup hash.
-    pub fn token_matches(&self, token: &str, stored: &[u8]) -> bool {
-        let mut m = self.lookup.clone();
-        m.update(b"tok");
-        m.update(&(token.len() as u32).to_be_bytes());
-        m.update(token.as_bytes());
         m.verify_slice(stored).is_ok()
     }
 }
@@ -324,8 +329,9 @@ mod tests {
         assert!(k.secret_matches("pcsk_abc", &h));
         assert!(!k.secret_matches("pcsk_abd", &h));
         let t = k.lookup_hash(Lookup::Token, &["GWT1"]);
-        assert!(k.token_matches("GWT1", &t));
-        assert!(!k.token_matches("GWT2", &t));
+        assert!(k.lookup_matches(Lookup::Token, &["GWT1"], &t));
+        assert!(!k.lookup_matches(Lookup::Token, &["GWT2"], &t));
+        assert!(!k.lookup_matches(Lookup::Csrf, &["GWT1"], &t));
         assert_eq!(random_alnum(14).len(), 14);
     }
 }

@@ -227,6 +227,15 @@ impl RedirectUrl {
         &self.0
     }
 
+    /// `scheme://host[:port]`, for allowing the redirect in a page's policy.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.0.find("://").map_or(0, |i| i + 3);
+        let end = self.0[after_scheme..]
+            .find(['/', '?', '#'])
+            .map_or(self.0.len(), |i| after_scheme + i);
+        &self.0[..end]
+    }
+
     /// The URL with `kid` and `status` appended as query parameters, before any fragment.
     pub fn with_outcome(&self, kid: &str, status: &str) -> String {
         let (base, fragment) = match self.0.split_once('#') {
@@ -300,6 +309,13 @@ mod tests {
         assert_eq!(
             u.with_outcome("KID1", "approved"),
             "https://shop.example/done?x=1&kid=KID1&status=approved#top"
+        );
+        assert_eq!(u.origin(), "https://shop.example");
+        assert_eq!(
+            RedirectUrl::parse("http://a.example:8080")
+                .unwrap()
+                .origin(),
+            "http://a.example:8080"
         );
         assert!(RedirectUrl::parse("javascript:alert(1)").is_err());
         assert!(RedirectUrl::parse("https://user@evil.example/").is_err());

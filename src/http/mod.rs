@@ -4,6 +4,7 @@
 mod customer;
 mod envelope;
 mod extract;
+mod gateway;
 mod kyc;
 mod observe;
 mod sandbox;
@@ -21,9 +22,11 @@ use tower_http::catch_panic::CatchPanicLayer;
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    /// Customers reach us over https: cookies get `Secure`.
+    pub public_https: bool,
 }
 
-pub fn router(service: Arc<Service>, sandbox: bool) -> Router {
+pub fn router(service: Arc<Service>, sandbox: bool, public_url: &str) -> Router {
     let mut api = Router::new()
         .route("/v1/service/paycc/init/kyc", post(kyc::init))
         .route(
@@ -35,12 +38,17 @@ pub fn router(service: Arc<Service>, sandbox: bool) -> Router {
             get(customer::check).post(customer::check),
         );
     if sandbox {
-        api = api.route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete));
+        api = api
+            .route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete))
+            .merge(gateway::routes());
     }
     api.route_layer(middleware::from_fn(observe::remember_route))
         .fallback(observe::not_found)
         .method_not_allowed_fallback(observe::method_not_allowed)
-        .with_state(AppState { service })
+        .with_state(AppState {
+            service,
+            public_https: public_url.starts_with("https://"),
+        })
         .layer(CatchPanicLayer::custom(observe::panic_response))
         .layer(middleware::from_fn(observe::observe))
 }

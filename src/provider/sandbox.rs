@@ -1,7 +1,7 @@
 //! The sandbox provider: paycc plays the provider so integrators can build and test
-//! without an account. Ids and tokens look like Digio's; the journey page lives under
+//! without an account. Ids and tokens look like Digio's; the journey pages live under
 //! `/gateway/login/…` on paycc itself; a tester decides the outcome, recorded in
-//! `sandbox_outcomes`, and an approval comes back with realistic synthetic data.
+//! `sandbox_sessions`, and an approval comes back with realistic synthetic data.
 
 use super::*;
 use crate::crypto::{self, Keyring};
@@ -57,6 +57,49 @@ impl Outcome {
     }
 }
 
+/// Where a customer is in the sandbox journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Consent,
+    SignIn,
+    Share,
+    Selfie,
+    Done,
+}
+
+impl Step {
+    pub const ALL: [Step; 5] = [
+        Step::Consent,
+        Step::SignIn,
+        Step::Share,
+        Step::Selfie,
+        Step::Done,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Consent => "consent",
+            Step::SignIn => "digilocker",
+            Step::Share => "share",
+            Step::Selfie => "selfie",
+            Step::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn next(self) -> Self {
+        match self {
+            Step::Consent => Step::SignIn,
+            Step::SignIn => Step::Share,
+            Step::Share => Step::Selfie,
+            Step::Selfie | Step::Done => Step::Done,
+        }
+    }
+}
+
 impl Sandbox {
     pub fn new(store: Arc<dyn Store>, keys: Arc<Keyring>, public_url: &str) -> Self {
         Self {
@@ -96,51 +139,53 @@ impl KycProvider for Sandbox {
         kid: &str,
         applicant: &Applicant,
     ) -> Result<ProviderResult, ProviderError> {
-        let recorded = self
+        let failed = |e: &dyn std::fmt::Display| ProviderError::Failed(e.to_string());
+        let session = self
             .store
-            .sandbox_outcome(kid)
+            .sandbox_session(kid)
             .await
-            .map_err(|e| ProviderError::Failed(e.to_string()))?;
-        let Some(recorded) = recorded else {
-            return Ok(ProviderResult {
-                state: ProviderState::Requested,
-                identity: None,
-                reason: None,
-            });
+            .map_err(|e| failed(&e))?;
+        let state_only = |state| ProviderResult {
+            state,
+            identity: None,
+            reason: None,
         };
-        let outcome = Outcome::parse(&recorded.outcome).ok_or_else(|| {
-            ProviderError::Failed(format!("unknown sandbox outcome {:?}", recorded.outcome))
-        })?;
-        let selfie = match &recorded.selfie_sealed {
-            Some(sealed) => Some(
-                self.keys
-                    .open(SELFIE_CONTEXT, sealed)
-                    .map_err(|e| ProviderError::Failed(e.to_string()))?,
-            ),
-            None => None,
+        let Some(session) = session else {
+            return Ok(state_only(ProviderState::Requested));
         };
-        let result = match outcome {
-            Outcome::Approved => ProviderResult {
-                state: ProviderState::Approved,
-                identity: Some(synthetic_identity(
-                    kid,
-                    applicant,
-                    recorded.face_match,
-                    selfie.as_deref(),
-                )),
-                reason: None,
-            },
-            Outcome::AwaitingReview => ProviderResult {
-                state: ProviderState::ApprovalPending,
-                identity: None,
-                reason: None,
-            },
+        let Some(outcome) = session.outcome.as_deref() else {
+            return Ok(state_only(ProviderState::InProgress));
+        };
+        let outcome = Outcome::parse(outcome)
+            .ok_or_else(|| failed(&format!("unknown sandbox outcome {outcome:?}")))?;
+        let face_match = session.face_match.unwrap_or(0);
+        Ok(match outcome {
+            Outcome::Approved => {
+                let selfie = match &session.selfie_sealed {
+                    Some(sealed) => Some(
+                        self.keys
+                            .open(SELFIE_CONTEXT, sealed)
+                            .map_err(|e| failed(&e))?,
+                    ),
+                    None => None,
+                };
+                ProviderResult {
+                    state: ProviderState::Approved,
+                    identity: Some(synthetic_identity(
+                        kid,
+                        applicant,
+                        face_match,
+                        selfie.as_deref(),
+                    )),
+                    reason: None,
+                }
+            }
+            Outcome::AwaitingReview => state_only(ProviderState::ApprovalPending),
             Outcome::Rejected => ProviderResult {
                 state: ProviderState::Rejected,
                 identity: None,
                 reason: Some(format!(
-                    "Rejected in the sandbox (face match {}%).",
-                    recorded.face_match
+                    "Rejected in the sandbox (face match {face_match}%)."
                 )),
             },
             Outcome::Expired => ProviderResult {
@@ -148,8 +193,7 @@ impl KycProvider for Sandbox {
                 identity: None,
                 reason: Some(crate::domain::state::EXPIRED_REASON.into()),
             },
-        };
-        Ok(result)
+        })
     }
 }
 
@@ -207,8 +251,9 @@ const FATHERS: &[&str] = &[
     "Vijay Singh",
 ];
 
-/// A believable DigiLocker record for the applicant, the same every time for one kid.
-fn synthetic_identity(
+/// A believable DigiLocker record for the applicant, the same every time for one kid:
+/// what the journey previews is what an approval returns.
+pub fn synthetic_identity(
     kid: &str,
     applicant: &Applicant,
     face_match: u8,

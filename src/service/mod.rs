@@ -5,12 +5,17 @@
 mod admin;
 mod auth;
 mod customer;
+mod journey;
 mod kyc;
 mod sandbox;
 
 pub use admin::{ClientCredentials, KycSummary};
 pub use auth::{ApiClient, AuthFailure};
 pub use customer::CustomerView;
+pub use journey::{
+    Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, JourneyView,
+    SELFIE_MAX_BYTES, Stage,
+};
 pub use kyc::{InitReply, KycStatus};
 
 use crate::crypto::{CryptoError, Keyring};

@@ -1,13 +1,14 @@
-//! Finishing a sandbox KYC the way a tester would, without a browser.
+//! Finishing a sandbox KYC: by the tester helper API (no browser) or at the end of the
+//! hosted journey. Either way the outcome is recorded with the sandbox provider and
+//! read back as for any provider, so the request moves exactly as a real result would.
 
+use super::kyc::{self, NOT_FOUND};
 use super::*;
 use crate::domain::state::KycState;
-use crate::provider::sandbox::{self, Outcome};
-use crate::store::SandboxOutcome;
+use crate::provider::sandbox::{self, Outcome, Step};
+use crate::store::{KycRecord, SandboxSession};
 
 impl Service {
-    /// Records the tester's outcome with the sandbox provider, then reads it back as
-    /// for any provider, so the request moves exactly as a real result would move it.
     pub async fn sandbox_complete(
         &self,
         client: &ApiClient,
@@ -15,12 +16,15 @@ impl Service {
         outcome: Outcome,
         face_match: u8,
     ) -> ServiceResult<KycStatus> {
-        if self.provider.name() != sandbox::NAME {
+        if !self.is_sandbox() {
             return Err(ServiceError::NotFound(NOT_FOUND));
         }
         let record = self.owned_kyc(client, kid).await?;
-        let now = now_ms(OffsetDateTime::now_utc());
-        let state = kyc::effective_state(record.state, record.expires_at, now);
+        let state = kyc::effective_state(
+            record.state,
+            record.expires_at,
+            now_ms(OffsetDateTime::now_utc()),
+        );
         if !state.is_open() {
             return Err(ServiceError::Conflict(format!(
                 "This KYC has already ended ({state})."
@@ -31,17 +35,33 @@ impl Service {
                 "This KYC is already awaiting review.".into(),
             ));
         }
-        let recorded = SandboxOutcome {
-            outcome: outcome.as_str().into(),
-            face_match,
-            selfie_sealed: None,
-        };
-        self.store
-            .record_sandbox_outcome(kid, &recorded, now)
+        self.finish_sandbox(&record, outcome, face_match, None)
             .await?;
-        self.refresh(&record).await?;
         self.kyc_status(client, kid).await
     }
-}
 
-use super::kyc::{self, NOT_FOUND};
+    pub(super) fn is_sandbox(&self) -> bool {
+        self.provider.name() == sandbox::NAME
+    }
+
+    /// Records how the journey ended (with the customer's selfie, sealed, if one was
+    /// taken) and moves the request to match; returns the state it ends in.
+    pub(super) async fn finish_sandbox(
+        &self,
+        record: &KycRecord,
+        outcome: Outcome,
+        face_match: u8,
+        selfie: Option<&[u8]>,
+    ) -> ServiceResult<KycState> {
+        let finished = SandboxSession {
+            step: Step::Done.as_str().into(),
+            outcome: Some(outcome.as_str().into()),
+            face_match: Some(face_match),
+            selfie_sealed: selfie.map(|jpeg| self.keys.seal(sandbox::SELFIE_CONTEXT, jpeg)),
+        };
+        self.store
+            .save_sandbox_session(&record.kid, &finished, now_ms(OffsetDateTime::now_utc()))
+            .await?;
+        self.refresh(record).await
+    }
+}

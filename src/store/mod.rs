@@ -132,10 +132,12 @@ pub struct Transition {
     pub now: i64,
 }
 
+/// The sandbox provider's record of one journey.
 #[derive(Debug, Clone)]
-pub struct SandboxOutcome {
-    pub outcome: String,
-    pub face_match: u8,
+pub struct SandboxSession {
+    pub step: String,
+    pub outcome: Option<String>,
+    pub face_match: Option<u8>,
     pub selfie_sealed: Option<Vec<u8>>,
 }
 
@@ -192,11 +194,12 @@ pub trait Store: Send + Sync + 'static {
     /// Marks open requests past their expiry as expired, at most `limit`; returns how many.
     async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize>;
 
-    async fn record_sandbox_outcome(
+    /// Creates or replaces the record; a `None` selfie keeps the stored one.
+    async fn save_sandbox_session(
         &self,
         kid: &str,
-        outcome: &SandboxOutcome,
+        session: &SandboxSession,
         now: i64,
     ) -> StoreResult<()>;
-    async fn sandbox_outcome(&self, kid: &str) -> StoreResult<Option<SandboxOutcome>>;
+    async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>>;
 }

@@ -418,43 +418,45 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_sandbox_outcome(
+    async fn save_sandbox_session(
         &self,
         kid: &str,
-        o: &SandboxOutcome,
+        session: &SandboxSession,
         now: i64,
     ) -> StoreResult<()> {
-        let (kid, o) = (kid.to_owned(), o.clone());
+        let (kid, s) = (kid.to_owned(), session.clone());
         self.write(move |c| {
             c.execute(
-                "INSERT INTO sandbox_outcomes (kid, outcome, face_match, selfie_sealed, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (kid) DO UPDATE SET outcome = excluded.outcome, face_match = excluded.face_match,
-                   selfie_sealed = COALESCE(excluded.selfie_sealed, selfie_sealed), recorded_at = excluded.recorded_at",
-                params![kid, o.outcome, o.face_match, o.selfie_sealed, now],
+                "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (kid) DO UPDATE SET step = excluded.step, outcome = excluded.outcome,
+                   face_match = excluded.face_match,
+                   selfie_sealed = COALESCE(excluded.selfie_sealed, selfie_sealed),
+                   updated_at = excluded.updated_at",
+                params![kid, s.step, s.outcome, s.face_match, s.selfie_sealed, now],
             )
-            .ctx("recording a sandbox outcome")?;
+            .ctx("saving a sandbox session")?;
             Ok(())
         })
         .await
     }
 
-    async fn sandbox_outcome(&self, kid: &str) -> StoreResult<Option<SandboxOutcome>> {
+    async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>> {
         let kid = kid.to_owned();
         self.read(move |c| {
-            c.query_row(
-                "SELECT outcome, face_match, selfie_sealed FROM sandbox_outcomes WHERE kid = ?1",
-                [kid],
-                |r| {
-                    Ok(SandboxOutcome {
-                        outcome: r.get(0)?,
-                        face_match: r.get(1)?,
-                        selfie_sealed: r.get(2)?,
+            c.prepare_cached("SELECT step, outcome, face_match, selfie_sealed FROM sandbox_sessions WHERE kid = ?1")
+                .and_then(|mut st| {
+                    st.query_row([kid], |r| {
+                        Ok(SandboxSession {
+                            step: r.get(0)?,
+                            outcome: r.get(1)?,
+                            face_match: r.get(2)?,
+                            selfie_sealed: r.get(3)?,
+                        })
                     })
-                },
-            )
-            .optional()
-            .ctx("reading a sandbox outcome")
+                    .optional()
+                })
+                .ctx("reading a sandbox session")
         })
         .await
     }

@@ -59,11 +59,13 @@ CREATE INDEX kyc_requests_by_fingerprint ON kyc_requests (fingerprint, created_a
 CREATE INDEX kyc_requests_by_state_expiry ON kyc_requests (state, expires_at);
 CREATE INDEX kyc_requests_by_customer ON kyc_requests (customer_pk, created_at);
 
--- The sandbox provider's own record of how a tester finished a journey.
-CREATE TABLE sandbox_outcomes (
+-- The sandbox provider's own record of a journey: how far the customer got, and how
+-- the tester finished it.
+CREATE TABLE sandbox_sessions (
     kid             TEXT    PRIMARY KEY REFERENCES kyc_requests(kid),
-    outcome         TEXT    NOT NULL,
-    face_match      INTEGER NOT NULL,
+    step            TEXT    NOT NULL,
+    outcome         TEXT,
+    face_match      INTEGER,
     selfie_sealed   BLOB,
-    recorded_at     INTEGER NOT NULL
+    updated_at      INTEGER NOT NULL
 );

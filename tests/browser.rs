@@ -1,0 +1,527 @@
+//! The sandbox journey in a real browser: headless Chromium driven through
+//! chromedriver. These run whenever chromedriver is installed and are mandatory when
+//! `CI=true` (`.ci/run` installs it). Set `PAYCC_SCREENSHOTS=docs/screenshots` to
+//! refresh the README's pictures.
+
+mod common;
+use base64::prelude::*;
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromedriver() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("chromedriver"))
+        .find(|p| p.is_file());
+    on_path.or_else(|| {
+        Some("/usr/bin/chromedriver".into()).filter(|p: &std::path::PathBuf| p.is_file())
+    })
+}
+
+/// A fresh headless Chromium (a phone when `width` is below 500, emulated, since a
+/// desktop window cannot be that narrow), or `None` (with a note) when it is not
+/// installed and this is not CI.
+async fn browser(width: u32, height: u32) -> Option<Browser> {
+    let Some(driver_bin) = chromedriver() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but chromedriver is not installed"
+        );
+        eprintln!(
+            "chromedriver not found: browser test skipped (install chromium and chromium-driver)"
+        );
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new(driver_bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    let mut options = json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", format!("--user-data-dir={}", profile.path().display()),
+                     format!("--window-size={},{}", width.max(800), height)]
+    });
+    if width < 500 {
+        options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": true}});
+    }
+    caps.insert("goog:chromeOptions".into(), options);
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let client = loop {
+        let attempt = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await;
+        match attempt {
+            Ok(c) => break c,
+            // chromedriver takes a moment to listen.
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("chromedriver session: {e}"),
+        }
+    };
+    Some(Browser {
+        client,
+        driver,
+        _profile: profile,
+    })
+}
+
+/// Waits for the page title to start with `expected` (navigation after a submit).
+async fn wait_title(c: &Client, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let title = c.title().await.unwrap_or_default();
+        if title.starts_with(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for title {expected:?}, page shows {title:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn submit(c: &Client) {
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("PAYCC_SCREENSHOTS") {
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// Basic accessibility checks on the current page: a language, one h1, a label for every
+/// field, alt text, no horizontal scrolling, and text contrast of at least 4.5:1.
+async fn check_page(c: &Client) {
+    let report = c
+        .execute(
+            r#"
+const problems = [];
+if (!document.documentElement.lang) problems.push('no lang');
+if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  if (!el.labels || el.labels.length === 0) problems.push('unlabelled ' + (el.name || el.id));
+}
+for (const img of document.querySelectorAll('img')) if (!img.hasAttribute('alt')) problems.push('img without alt');
+if (document.documentElement.scrollWidth > window.innerWidth + 1) problems.push('horizontal scroll ' + document.documentElement.scrollWidth + '>' + window.innerWidth);
+const lum = (rgb) => { const c = rgb.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number).map(v => v / 255).map(v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4)); return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; };
+const bg = (el) => { for (let e = el; e; e = e.parentElement) { const b = getComputedStyle(e).backgroundColor; const a = b.match(/[\d.]+/g); if (a && (a.length < 4 || Number(a[3]) > 0)) return b; } return 'rgb(255,255,255)'; };
+for (const el of document.querySelectorAll('p, li, label, button, a, dt, dd, h1, h2, legend, span')) {
+  if (!el.offsetParent || !el.textContent.trim()) continue;
+  const s = getComputedStyle(el); if (parseFloat(s.opacity) < 1) continue;
+  const l1 = lum(s.color), l2 = lum(bg(el));
+  const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ' on ' + el.tagName + ': ' + el.textContent.trim().slice(0, 30));
+}
+return problems;
+"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        json!([]),
+        "accessibility problems on {:?}",
+        c.title().await
+    );
+}
+
+async fn page_text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Consent → DigiLocker sign-in → share: leaves the browser on the selfie step; the
+/// README's screenshots come from the run with `screenshots` set.
+async fn through_to_selfie(c: &Client, url: &str, screenshots: bool) {
+    let step_shot = |name: &'static str| async move {
+        if screenshots {
+            shot(c, name).await;
+        }
+    };
+    c.goto(url).await.unwrap();
+    wait_title(c, "Verify your identity").await;
+    check_page(c).await;
+    step_shot("1-consent").await;
+    c.find(Locator::Css("#agree"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    submit(c).await;
+    wait_title(c, "Sign in to DigiLocker").await;
+    check_page(c).await;
+    assert!(page_text(c).await.contains("XXXXXX2345"));
+    step_shot("2-digilocker").await;
+    c.find(Locator::Css("#otp"))
+        .await
+        .unwrap()
+        .send_keys("123456")
+        .await
+        .unwrap();
+    submit(c).await;
+    wait_title(c, "Share your documents").await;
+    check_page(c).await;
+    let text = page_text(c).await;
+    assert!(
+        text.contains("xxxxxxxx") && text.contains("XXXXXX234L") && text.contains("SANJAY KUMAR"),
+        "{text}"
+    );
+    assert!(!text.contains(PAN), "the full PAN is not shown");
+    step_shot("3-share").await;
+    submit(c).await;
+    wait_title(c, "Take a selfie").await;
+    check_page(c).await;
+}
+
+#[tokio::test]
+async fn approve_with_an_uploaded_selfie() {
+    let Some(b) = browser(1280, 900).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn().await;
+    let init = app.init(&app.init_body()).await;
+    let (kid, url) = (
+        init.json["data"]["kid"].as_str().unwrap().to_owned(),
+        init.json["data"]["url"].as_str().unwrap().to_owned(),
+    );
+
+    c.goto(&url).await.unwrap();
+    wait_title(c, "Verify your identity").await;
+    // Opening the link moves the request to in progress, visible to the partner at once.
+    assert_eq!(app.status(&kid).await.json["data"]["state"], "in_progress");
+    through_to_selfie(c, &url, true).await;
+    shot(c, "4-selfie").await;
+
+    let fixture = std::fs::canonicalize("tests/fixtures/selfie.jpg").unwrap();
+    c.find(Locator::Css("#photo"))
+        .await
+        .unwrap()
+        .send_keys(fixture.to_str().unwrap())
+        .await
+        .unwrap();
+    let face = c.find(Locator::Css("#faceMatch")).await.unwrap();
+    face.clear().await.unwrap();
+    face.send_keys("93").await.unwrap();
+    submit(c).await;
+    wait_title(c, "Verification complete").await;
+    check_page(c).await;
+    assert!(page_text(c).await.contains("You can close this page."));
+    shot(c, "5-done").await;
+
+    let status = app.status(&kid).await;
+    assert_eq!(
+        (status.json["code"].as_str(), status.json["status"].as_str()),
+        (Some("0x0200"), Some("SUCCESS")),
+        "{}",
+        status.text
+    );
+    let kyc = &status.json["data"]["kyc"];
+    assert_eq!(kyc["faceMatch"], 93);
+    assert_eq!(
+        kyc["image"],
+        BASE64_STANDARD.encode(std::fs::read(&fixture).unwrap()),
+        "the selfie taken is the picture returned"
+    );
+    let customer = app
+        .customer(&json!({"merchantCode": app.merchant, "pan": PAN}))
+        .await;
+    assert_eq!(customer.json["data"]["digioKyc"], "1");
+
+    // After the end the link shows the outcome, never the form again.
+    c.goto(&url).await.unwrap();
+    wait_title(c, "Verification complete").await;
+    assert!(c.find(Locator::Css("form")).await.is_err());
+}
+
+#[tokio::test]
+async fn reject_and_return_to_the_merchant() {
+    let Some(b) = browser(1280, 900).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn().await;
+    // The merchant's own site, on another origin.
+    let merchant = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let merchant_url = format!(
+        "http://{}/kyc/return?order=77",
+        merchant.local_addr().unwrap()
+    );
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/kyc/return",
+            axum::routing::get(|| async {
+                axum::response::Html(
+                    "<!doctype html><title>Merchant</title><p>back at the shop</p>",
+                )
+            }),
+        );
+        axum::serve(merchant, app).await.unwrap();
+    });
+    let mut body = app.init_body();
+    body["redirectUrl"] = json!(merchant_url);
+    let init = app.init(&body).await;
+    let (kid, url) = (
+        init.json["data"]["kid"].as_str().unwrap().to_owned(),
+        init.json["data"]["url"].as_str().unwrap().to_owned(),
+    );
+    through_to_selfie(c, &url, false).await;
+    c.find(Locator::Css("#outcome-rejected"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let face = c.find(Locator::Css("#faceMatch")).await.unwrap();
+    face.clear().await.unwrap();
+    face.send_keys("12").await.unwrap();
+    submit(c).await;
+    wait_title(c, "Merchant").await;
+    let landed = c.current_url().await.unwrap();
+    assert_eq!(
+        landed.as_str(),
+        format!("{merchant_url}&kid={kid}&status=rejected")
+    );
+    app.status(&kid).await.assert_exact(
+        200,
+        &format!(r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc rejected","data":{{"kid":"{kid}","state":"rejected","reason":"Rejected in the sandbox (face match 12%)."}}}}"#),
+    );
+    // Coming back shows the outcome with the way back to the merchant.
+    c.goto(&url).await.unwrap();
+    wait_title(c, "Verification unsuccessful").await;
+    let back = c
+        .find(Locator::Css("a.button"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(
+        back.as_deref(),
+        Some(format!("{merchant_url}&kid={kid}&status=rejected").as_str())
+    );
+}
+
+#[tokio::test]
+async fn leave_pending_for_review_with_the_generated_picture() {
+    let Some(b) = browser(1280, 900).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn().await;
+    let init = app.init(&app.init_body()).await;
+    let (kid, url) = (
+        init.json["data"]["kid"].as_str().unwrap().to_owned(),
+        init.json["data"]["url"].as_str().unwrap().to_owned(),
+    );
+    through_to_selfie(c, &url, false).await;
+    c.find(Locator::Css("#outcome-pending"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    submit(c).await;
+    wait_title(c, "Submitted for review").await;
+    let status = app.status(&kid).await;
+    assert_eq!(
+        (
+            status.json["code"].as_str(),
+            status.json["data"]["state"].as_str()
+        ),
+        (Some("0x0206"), Some("awaiting_approval"))
+    );
+    // A reviewer's verdict (here the tester helper) then approves it with the generated picture.
+    let approved = app.complete(&kid, "approved", 90).await;
+    assert!(
+        approved.json["data"]["kyc"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("/9j/")
+    );
+}
+
+#[tokio::test]
+async fn forged_token_shows_nothing_of_the_customer() {
+    let Some(b) = browser(1280, 900).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn().await;
+    let init = app.init(&app.init_body()).await;
+    let (kid, url) = (
+        init.json["data"]["kid"].as_str().unwrap().to_owned(),
+        init.json["data"]["url"].as_str().unwrap().to_owned(),
+    );
+    let forged = format!("{}X", &url[..url.len() - 1]);
+    for bad in [
+        forged,
+        url.replace("REF", "REX"),
+        url.split('?').next().unwrap().to_string(),
+    ] {
+        c.goto(&bad).await.unwrap();
+        wait_title(c, "This link is not valid").await;
+        check_page(c).await;
+        let html = c.source().await.unwrap();
+        for secret in ["Test merchant", "Sanjay", "SANJAY", "2345", "<form"] {
+            assert!(!html.contains(secret), "{secret} shown on a forged link");
+        }
+    }
+    shot(c, "error-invalid-link").await;
+    assert_eq!(
+        app.status(&kid).await.json["data"]["state"],
+        "pending",
+        "a forged link opens nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_link_shows_an_expiry_page() {
+    let Some(b) = browser(1280, 900).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn_with(Options {
+        kyc_ttl: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    let url = app.init(&app.init_body()).await.json["data"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.goto(&url).await.unwrap();
+    wait_title(c, "This link has expired").await;
+    let html = c.source().await.unwrap();
+    for secret in ["Test merchant", "Sanjay", "2345", "<form"] {
+        assert!(!html.contains(secret), "{secret} shown on an expired link");
+    }
+}
+
+#[tokio::test]
+async fn a_phone_can_leave_and_resume_by_keyboard() {
+    let Some(b) = browser(360, 740).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn().await;
+    let url = app.init(&app.init_body()).await.json["data"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.goto(&url).await.unwrap();
+    wait_title(c, "Verify your identity").await;
+    let width: Value = c.execute("return window.innerWidth", vec![]).await.unwrap();
+    assert!(
+        width.as_u64().unwrap() <= 400,
+        "a phone-sized viewport: {width}"
+    );
+    check_page(c).await;
+    shot(c, "phone-1-consent").await;
+    // Keyboard only: Space ticks the box, Enter submits.
+    c.find(Locator::Css("#agree"))
+        .await
+        .unwrap()
+        .send_keys(" ")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    wait_title(c, "Sign in to DigiLocker").await;
+    check_page(c).await;
+    // A wrong code is refused on the page, with the field kept usable.
+    c.execute(
+        "document.getElementById('otp').removeAttribute('pattern')",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#otp"))
+        .await
+        .unwrap()
+        .send_keys("12ab56\u{E007}")
+        .await
+        .unwrap();
+    wait_title(c, "Sign in to DigiLocker").await;
+    let alert = c
+        .wait()
+        .for_element(Locator::Css("#form-error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        alert,
+        "Enter the 6-digit code (any six digits in the sandbox)."
+    );
+    shot(c, "phone-2-digilocker-error").await;
+    // Leave half-way and come back: the journey resumes at the same step.
+    c.goto("about:blank").await.unwrap();
+    c.goto(&url).await.unwrap();
+    wait_title(c, "Sign in to DigiLocker").await;
+    c.find(Locator::Css("#otp"))
+        .await
+        .unwrap()
+        .send_keys("654321\u{E007}")
+        .await
+        .unwrap();
+    wait_title(c, "Share your documents").await;
+    check_page(c).await;
+    shot(c, "phone-3-share").await;
+    submit(c).await;
+    wait_title(c, "Take a selfie").await;
+    check_page(c).await;
+    shot(c, "phone-4-selfie").await;
+}

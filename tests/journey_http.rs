@@ -1,0 +1,309 @@
+//! The journey's protections, checked over plain HTTP: headers, the link token on every
+//! post, cross-site form protection, and refused uploads.
+
+mod common;
+use common::*;
+use reqwest::multipart::{Form, Part};
+
+struct Journey {
+    http: reqwest::Client,
+    url: String,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+/// Opens the link as a browser would, keeping the form-token cookie and field.
+async fn open(app: &TestApp) -> Journey {
+    let url = app.init(&app.init_body()).await.json["data"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = http.get(&url).send().await.unwrap();
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = res.text().await.unwrap();
+    let csrf = html
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    Journey {
+        http,
+        base: app.base.clone(),
+        url,
+        cookie,
+        csrf,
+    }
+}
+
+impl Journey {
+    fn post_url(&self, step: &str) -> String {
+        let (path, query) = self.url.split_once('?').unwrap();
+        format!("{path}/{step}?{query}")
+    }
+
+    async fn post(
+        &self,
+        step: &str,
+        form: Form,
+        cookie: Option<&str>,
+        extra: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.post_url(step)).multipart(form);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        req.send().await.unwrap()
+    }
+
+    fn form(&self) -> Form {
+        Form::new().text("csrf", self.csrf.clone())
+    }
+
+    async fn title(&self) -> String {
+        let html = self
+            .http
+            .get(&self.url)
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        html.split("<title>")
+            .nth(1)
+            .unwrap()
+            .split(" · ")
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn pages_send_strict_security_headers() {
+    let app = TestApp::spawn().await;
+    let j = open(&app).await;
+    for url in [
+        j.url.clone(),
+        format!(
+            "{}/gateway/login/KID000000000000000AAAAAAAAAAAAAA/REF1?token_id=x",
+            j.base
+        ),
+    ] {
+        let res = j.http.get(&url).send().await.unwrap();
+        let h = res.headers();
+        assert_eq!(h["content-type"], "text/html; charset=utf-8");
+        assert_eq!(
+            h["content-security-policy"],
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        let html = res.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "no inline script or style"
+        );
+    }
+    assert!(j.cookie.starts_with("paycc_journey="));
+    let res = j.http.get(&j.url).send().await.unwrap();
+    let set = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        set.ends_with("; Path=/gateway; HttpOnly; SameSite=Strict"),
+        "{set}"
+    );
+    let js = j
+        .http
+        .get(format!("{}/gateway/assets/journey.js", j.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+}
+
+#[tokio::test]
+async fn posts_need_the_cookie_bound_form_token_and_a_same_site_origin() {
+    let app = TestApp::spawn().await;
+    let j = open(&app).await;
+    let agree = || j.form().text("agree", "yes");
+    let forbidden = [
+        j.post("consent", agree(), None, None).await,
+        j.post(
+            "consent",
+            Form::new()
+                .text("csrf", "00".repeat(32))
+                .text("agree", "yes"),
+            Some(&j.cookie),
+            None,
+        )
+        .await,
+        j.post(
+            "consent",
+            agree(),
+            Some("paycc_journey=ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"),
+            None,
+        )
+        .await,
+        j.post(
+            "consent",
+            agree(),
+            Some(&j.cookie),
+            Some(("sec-fetch-site", "cross-site")),
+        )
+        .await,
+    ];
+    for res in forbidden {
+        assert_eq!(res.status(), 403);
+        assert!(res.text().await.unwrap().contains("This form has expired"));
+    }
+    assert_eq!(j.title().await, "Verify your identity", "nothing advanced");
+    let ok = j
+        .post(
+            "consent",
+            agree(),
+            Some(&j.cookie),
+            Some(("sec-fetch-site", "same-origin")),
+        )
+        .await;
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()["location"], j.url.trim_start_matches(&j.base));
+    assert_eq!(j.title().await, "Sign in to DigiLocker");
+}
+
+#[tokio::test]
+async fn every_post_checks_the_link_token() {
+    let app = TestApp::spawn().await;
+    let j = open(&app).await;
+    let forged = j
+        .post_url("consent")
+        .replace("token_id=GWT", "token_id=GWX");
+    let res = j
+        .http
+        .post(forged)
+        .header("cookie", &j.cookie)
+        .multipart(j.form().text("agree", "yes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("This link is not valid") && !html.contains("Test merchant"));
+    assert_eq!(j.title().await, "Verify your identity");
+}
+
+#[tokio::test]
+async fn stale_forms_do_not_skip_steps() {
+    let app = TestApp::spawn().await;
+    let j = open(&app).await;
+    let res = j
+        .post(
+            "selfie",
+            j.form().text("outcome", "approved").text("faceMatch", "99"),
+            Some(&j.cookie),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(j.title().await, "Verify your identity");
+    let kid = j.url.split('/').nth(5).unwrap();
+    assert_eq!(app.status(kid).await.json["data"]["state"], "in_progress");
+}
+
+#[tokio::test]
+async fn refused_uploads_keep_the_customer_on_the_selfie_step() {
+    let app = TestApp::spawn().await;
+    let j = open(&app).await;
+    let cookie = Some(j.cookie.as_str());
+    assert_eq!(
+        j.post("consent", j.form().text("agree", "yes"), cookie, None)
+            .await
+            .status(),
+        303
+    );
+    let bad_otp = j
+        .post("digilocker", j.form().text("otp", "12345"), cookie, None)
+        .await;
+    assert_eq!(bad_otp.status(), 422);
+    assert!(
+        bad_otp
+            .text()
+            .await
+            .unwrap()
+            .contains("Enter the 6-digit code")
+    );
+    assert_eq!(
+        j.post("digilocker", j.form().text("otp", "123456"), cookie, None)
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(j.post("share", j.form(), cookie, None).await.status(), 303);
+    let selfie = |photo: Vec<u8>| {
+        j.form()
+            .text("outcome", "approved")
+            .text("faceMatch", "90")
+            .part(
+                "photo",
+                Part::bytes(photo)
+                    .file_name("me.jpg")
+                    .mime_str("image/jpeg")
+                    .unwrap(),
+            )
+    };
+    let png = j
+        .post(
+            "selfie",
+            selfie(b"\x89PNG\r\n\x1a\nnot a jpeg".to_vec()),
+            cookie,
+            None,
+        )
+        .await;
+    assert_eq!(png.status(), 422);
+    assert!(
+        png.text()
+            .await
+            .unwrap()
+            .contains("The photo must be a JPEG picture of at most 2 MB.")
+    );
+    let mut huge = vec![0xFF, 0xD8, 0xFF];
+    huge.resize(3 * 1024 * 1024, 0);
+    let too_big = j.post("selfie", selfie(huge), cookie, None).await;
+    assert_eq!(too_big.status(), 413);
+    let bad_score = j
+        .post(
+            "selfie",
+            j.form()
+                .text("outcome", "approved")
+                .text("faceMatch", "101"),
+            cookie,
+            None,
+        )
+        .await;
+    assert_eq!(bad_score.status(), 422);
+    assert_eq!(j.title().await, "Take a selfie");
+    let kid = j.url.split('/').nth(5).unwrap();
+    assert_eq!(app.status(kid).await.json["data"]["state"], "in_progress");
+}
