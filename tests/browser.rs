@@ -39,6 +39,10 @@ fn chromedriver() -> Option<std::path::PathBuf> {
 /// desktop window cannot be that narrow), or `None` (with a note) when it is not
 /// installed and this is not CI.
 async fn browser(width: u32, height: u32) -> Option<Browser> {
+    browser_with(width, height, &[]).await
+}
+
+async fn browser_with(width: u32, height: u32, extra_args: &[&str]) -> Option<Browser> {
     let Some(driver_bin) = chromedriver() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -69,6 +73,9 @@ async fn browser(width: u32, height: u32) -> Option<Browser> {
                      "--no-first-run", format!("--user-data-dir={}", profile.path().display()),
                      format!("--window-size={},{}", width.max(800), height)]
     });
+    for arg in extra_args {
+        options["args"].as_array_mut().unwrap().push(json!(arg));
+    }
     if width < 500 {
         options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": true}});
     }
@@ -524,4 +531,54 @@ async fn a_phone_can_leave_and_resume_by_keyboard() {
     wait_title(c, "Take a selfie").await;
     check_page(c).await;
     shot(c, "phone-4-selfie").await;
+}
+
+#[tokio::test]
+async fn the_camera_path_captures_a_selfie() {
+    // Chromium's built-in fake camera stands in for a webcam; permission is granted.
+    let args = [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+    ];
+    let Some(b) = browser_with(1280, 900, &args).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn().await;
+    let init = app.init(&app.init_body()).await;
+    let (kid, url) = (
+        init.json["data"]["kid"].as_str().unwrap().to_owned(),
+        init.json["data"]["url"].as_str().unwrap().to_owned(),
+    );
+    through_to_selfie(c, &url, false).await;
+    c.find(Locator::Css("#camera-start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let capture = c.find(Locator::Css("#camera-capture")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#camera-capture:not([disabled])"))
+        .await
+        .unwrap();
+    capture.click().await.unwrap();
+    let status = c
+        .wait()
+        .for_element(Locator::Css("#selfie-preview:not([hidden])"))
+        .await;
+    assert!(status.is_ok(), "the captured picture is previewed");
+    submit(c).await;
+    wait_title(c, "Verification complete").await;
+    let image = app.status(&kid).await.json["data"]["kyc"]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jpeg = BASE64_STANDARD.decode(&image).unwrap();
+    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
+    let generated = BASE64_STANDARD.encode(std::fs::read("assets/sandbox-selfie.jpg").unwrap());
+    assert_ne!(
+        image, generated,
+        "the camera picture, not the generated one"
+    );
 }
