@@ -4,6 +4,7 @@ use crate::config::{Database, ProviderKind, ServeSettings, StoreSettings};
 use crate::crypto::Keyring;
 use crate::provider::{KycProvider, sandbox::Sandbox};
 use crate::service::{Service, ServiceSettings};
+use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::{Store, sqlite::SqliteStore};
 use std::future::Future;
 use std::io::Write;
@@ -21,8 +22,19 @@ pub struct StartError(pub String);
 const DEV_KEY_FILE: &str = "paycc.dev.key";
 
 /// Opens the store named by the settings, applying migrations.
-pub fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError> {
+pub async fn open_store(settings: &StoreSettings) -> Result<Arc<dyn Store>, StartError> {
     match &settings.database {
+        Database::Postgres(url) => {
+            let pg = PgSettings {
+                pool_size: settings.db_pool_size.max(1),
+                acquire_timeout: settings.db_acquire_timeout,
+                call_timeout: settings.db_call_timeout,
+            };
+            let store = PgStore::open(url, &pg)
+                .await
+                .map_err(|e| StartError(format!("cannot open the PostgreSQL database: {e}")))?;
+            Ok(Arc::new(store))
+        }
         Database::Sqlite(path) => {
             let readers = settings
                 .sqlite_readers
@@ -50,13 +62,18 @@ pub fn load_keys(settings: &StoreSettings) -> Result<(Keyring, bool), StartError
             .map(|k| (k, false))
             .map_err(bad);
     }
-    let dir = settings.database.key_dir();
+    let Some(dir) = settings.database.key_dir() else {
+        return Err(StartError(
+            "PostgreSQL needs PAYCC_ENCRYPTION_KEY (and PAYCC_HASH_KEY), the same on every node: generate each with `openssl rand -base64 32`".into(),
+        ));
+    };
     let file = dir.join(DEV_KEY_FILE);
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Database::Sqlite(db) = &settings.database;
-            if db.metadata().is_ok_and(|m| m.len() > 0) {
+            if let Database::Sqlite(db) = &settings.database
+                && db.metadata().is_ok_and(|m| m.len() > 0)
+            {
                 return Err(StartError(format!(
                     "{} exists but its key file {} is missing; set PAYCC_ENCRYPTION_KEY to the key it was written with",
                     db.display(),
@@ -104,9 +121,9 @@ fn write_dev_key(dir: &Path, file: &Path) -> Result<String, StartError> {
 }
 
 /// A service for admin commands, on the same store and keys as the server.
-pub fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, StartError> {
+pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, StartError> {
     let keys = Arc::new(load_keys(settings)?.0);
-    let store = open_store(settings)?;
+    let store = open_store(settings).await?;
     // Admin commands never reach a provider; the sandbox is the inert choice.
     let provider = Arc::new(Sandbox::new(
         store.clone(),
@@ -126,6 +143,7 @@ pub fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, StartErro
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
+    ops_listener: TcpListener,
     router: axum::Router,
     service: Arc<Service>,
     public_url: String,
@@ -144,10 +162,16 @@ impl Server {
             );
         }
         let keys = Arc::new(keys);
-        let store = open_store(store_settings)?;
+        let store = open_store(store_settings).await?;
         let listener = TcpListener::bind(serve.listen)
             .await
             .map_err(|e| StartError(format!("cannot listen on {}: {e}", serve.listen)))?;
+        let ops_listener = TcpListener::bind(serve.ops_listen).await.map_err(|e| {
+            StartError(format!(
+                "cannot listen on {} (PAYCC_OPS_LISTEN): {e}",
+                serve.ops_listen
+            ))
+        })?;
         let bound = listener
             .local_addr()
             .map_err(|e| StartError(format!("no local address: {e}")))?;
@@ -169,6 +193,7 @@ impl Server {
         let router = crate::http::router(service.clone(), sandbox, &public_url);
         Ok(Self {
             listener,
+            ops_listener,
             router,
             service,
             public_url,
@@ -178,6 +203,12 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener
             .local_addr()
             .expect("a bound listener has an address")
     }

@@ -158,12 +158,12 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
     match cli.command {
         Command::Serve(serve) => serve_command(store, &serve).await,
         Command::Migrate => {
-            app::admin_service(store)?;
+            app::admin_service(store).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Client(cmd) => {
-            let service = app::admin_service(store)?;
+            let service = app::admin_service(store).await?;
             let (creds, json) = match cmd {
                 ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
                 ClientCommand::RotateSecret { client_id, json } => {
@@ -178,9 +178,10 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
                 )
             })
         }
-        Command::Merchant(cmd) => merchant_command(app::admin_service(store)?, cmd).await,
+        Command::Merchant(cmd) => merchant_command(app::admin_service(store).await?, cmd).await,
         Command::Kyc(KycCommand::Show { kid, json }) => {
-            let summary = app::admin_service(store)?
+            let summary = app::admin_service(store)
+                .await?
                 .kyc_summary(kid.trim())
                 .await
                 .map_err(admin_error)?;
@@ -306,6 +307,7 @@ async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(
     }
     tracing::info!(addr = %server.local_addr(), public_url = %base, provider = service.provider_name(), "paycc listening");
     println!("paycc listening on http://{}", server.local_addr());
+    println!("paycc ops listening on http://{}", server.ops_addr());
     server
         .run(app::shutdown_signal())
         .await

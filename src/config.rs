@@ -38,6 +38,25 @@ pub struct StoreSettings {
     /// SQLite reader threads (default: one per core).
     #[arg(long = "sqlite-readers", env = "PAYCC_SQLITE_READERS", global = true)]
     pub sqlite_readers: Option<usize>,
+
+    /// PostgreSQL connections per node.
+    #[arg(
+        long = "db-pool-size",
+        env = "PAYCC_DB_POOL_SIZE",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_pool_size: u32,
+
+    /// Longest wait for a PostgreSQL connection before a request fails with 0x0205.
+    #[arg(long = "db-acquire-timeout", env = "PAYCC_DB_ACQUIRE_TIMEOUT", default_value = "2s",
+          value_parser = parse_duration, global = true)]
+    pub db_acquire_timeout: Duration,
+
+    /// Longest any one database call may take (PostgreSQL).
+    #[arg(long = "db-call-timeout", env = "PAYCC_DB_CALL_TIMEOUT", default_value = "5s",
+          value_parser = parse_duration, global = true)]
+    pub db_call_timeout: Duration,
 }
 
 // Key material must never reach a log line through `{:?}`.
@@ -51,19 +70,31 @@ impl std::fmt::Debug for StoreSettings {
             )
             .field("hash_key", &self.hash_key.as_ref().map(|_| "***"))
             .field("sqlite_readers", &self.sqlite_readers)
-            .finish()
+            .field("db_pool_size", &self.db_pool_size)
+            .finish_non_exhaustive()
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://` URL (may hold a password: never printed).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            Database::Postgres(_) => f.write_str("Postgres(***)"),
+        }
+    }
 }
 
 fn parse_database(raw: &str) -> Result<Database, String> {
     let raw = raw.trim();
     if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        return Err("PostgreSQL is not supported by this build yet; use sqlite://PATH".into());
+        return Ok(Database::Postgres(raw.to_owned()));
     }
     let path = raw
         .strip_prefix("sqlite://")
@@ -79,10 +110,12 @@ fn parse_database(raw: &str) -> Result<Database, String> {
 }
 
 impl Database {
-    /// The folder a development key file goes into.
-    pub fn key_dir(&self) -> &Path {
+    /// The folder a development key file goes into; PostgreSQL, shared by nodes, needs
+    /// configured keys instead.
+    pub fn key_dir(&self) -> Option<&Path> {
         match self {
-            Database::Sqlite(p) => p.parent().unwrap_or(Path::new(".")),
+            Database::Sqlite(p) => Some(p.parent().unwrap_or(Path::new("."))),
+            Database::Postgres(_) => None,
         }
     }
 }
@@ -99,6 +132,14 @@ pub struct ServeSettings {
     /// Address the API listens on (`:0` picks a free port).
     #[arg(long, env = "PAYCC_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Address of the operations endpoints `/healthz` and `/readyz`.
+    #[arg(
+        long = "ops-listen",
+        env = "PAYCC_OPS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub ops_listen: SocketAddr,
 
     /// Public base URL customers reach paycc at, used in KYC links
     /// (default: http://LISTEN).
@@ -123,7 +164,12 @@ pub struct ServeSettings {
 #[derive(Debug, Clone, Args)]
 pub struct LogSettings {
     /// Log filter (tracing-subscriber syntax), e.g. `info` or `paycc=debug`.
-    #[arg(long = "log", env = "PAYCC_LOG", default_value = "info", global = true)]
+    #[arg(
+        long = "log",
+        env = "PAYCC_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
     pub log: String,
 
     /// Write logs as JSON lines.
@@ -200,7 +246,10 @@ mod tests {
             parse_database("/tmp/x.db"),
             Ok(Database::Sqlite("/tmp/x.db".into()))
         );
-        assert!(parse_database("postgres://h/db").is_err());
+        assert_eq!(
+            parse_database("postgres://h/db"),
+            Ok(Database::Postgres("postgres://h/db".into()))
+        );
         assert!(parse_database("mysql://h/db").is_err());
     }
 }

@@ -6,9 +6,8 @@ use serde_json::json;
 
 const NO_CUSTOMER: &str = r#"{"code":"0x0202","status":"FAILURE","message":"No customer found"}"#;
 
-#[tokio::test]
-async fn before_kyc_the_record_has_the_link_and_no_identity() {
-    let app = TestApp::spawn().await;
+async fn before_kyc_the_record_has_the_link_and_no_identity(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let init = app.init(&app.init_body()).await;
     let (kid, url) = (
         init.json["data"]["kid"].as_str().unwrap(),
@@ -35,9 +34,8 @@ async fn before_kyc_the_record_has_the_link_and_no_identity() {
     by_pan.assert_exact(200, &expected);
 }
 
-#[tokio::test]
-async fn after_approval_the_record_carries_the_verified_identity() {
-    let app = TestApp::spawn().await;
+async fn after_approval_the_record_carries_the_verified_identity(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     let status = app.complete(&kid, "approved", 96).await;
     let kyc = &status.json["data"]["kyc"];
@@ -111,9 +109,8 @@ async fn after_approval_the_record_carries_the_verified_identity() {
     assert_eq!(after.json["data"]["merchantDetails"]["custId"], d["custId"]);
 }
 
-#[tokio::test]
-async fn after_rejection_there_is_no_open_link() {
-    let app = TestApp::spawn().await;
+async fn after_rejection_there_is_no_open_link(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     app.complete(&kid, "rejected", 10).await;
     let d = app
@@ -131,9 +128,8 @@ async fn after_rejection_there_is_no_open_link() {
     );
 }
 
-#[tokio::test]
-async fn unknown_and_foreign_customers_are_not_found() {
-    let app = TestApp::spawn().await;
+async fn unknown_and_foreign_customers_are_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.init_kid().await;
     app.customer(&json!({"merchantCode": app.merchant, "mobile": "9999999999"}))
         .await
@@ -163,9 +159,8 @@ async fn unknown_and_foreign_customers_are_not_found() {
     r.assert_exact(403, r#"{"code":"0x0202","status":"FAILURE","message":"The merchant is not active or does not belong to this client."}"#);
 }
 
-#[tokio::test]
-async fn customer_check_validates_its_fields() {
-    let app = TestApp::spawn().await;
+async fn customer_check_validates_its_fields(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.customer(&json!({"mobile": MOBILE})).await.assert_exact(
         400,
         r#"{"code":"0x0203","status":"MISSING_PARAMETER","message":"The merchantCode field is required.","errors":{"merchantCode":["The merchantCode field is required."]}}"#,
@@ -179,3 +174,11 @@ async fn customer_check_validates_its_fields() {
         r#"{"code":"0x0202","status":"FAILURE","message":"The pan field is invalid.","errors":{"pan":["The pan field must be 5 letters, 4 digits and a letter (e.g. ABCPE1234F)."]}}"#,
     );
 }
+
+on_both_backends!(
+    before_kyc_the_record_has_the_link_and_no_identity,
+    after_approval_the_record_carries_the_verified_identity,
+    after_rejection_there_is_no_open_link,
+    unknown_and_foreign_customers_are_not_found,
+    customer_check_validates_its_fields,
+);

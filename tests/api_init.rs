@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 
 const INIT: &str = "/v1/service/paycc/init/kyc";
 
-#[tokio::test]
-async fn init_returns_kid_and_journey_url_in_published_key_order() {
-    let app = TestApp::spawn().await;
+async fn init_returns_kid_and_journey_url_in_published_key_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let r = app.init(&app.init_body()).await;
     assert_eq!(r.status, 200);
     assert!(
@@ -34,9 +33,8 @@ async fn init_returns_kid_and_journey_url_in_published_key_order() {
     assert_eq!(r.header("cache-control"), Some("no-store"));
 }
 
-#[tokio::test]
-async fn each_missing_field_is_named() {
-    let app = TestApp::spawn().await;
+async fn each_missing_field_is_named(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     for field in ["pan", "name", "email", "mobile", "merchantCode"] {
         for blank in [Value::Null, json!(""), json!("   ")] {
             let mut body = app.init_body();
@@ -56,18 +54,16 @@ async fn each_missing_field_is_named() {
     }
 }
 
-#[tokio::test]
-async fn every_missing_field_is_listed_and_the_first_named() {
-    let app = TestApp::spawn().await;
+async fn every_missing_field_is_listed_and_the_first_named(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     app.init(&json!({})).await.assert_exact(
         400,
         r#"{"code":"0x0203","status":"MISSING_PARAMETER","message":"The pan field is required.","errors":{"pan":["The pan field is required."],"name":["The name field is required."],"email":["The email field is required."],"mobile":["The mobile field is required."],"merchantCode":["The merchantCode field is required."]}}"#,
     );
 }
 
-#[tokio::test]
-async fn each_invalid_field_is_refused_with_its_reason() {
-    let app = TestApp::spawn().await;
+async fn each_invalid_field_is_refused_with_its_reason(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let cases: &[(&str, Value, &str)] = &[
         (
             "pan",
@@ -149,9 +145,8 @@ async fn each_invalid_field_is_refused_with_its_reason() {
     }
 }
 
-#[tokio::test]
-async fn lenient_forms_are_normalised_and_accepted() {
-    let app = TestApp::spawn().await;
+async fn lenient_forms_are_normalised_and_accepted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     for (field, value) in [
         ("pan", json!(" engpk1234l ")),
         ("mobile", json!(6393712345u64)),
@@ -171,30 +166,44 @@ async fn lenient_forms_are_normalised_and_accepted() {
     }
 }
 
-#[tokio::test]
-async fn extra_fields_are_ignored_and_aadhaar_never_stored() {
-    let app = TestApp::spawn().await;
+async fn extra_fields_are_ignored_and_aadhaar_never_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut body = app.init_body();
     body["aadhaarNo"] = json!("234567890123");
     body["apiType"] = json!("paycc");
     body["nested"] = json!({"deep": [1, 2, 3]});
     let r = app.init(&body).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let db = std::fs::read(app.dir.path().join("paycc.db")).unwrap_or_default();
-    let wal = std::fs::read(app.dir.path().join("paycc.db-wal")).unwrap_or_default();
-    for bytes in [db, wal] {
-        for needle in ["234567890123", PAN, MOBILE, EMAIL, NAME] {
+    // Complete it too, so the KYC result and the customer's verified identity are stored.
+    let kid = r.json["data"]["kid"].as_str().unwrap();
+    let approved = app.complete(kid, "approved", 91).await;
+    let aadhaar = approved.json["data"]["kyc"]["aadhaar"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = app.stored_bytes().await;
+    assert!(stored.len() > 1000, "the check reads the stored data");
+    for needle in [
+        "234567890123",
+        PAN,
+        MOBILE,
+        EMAIL,
+        NAME,
+        "SANJAY KUMAR",
+        &aadhaar,
+    ] {
+        let hex: String = needle.bytes().map(|b| format!("{b:02x}")).collect();
+        for form in [needle.as_bytes(), hex.as_bytes()] {
             assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                !stored.windows(form.len()).any(|w| w == form),
                 "{needle} is stored in plain text"
             );
         }
     }
 }
 
-#[tokio::test]
-async fn body_is_read_whatever_the_content_type() {
-    let app = TestApp::spawn().await;
+async fn body_is_read_whatever_the_content_type(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     for content_type in [
         None,
         Some("text/plain"),
@@ -214,9 +223,8 @@ async fn body_is_read_whatever_the_content_type() {
 
 const UNAUTHORIZED: &str = r#"{"code":"0x0201","status":"UNAUTHORIZED","message":"#;
 
-#[tokio::test]
-async fn every_authentication_failure_is_401_with_a_challenge() {
-    let app = TestApp::spawn().await;
+async fn every_authentication_failure_is_401_with_a_challenge(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let cases: Vec<(Option<String>, &str)> = vec![
         (
             None,
@@ -280,9 +288,8 @@ fn base64_of(s: &str) -> String {
 
 const FORBIDDEN: &str = r#"{"code":"0x0202","status":"FAILURE","message":"The merchant is not active or does not belong to this client."}"#;
 
-#[tokio::test]
-async fn foreign_unknown_and_inactive_merchants_are_403() {
-    let app = TestApp::spawn().await;
+async fn foreign_unknown_and_inactive_merchants_are_403(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let (_, other_merchant) = app.other_client().await;
     for code in [other_merchant.as_str(), "MID000000000"] {
         let mut body = app.init_body();
@@ -303,9 +310,8 @@ async fn foreign_unknown_and_inactive_merchants_are_403() {
     assert_eq!(app.init(&app.init_body()).await.status, 200);
 }
 
-#[tokio::test]
-async fn identical_init_while_open_returns_the_same_kid() {
-    let app = TestApp::spawn().await;
+async fn identical_init_while_open_returns_the_same_kid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let first = app.init(&app.init_body()).await;
     // Same person written differently is the same request.
     let mut same = app.init_body();
@@ -326,9 +332,8 @@ async fn identical_init_while_open_returns_the_same_kid() {
     assert_ne!(fourth.json["data"]["kid"], first.json["data"]["kid"]);
 }
 
-#[tokio::test]
-async fn two_hundred_parallel_inits_give_two_hundred_readable_kids() {
-    let app = std::sync::Arc::new(TestApp::spawn().await);
+async fn two_hundred_parallel_inits_give_two_hundred_readable_kids(backend: Backend) {
+    let app = std::sync::Arc::new(TestApp::spawn(backend).await);
     let mut tasks = Vec::new();
     for i in 0..200u32 {
         let app = app.clone();
@@ -351,3 +356,17 @@ async fn two_hundred_parallel_inits_give_two_hundred_readable_kids() {
         assert_eq!(r.json["code"], "0x0206", "{kid}: {}", r.text);
     }
 }
+
+on_both_backends!(
+    init_returns_kid_and_journey_url_in_published_key_order,
+    each_missing_field_is_named,
+    every_missing_field_is_listed_and_the_first_named,
+    each_invalid_field_is_refused_with_its_reason,
+    lenient_forms_are_normalised_and_accepted,
+    extra_fields_are_ignored_and_aadhaar_never_stored,
+    body_is_read_whatever_the_content_type,
+    every_authentication_failure_is_401_with_a_challenge,
+    foreign_unknown_and_inactive_merchants_are_403,
+    identical_init_while_open_returns_the_same_kid,
+    two_hundred_parallel_inits_give_two_hundred_readable_kids,
+);

@@ -8,9 +8,8 @@ use std::time::Duration;
 const NOT_FOUND: &str =
     r#"{"code":"0x0202","status":"FAILURE","message":"Entity not found for this ID"}"#;
 
-#[tokio::test]
-async fn pending_until_the_customer_finishes() {
-    let app = TestApp::spawn().await;
+async fn pending_until_the_customer_finishes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     app.status(&kid).await.assert_exact(
         200,
@@ -22,9 +21,8 @@ async fn pending_until_the_customer_finishes() {
     );
 }
 
-#[tokio::test]
-async fn approved_carries_the_full_kyc_object_and_cust_id() {
-    let app = TestApp::spawn().await;
+async fn approved_carries_the_full_kyc_object_and_cust_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     let done = app.complete(&kid, "approved", 97).await;
     let r = app.status(&kid).await;
@@ -91,9 +89,8 @@ async fn approved_carries_the_full_kyc_object_and_cust_id() {
     );
 }
 
-#[tokio::test]
-async fn rejected_and_expired_are_failures_read_with_200() {
-    let app = TestApp::spawn().await;
+async fn rejected_and_expired_are_failures_read_with_200(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     app.complete(&kid, "rejected", 31).await;
     app.status(&kid).await.assert_exact(
@@ -113,12 +110,14 @@ async fn rejected_and_expired_are_failures_read_with_200() {
     );
 }
 
-#[tokio::test]
-async fn a_request_expires_after_the_configured_time() {
-    let app = TestApp::spawn_with(Options {
-        kyc_ttl: Duration::from_secs(1),
-        expiry_interval: Duration::from_secs(1),
-    })
+async fn a_request_expires_after_the_configured_time(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            kyc_ttl: Duration::from_secs(1),
+            expiry_interval: Duration::from_secs(1),
+        },
+    )
     .await;
     let kid = app.init_kid().await;
     assert_eq!(app.status(&kid).await.json["code"], "0x0206");
@@ -137,9 +136,8 @@ async fn a_request_expires_after_the_configured_time() {
     );
 }
 
-#[tokio::test]
-async fn terminal_states_never_move() {
-    let app = TestApp::spawn().await;
+async fn terminal_states_never_move(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     assert_eq!(
         app.complete(&kid, "approved", 99).await.json["code"],
@@ -154,9 +152,8 @@ async fn terminal_states_never_move() {
     assert_eq!(app.status(&kid).await.json["data"]["kyc"]["faceMatch"], 99);
 }
 
-#[tokio::test]
-async fn unknown_malformed_and_foreign_kids_read_alike() {
-    let app = TestApp::spawn().await;
+async fn unknown_malformed_and_foreign_kids_read_alike(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     let (other_auth, _) = app.other_client().await;
     let foreign = app
@@ -189,9 +186,8 @@ async fn unknown_malformed_and_foreign_kids_read_alike() {
     assert_eq!(app.status(&kid).await.json["code"], "0x0206");
 }
 
-#[tokio::test]
-async fn status_accepts_post_and_get_with_a_body() {
-    let app = TestApp::spawn().await;
+async fn status_accepts_post_and_get_with_a_body(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     let path = format!("/v1/service/paycc/kyc/status/{kid}");
     for method in [reqwest::Method::GET, reqwest::Method::POST] {
@@ -213,9 +209,8 @@ async fn status_accepts_post_and_get_with_a_body() {
     }
 }
 
-#[tokio::test]
-async fn sandbox_helper_validates_its_body() {
-    let app = TestApp::spawn().await;
+async fn sandbox_helper_validates_its_body(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
     let path = format!("/v1/sandbox/kyc/{kid}/complete");
     app.post(&path, &json!({})).await.assert_exact(
@@ -228,3 +223,14 @@ async fn sandbox_helper_validates_its_body() {
     );
     assert_eq!(app.status(&kid).await.json["code"], "0x0206");
 }
+
+on_both_backends!(
+    pending_until_the_customer_finishes,
+    approved_carries_the_full_kyc_object_and_cust_id,
+    rejected_and_expired_are_failures_read_with_200,
+    a_request_expires_after_the_configured_time,
+    terminal_states_never_move,
+    unknown_malformed_and_foreign_kids_read_alike,
+    status_accepts_post_and_get_with_a_body,
+    sandbox_helper_validates_its_body,
+);

@@ -232,7 +232,7 @@ async fn approve_with_an_uploaded_selfie() {
         return;
     };
     let c = &b.client;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let init = app.init(&app.init_body()).await;
     let (kid, url) = (
         init.json["data"]["kid"].as_str().unwrap().to_owned(),
@@ -293,7 +293,7 @@ async fn reject_and_return_to_the_merchant() {
         return;
     };
     let c = &b.client;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     // The merchant's own site, on another origin.
     let merchant = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let merchant_url = format!(
@@ -361,7 +361,7 @@ async fn leave_pending_for_review_with_the_generated_picture() {
         return;
     };
     let c = &b.client;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let init = app.init(&app.init_body()).await;
     let (kid, url) = (
         init.json["data"]["kid"].as_str().unwrap().to_owned(),
@@ -400,7 +400,7 @@ async fn forged_token_shows_nothing_of_the_customer() {
         return;
     };
     let c = &b.client;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let init = app.init(&app.init_body()).await;
     let (kid, url) = (
         init.json["data"]["kid"].as_str().unwrap().to_owned(),
@@ -434,10 +434,13 @@ async fn an_expired_link_shows_an_expiry_page() {
         return;
     };
     let c = &b.client;
-    let app = TestApp::spawn_with(Options {
-        kyc_ttl: Duration::from_secs(1),
-        ..Options::default()
-    })
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            kyc_ttl: Duration::from_secs(1),
+            ..Options::default()
+        },
+    )
     .await;
     let url = app.init(&app.init_body()).await.json["data"]["url"]
         .as_str()
@@ -458,7 +461,7 @@ async fn a_phone_can_leave_and_resume_by_keyboard() {
         return;
     };
     let c = &b.client;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let url = app.init(&app.init_body()).await.json["data"]["url"]
         .as_str()
         .unwrap()
@@ -544,7 +547,7 @@ async fn the_camera_path_captures_a_selfie() {
         return;
     };
     let c = &b.client;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let init = app.init(&app.init_body()).await;
     let (kid, url) = (
         init.json["data"]["kid"].as_str().unwrap().to_owned(),

@@ -97,9 +97,8 @@ impl Journey {
     }
 }
 
-#[tokio::test]
-async fn pages_send_strict_security_headers() {
-    let app = TestApp::spawn().await;
+async fn pages_send_strict_security_headers(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
     for url in [
         j.url.clone(),
@@ -144,9 +143,8 @@ async fn pages_send_strict_security_headers() {
     );
 }
 
-#[tokio::test]
-async fn posts_need_the_cookie_bound_form_token_and_a_same_site_origin() {
-    let app = TestApp::spawn().await;
+async fn posts_need_the_cookie_bound_form_token_and_a_same_site_origin(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
     let agree = || j.form().text("agree", "yes");
     let forbidden = [
@@ -193,9 +191,8 @@ async fn posts_need_the_cookie_bound_form_token_and_a_same_site_origin() {
     assert_eq!(j.title().await, "Sign in to DigiLocker");
 }
 
-#[tokio::test]
-async fn every_post_checks_the_link_token() {
-    let app = TestApp::spawn().await;
+async fn every_post_checks_the_link_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
     let forged = j
         .post_url("consent")
@@ -214,9 +211,8 @@ async fn every_post_checks_the_link_token() {
     assert_eq!(j.title().await, "Verify your identity");
 }
 
-#[tokio::test]
-async fn stale_forms_do_not_skip_steps() {
-    let app = TestApp::spawn().await;
+async fn stale_forms_do_not_skip_steps(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
     let res = j
         .post(
@@ -232,9 +228,8 @@ async fn stale_forms_do_not_skip_steps() {
     assert_eq!(app.status(kid).await.json["data"]["state"], "in_progress");
 }
 
-#[tokio::test]
-async fn refused_uploads_keep_the_customer_on_the_selfie_step() {
-    let app = TestApp::spawn().await;
+async fn refused_uploads_keep_the_customer_on_the_selfie_step(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
     let cookie = Some(j.cookie.as_str());
     assert_eq!(
@@ -307,3 +302,11 @@ async fn refused_uploads_keep_the_customer_on_the_selfie_step() {
     let kid = j.url.split('/').nth(5).unwrap();
     assert_eq!(app.status(kid).await.json["data"]["state"], "in_progress");
 }
+
+on_both_backends!(
+    pages_send_strict_security_headers,
+    posts_need_the_cookie_bound_form_token_and_a_same_site_origin,
+    every_post_checks_the_link_token,
+    stale_forms_do_not_skip_steps,
+    refused_uploads_keep_the_customer_on_the_selfie_step,
+);

@@ -2,113 +2,14 @@
 //! CLI, durability across kill -9, settings errors, and what the logs may contain.
 
 mod common;
+use common::deploy::{Deployment, banner_value};
 use common::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_paycc");
-
-struct Running {
-    child: Child,
-    base: String,
-    /// Everything printed to stdout up to the listening line.
-    banner: String,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-fn paycc(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "PAYCC_DATABASE_URL",
-            format!("sqlite://{}", dir.join("paycc.db").display()),
-        );
-    c
-}
-
-/// A server process, killed when dropped so a failing test leaves none behind.
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is waited on by `Running`'s drop.
-#[allow(clippy::zombie_processes)]
-fn start(dir: &Path, extra: &[(&str, &str)]) -> Running {
-    let mut cmd = paycc(dir);
-    cmd.arg("serve").env("PAYCC_LISTEN", "127.0.0.1:0");
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("paycc starts");
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut err_pipe = child.stderr.take().unwrap();
-    let sink = stderr.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = err_pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "paycc exited before listening: {}",
-            stderr.lock().unwrap()
-        );
-        banner.push_str(&line);
-        if let Some(addr) = line.trim().strip_prefix("paycc listening on ") {
-            let base = addr.to_owned();
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return Running {
-                child,
-                base,
-                banner,
-                stderr,
-            };
-        }
-    }
-}
-
-fn run_cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = paycc(dir).args(args).output().expect("paycc runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn banner_value(banner: &str, key: &str) -> String {
-    banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(key))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| panic!("{key} not in {banner}"))
-}
-
-#[tokio::test]
-async fn first_start_prints_a_curl_that_works_as_is() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &[]);
+async fn first_start_prints_a_curl_that_works_as_is(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let server = dep.start(&[]);
     let curl: String = server
         .banner
         .lines()
@@ -127,9 +28,9 @@ async fn first_start_prints_a_curl_that_works_as_is() {
     assert!(is_kid(reply["data"]["kid"].as_str().unwrap()));
     // The key file beside the database is private.
     #[cfg(unix)]
-    {
+    if backend == Backend::Sqlite {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("paycc.dev.key"))
+        let mode = std::fs::metadata(dep.path().join("paycc.dev.key"))
             .unwrap()
             .permissions()
             .mode();
@@ -137,15 +38,14 @@ async fn first_start_prints_a_curl_that_works_as_is() {
     }
     drop(server);
     // A second start prints no credentials again.
-    let again = start(dir.path(), &[]);
+    let again = dep.start(&[]);
     assert!(!again.banner.contains("clientSecret"), "{}", again.banner);
     drop(again);
 }
 
-#[tokio::test]
-async fn acknowledged_kids_survive_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &[]);
+async fn acknowledged_kids_survive_kill_9(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let server = dep.start(&[]);
     let auth = basic(
         &banner_value(&server.banner, "clientId:"),
         &banner_value(&server.banner, "clientSecret:"),
@@ -174,7 +74,7 @@ async fn acknowledged_kids_survive_kill_9() {
     }
     // SIGKILL: no shutdown, no flush; only what was committed before each answer remains.
     drop(server);
-    let restarted = start(dir.path(), &[]);
+    let restarted = dep.start(&[]);
     for kid in &kids {
         let r: Value = http
             .get(format!(
@@ -193,18 +93,13 @@ async fn acknowledged_kids_survive_kill_9() {
     drop(restarted);
 }
 
-#[tokio::test]
-async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (ok, out, err) = run_cli(d, &["migrate"]);
+async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let (ok, out, err) = dep.cli(&["migrate"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "migrations applied");
 
-    let (ok, out, _) = run_cli(
-        d,
-        &["client", "create", "--name", "Acme Payments", "--json"],
-    );
+    let (ok, out, _) = dep.cli(&["client", "create", "--name", "Acme Payments", "--json"]);
     assert!(ok);
     let creds: Value = serde_json::from_str(&out).unwrap();
     let (id, secret) = (
@@ -213,44 +108,35 @@ async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked() {
     );
     assert!(secret.len() >= 48, "≥ 192 bits of randomness: {secret}");
 
-    let (ok, out, _) = run_cli(
-        d,
-        &[
-            "merchant",
-            "create",
-            "--client",
-            &id,
-            "--name",
-            "Acme Store",
-            "--code",
-            "MID693000001",
-            "--json",
-        ],
-    );
+    let (ok, out, _) = dep.cli(&[
+        "merchant",
+        "create",
+        "--client",
+        &id,
+        "--name",
+        "Acme Store",
+        "--code",
+        "MID693000001",
+        "--json",
+    ]);
     assert!(ok);
     assert_eq!(out.trim(), r#"{"merchantCode":"MID693000001"}"#);
-    let (ok, _, err) = run_cli(
-        d,
-        &[
-            "merchant",
-            "create",
-            "--client",
-            &id,
-            "--name",
-            "Dup",
-            "--code",
-            "MID693000001",
-        ],
-    );
+    let (ok, _, err) = dep.cli(&[
+        "merchant",
+        "create",
+        "--client",
+        &id,
+        "--name",
+        "Dup",
+        "--code",
+        "MID693000001",
+    ]);
     assert!(!ok);
     assert_eq!(err.trim(), "paycc: Merchant code MID693000001 is taken.");
-    let (ok, _, err) = run_cli(
-        d,
-        &["merchant", "create", "--client", "PCCNOPE", "--name", "X"],
-    );
+    let (ok, _, err) = dep.cli(&["merchant", "create", "--client", "PCCNOPE", "--name", "X"]);
     assert!(!ok && err.contains("No such API client"), "{err}");
 
-    let server = start(d, &[]);
+    let server = dep.start(&[]);
     assert!(
         !server.banner.contains("clientSecret"),
         "no demo on a database that has clients"
@@ -274,12 +160,12 @@ async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked() {
     assert_eq!(status, 200, "{reply}");
     let kid = reply["data"]["kid"].as_str().unwrap().to_owned();
 
-    let (ok, out, _) = run_cli(d, &["merchant", "list"]);
+    let (ok, out, _) = dep.cli(&["merchant", "list"]);
     assert!(
         ok && out.contains("MID693000001") && out.contains("yes") && out.contains(&id),
         "{out}"
     );
-    let (ok, out, _) = run_cli(d, &["kyc", "show", &kid, "--json"]);
+    let (ok, out, _) = dep.cli(&["kyc", "show", &kid, "--json"]);
     assert!(ok);
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["kid"], kid.as_str());
@@ -292,18 +178,18 @@ async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked() {
         assert!(!out.contains(pii), "{pii} shown by kyc show");
     }
 
-    let (ok, _, _) = run_cli(d, &["merchant", "deactivate", "MID693000001"]);
+    let (ok, _, _) = dep.cli(&["merchant", "deactivate", "MID693000001"]);
     assert!(ok);
-    let (ok, out, _) = run_cli(d, &["merchant", "list", "--json"]);
+    let (ok, out, _) = dep.cli(&["merchant", "list", "--json"]);
     assert!(ok);
     assert_eq!(
         serde_json::from_str::<Value>(&out).unwrap()[0]["active"],
         false
     );
     assert_eq!(init(basic(&id, &secret)).await.0, 403);
-    run_cli(d, &["merchant", "activate", "MID693000001"]);
+    dep.cli(&["merchant", "activate", "MID693000001"]);
 
-    let (ok, out, _) = run_cli(d, &["client", "rotate-secret", &id, "--json"]);
+    let (ok, out, _) = dep.cli(&["client", "rotate-secret", &id, "--json"]);
     assert!(ok);
     let new_secret = serde_json::from_str::<Value>(&out).unwrap()["clientSecret"]
         .as_str()
@@ -317,11 +203,8 @@ async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked() {
 
 #[tokio::test]
 async fn logs_carry_ids_and_never_identity_data_or_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(
-        dir.path(),
-        &[("PAYCC_LOG", "debug"), ("PAYCC_LOG_JSON", "true")],
-    );
+    let dep = Deployment::new(Backend::Sqlite).await;
+    let server = dep.start(&[("PAYCC_LOG", "debug"), ("PAYCC_LOG_JSON", "true")]);
     let id = banner_value(&server.banner, "clientId:");
     let secret = banner_value(&server.banner, "clientSecret:");
     let merchant = banner_value(&server.banner, "merchantCode:");
@@ -427,9 +310,9 @@ async fn logs_carry_ids_and_never_identity_data_or_secrets() {
     );
 }
 
-#[test]
-fn invalid_settings_stop_the_start_with_one_line() {
-    let dir = tempfile::tempdir().unwrap();
+#[tokio::test]
+async fn invalid_settings_stop_the_start_with_one_line() {
+    let dep = Deployment::new(Backend::Sqlite).await;
     for (var, value, reason) in [
         (
             "PAYCC_LISTEN",
@@ -457,11 +340,7 @@ fn invalid_settings_stop_the_start_with_one_line() {
             "PAYCC_ENCRYPTION_KEY/PAYCC_HASH_KEY: encryption key k1: must decode to exactly 32 bytes",
         ),
     ] {
-        let out = paycc(dir.path())
-            .arg("serve")
-            .env(var, value)
-            .output()
-            .unwrap();
+        let out = dep.command().arg("serve").env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}={value} started");
         let err = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = err.lines().filter(|l| !l.contains("WARN")).collect();
@@ -475,16 +354,22 @@ fn invalid_settings_stop_the_start_with_one_line() {
     }
 }
 
-#[test]
-fn a_database_without_its_key_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ok, _, _) = run_cli(dir.path(), &["client", "create", "--name", "A"]);
+#[tokio::test]
+async fn a_database_without_its_key_is_refused() {
+    let dep = Deployment::new(Backend::Sqlite).await;
+    let (ok, _, _) = dep.cli(&["client", "create", "--name", "A"]);
     assert!(ok);
-    std::fs::remove_file(dir.path().join("paycc.dev.key")).unwrap();
-    let (ok, _, err) = run_cli(dir.path(), &["merchant", "list"]);
+    std::fs::remove_file(dep.path().join("paycc.dev.key")).unwrap();
+    let (ok, _, err) = dep.cli(&["merchant", "list"]);
     assert!(!ok);
     assert!(
         err.contains("its key file") && err.contains("PAYCC_ENCRYPTION_KEY"),
         "{err}"
     );
 }
+
+on_both_backends!(
+    first_start_prints_a_curl_that_works_as_is,
+    acknowledged_kids_survive_kill_9,
+    admin_cli_manages_clients_merchants_and_shows_kycs_masked,
+);

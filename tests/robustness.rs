@@ -9,9 +9,8 @@ use std::io::{Read, Write};
 const INIT: &str = "/v1/service/paycc/init/kyc";
 const NOT_OBJECT: &str = r#"{"code":"0x0203","status":"MISSING_PARAMETER","message":"The request body must be a JSON object."}"#;
 
-#[tokio::test]
-async fn bodies_that_are_not_json_objects() {
-    let app = TestApp::spawn().await;
+async fn bodies_that_are_not_json_objects(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     for body in [
         "[1,2]",
@@ -49,9 +48,8 @@ async fn bodies_that_are_not_json_objects() {
     );
 }
 
-#[tokio::test]
-async fn bodies_over_16_kib_are_refused_cleanly() {
-    let app = TestApp::spawn().await;
+async fn bodies_over_16_kib_are_refused_cleanly(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let mut body = app.init_body();
     body["padding"] = json!("x".repeat(17 * 1024));
     let r = app.init(&body).await;
@@ -67,9 +65,8 @@ async fn bodies_over_16_kib_are_refused_cleanly() {
     assert_eq!((r.status, r.json["code"].as_str()), (413, Some("0x0202")));
 }
 
-#[tokio::test]
-async fn unknown_routes_and_methods_get_envelopes() {
-    let app = TestApp::spawn().await;
+async fn unknown_routes_and_methods_get_envelopes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let r = app
         .send(
             reqwest::Method::GET,
@@ -88,9 +85,8 @@ async fn unknown_routes_and_methods_get_envelopes() {
     r.assert_exact(405, r#"{"code":"0x0202","status":"FAILURE","message":"This endpoint does not accept this HTTP method."}"#);
 }
 
-#[tokio::test]
-async fn request_ids_are_echoed_or_generated() {
-    let app = TestApp::spawn().await;
+async fn request_ids_are_echoed_or_generated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let r = app
         .http
         .post(format!("{}{INIT}", app.base))
@@ -119,9 +115,8 @@ async fn request_ids_are_echoed_or_generated() {
     assert_eq!(r.headers()["x-request-id"].len(), 20);
 }
 
-#[tokio::test]
-async fn a_stalled_upload_does_not_hold_up_anyone_else() {
-    let app = TestApp::spawn().await;
+async fn a_stalled_upload_does_not_hold_up_anyone_else(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let auth = app.auth();
     // Promise 1000 bytes, send 10, then stall.
@@ -174,7 +169,7 @@ async fn shared_app() -> &'static RemoteApp {
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async {
-                let app = TestApp::spawn().await;
+                let app = TestApp::spawn(Backend::Sqlite).await;
                 tx.send(RemoteApp {
                     base: app.base.clone(),
                     auth: app.auth(),
@@ -231,3 +226,11 @@ impl RemoteApp {
         .await
     }
 }
+
+on_both_backends!(
+    bodies_that_are_not_json_objects,
+    bodies_over_16_kib_are_refused_cleanly,
+    unknown_routes_and_methods_get_envelopes,
+    request_ids_are_echoed_or_generated,
+    a_stalled_upload_does_not_hold_up_anyone_else,
+);

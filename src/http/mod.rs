@@ -7,10 +7,12 @@ mod extract;
 mod gateway;
 mod kyc;
 mod observe;
+mod ops;
 mod sandbox;
 
 pub use envelope::Code;
 pub use extract::BODY_LIMIT;
+pub use ops::router as ops_router;
 
 use crate::service::Service;
 use axum::Router;

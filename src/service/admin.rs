@@ -127,6 +127,11 @@ impl Service {
         }
     }
 
+    /// Whether the database answers and its schema is current, for `/readyz`.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.store.readiness().await.map_err(|e| e.to_string())
+    }
+
     /// `true` when the database has no API client yet (a fresh install).
     pub async fn is_empty(&self) -> ServiceResult<bool> {
         Ok(self.store.count_clients().await? == 0)

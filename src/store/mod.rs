@@ -1,6 +1,8 @@
 //! Persistence behind one seam. The service speaks in records and sealed bytes; only
 //! the backends know SQL. Every write returns after its transaction has committed.
 
+pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use crate::domain::state::KycState;
@@ -8,6 +10,8 @@ use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("the database schema is at version {found}, this build needs {wanted}")]
+    SchemaBehind { found: i64, wanted: i64 },
     #[error("{0} already exists")]
     Conflict(&'static str),
     #[error("database unavailable: {0}")]
@@ -143,6 +147,9 @@ pub struct SandboxSession {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Reachable, and the schema is at the version this build expects.
+    async fn readiness(&self) -> StoreResult<()>;
+
     async fn create_client(
         &self,
         client_id: &str,

@@ -2,9 +2,12 @@
 //! to it the way a partner's backend does.
 #![allow(dead_code)]
 
+pub mod deploy;
+
 use base64::prelude::*;
 use paycc::app::Server;
 use paycc::config::{Database, ProviderKind, ServeSettings, StoreSettings};
+use paycc::crypto::Keyring;
 use paycc::service::Service;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -16,8 +19,143 @@ pub const NAME: &str = "Sanjay Kumar";
 pub const EMAIL: &str = "sanjay.kumar@example.com";
 pub const MOBILE: &str = "6393712345";
 
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// PostgreSQL when a server is reachable (mandatory under CI=true).
+    pub fn postgres() -> Option<Backend> {
+        postgres_server().map(|_| Backend::Postgres)
+    }
+}
+
+/// Runs each named `async fn(Backend)` test once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(crate::common::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if let Some(backend) = crate::common::Backend::postgres() {
+                    super::$name(backend).await;
+                }
+            })*
+        }
+    };
+}
+
+/// The PostgreSQL server for tests: `PAYCC_TEST_POSTGRES_URL`, or the machine's local
+/// server. `None` (with a note) when unreachable, unless CI=true or the URL was set.
+pub fn postgres_server() -> Option<String> {
+    let configured = std::env::var("PAYCC_TEST_POSTGRES_URL").ok();
+    let url = configured
+        .clone()
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+    let host_port = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .rsplit('@')
+        .next()
+        .unwrap_or("")
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(host_port)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+        });
+    if reachable {
+        return Some(url);
+    }
+    let required = std::env::var("CI").as_deref() == Ok("true") || configured.is_some();
+    assert!(
+        !required,
+        "PostgreSQL at {host_port} is required (CI=true or PAYCC_TEST_POSTGRES_URL) but unreachable"
+    );
+    eprintln!("PostgreSQL not reachable at {host_port}: PostgreSQL test skipped");
+    None
+}
+
+/// A database of its own for one test, dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let server = postgres_server().expect("PostgreSQL is reachable");
+        let name = format!("paycc_t_{}", paycc::crypto::random_alnum(12).to_lowercase());
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::Executor::execute(
+            &mut admin,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("create a test database");
+        let (base, _) = server.rsplit_once('/').expect("a database URL");
+        Self {
+            url: format!("{base}/{name}"),
+            server,
+            name,
+        }
+    }
+
+    /// Runs SQL against this test's database, for assertions the API cannot make.
+    pub async fn scalar(&self, sql: &'static str) -> i64 {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop may run inside a runtime; do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&server).await
+                {
+                    let _ = sqlx::Executor::execute(
+                        &mut admin,
+                        sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")),
+                    )
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub base: String,
+    pub ops: String,
+    pub backend: Backend,
+    pub db: Option<TestDb>,
     pub http: reqwest::Client,
     pub service: Arc<Service>,
     pub client_id: String,
@@ -41,33 +179,61 @@ impl Default for Options {
     }
 }
 
-pub fn store_settings(dir: &TempDir) -> StoreSettings {
+/// Settings for a test's store: a SQLite file in `dir`, or the PostgreSQL database at
+/// `pg_url` with fresh keys (PostgreSQL has no development key file).
+pub fn store_settings(dir: &TempDir, pg_url: Option<&str>) -> StoreSettings {
+    let (database, keys) = match pg_url {
+        Some(url) => (
+            Database::Postgres(url.to_owned()),
+            Some(Keyring::generate_dev()),
+        ),
+        None => (Database::Sqlite(dir.path().join("paycc.db")), None),
+    };
     StoreSettings {
-        database: Database::Sqlite(dir.path().join("paycc.db")),
-        encryption_key: None,
-        hash_key: None,
+        database,
+        encryption_key: keys.as_ref().map(|k| k.0.clone()),
+        hash_key: keys.map(|k| k.1),
         sqlite_readers: Some(2),
+        db_pool_size: 8,
+        db_acquire_timeout: Duration::from_secs(2),
+        db_call_timeout: Duration::from_secs(5),
     }
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(Options::default()).await
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Options::default()).await
     }
 
-    pub async fn spawn_with(opts: Options) -> Self {
+    pub async fn spawn_with(backend: Backend, opts: Options) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
+        let db = match backend {
+            Backend::Postgres => Some(TestDb::create().await),
+            Backend::Sqlite => None,
+        };
+        let store = store_settings(&dir, db.as_ref().map(|d| d.url.as_str()));
+        Self::spawn_on(backend, db, dir, store, opts).await
+    }
+
+    /// A server on the given store settings (the outage tests point it through a proxy).
+    pub async fn spawn_on(
+        backend: Backend,
+        db: Option<TestDb>,
+        dir: TempDir,
+        store: StoreSettings,
+        opts: Options,
+    ) -> Self {
         let serve = ServeSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
+            ops_listen: "127.0.0.1:0".parse().unwrap(),
             public_url: None,
             provider: ProviderKind::Sandbox,
             kyc_ttl: opts.kyc_ttl,
             expiry_interval: opts.expiry_interval,
         };
-        let server = Server::bind(&store_settings(&dir), &serve)
-            .await
-            .expect("paycc binds");
+        let server = Server::bind(&store, &serve).await.expect("paycc binds");
         let base = format!("http://{}", server.local_addr());
+        let ops = format!("http://{}", server.ops_addr());
         let service = server.service();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run(async {
@@ -80,6 +246,9 @@ impl TestApp {
             .unwrap();
         Self {
             base,
+            ops,
+            backend,
+            db,
             http: reqwest::Client::new(),
             service,
             client_id: creds.client_id,
@@ -87,6 +256,40 @@ impl TestApp {
             merchant,
             dir,
             shutdown: Some(tx),
+        }
+    }
+
+    /// Everything the database holds, as stored: the SQLite files, or every PostgreSQL
+    /// row as JSON (binary columns appear in hex).
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        match &self.db {
+            None => ["paycc.db", "paycc.db-wal"]
+                .iter()
+                .flat_map(|f| std::fs::read(self.dir.path().join(f)).unwrap_or_default())
+                .collect(),
+            Some(db) => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                    .await
+                    .unwrap();
+                let mut all = Vec::new();
+                for table in [
+                    "api_clients",
+                    "merchants",
+                    "customers",
+                    "kyc_requests",
+                    "sandbox_sessions",
+                ] {
+                    let sql = format!(
+                        "SELECT COALESCE(string_agg(row_to_json(t)::text, ''), '') FROM {table} t"
+                    );
+                    let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap();
+                    all.extend_from_slice(text.as_bytes());
+                }
+                all
+            }
         }
     }
 

@@ -6,15 +6,8 @@ use crate::store::*;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-/// `'a','b'` for the states matching `keep`; built from the domain so SQL and rules agree.
-fn state_list(keep: impl Fn(KycState) -> bool) -> String {
-    KycState::ALL
-        .into_iter()
-        .filter(|s| keep(*s))
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
+use crate::domain::state::EXPIRED_REASON;
+use crate::store::sql::{reusable, state_list};
 
 fn state_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<KycState> {
     let text: String = row.get(idx)?;
@@ -63,14 +56,13 @@ fn merchant_record(r: &Row<'_>) -> rusqlite::Result<MerchantRecord> {
     })
 }
 
+/// The open request for this fingerprint, if it may still be reused.
 fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
     let sql = format!(
         "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
-         WHERE k.fingerprint = ?1 AND k.expires_at > ?2 AND k.url_sealed IS NOT NULL
-           AND k.state IN ({})
-         ORDER BY k.created_at DESC LIMIT 1",
-        state_list(KycState::is_open)
+         WHERE k.fingerprint = ?1 AND k.url_sealed IS NOT NULL AND {}",
+        reusable("k", "?2")
     );
     conn.prepare_cached(&sql)
         .and_then(|mut st| {
@@ -88,6 +80,14 @@ fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitSto
 }
 
 fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
+    // An open request whose time ran out no longer counts (nor blocks the new one).
+    conn.prepare_cached(&format!(
+        "UPDATE kyc_requests SET state = 'expired', reason = ?3, updated_at = ?2
+         WHERE fingerprint = ?1 AND state IN ({}) AND expires_at <= ?2",
+        state_list(KycState::expires_by_time)
+    ))
+    .and_then(|mut st| st.execute(params![new.fingerprint, new.now, EXPIRED_REASON]))
+    .ctx("expiring a stale identical request")?;
     if let Some(open) = open_identical(conn, &new)? {
         return Ok(open);
     }
@@ -140,6 +140,21 @@ fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn readiness(&self) -> StoreResult<()> {
+        self.read(|c| {
+            let found: i64 = c
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .ctx("reading the schema version")?;
+            let wanted = super::MIGRATIONS.len() as i64;
+            if found < wanted {
+                Err(StoreError::SchemaBehind { found, wanted })
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
     async fn create_client(
         &self,
         client_id: &str,
@@ -412,7 +427,7 @@ impl Store for SqliteStore {
                  WHERE kid IN (SELECT kid FROM kyc_requests WHERE state IN ({}) AND expires_at <= ?1 LIMIT ?2)",
                 state_list(KycState::expires_by_time)
             );
-            c.execute(&sql, params![now, limit, crate::domain::state::EXPIRED_REASON])
+            c.execute(&sql, params![now, limit, EXPIRED_REASON])
                 .ctx("expiring requests")
         })
         .await

@@ -55,7 +55,9 @@ CREATE TABLE kyc_requests (
     updated_at      INTEGER NOT NULL,
     expires_at      INTEGER NOT NULL
 );
-CREATE INDEX kyc_requests_by_fingerprint ON kyc_requests (fingerprint, created_at);
+-- At most one open request per identical init: the database, not a check, enforces it.
+CREATE UNIQUE INDEX kyc_requests_one_open_per_fingerprint ON kyc_requests (fingerprint)
+    WHERE state IN ('created','pending','in_progress','awaiting_approval');
 CREATE INDEX kyc_requests_by_state_expiry ON kyc_requests (state, expires_at);
 CREATE INDEX kyc_requests_by_customer ON kyc_requests (customer_pk, created_at);
 

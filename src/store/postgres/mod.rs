@@ -1,0 +1,133 @@
+//! PostgreSQL backend, for several `paycc serve` nodes on one database. Uniqueness and
+//! identical-init reuse are enforced by constraints and upserts, background work is
+//! claimed with `FOR UPDATE SKIP LOCKED`, and every call is bounded by a timeout so an
+//! unreachable database fails requests fast instead of hanging them.
+
+mod queries;
+
+use super::{StoreError, StoreResult};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// Any fixed number: every node takes this lock to apply migrations one at a time.
+const MIGRATION_LOCK: i64 = 0x7061_7963_6301;
+
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    pub pool_size: u32,
+    /// Longest wait for a pooled connection (and for the whole call, see `call_timeout`).
+    pub acquire_timeout: Duration,
+    /// Longest any single store call may take.
+    pub call_timeout: Duration,
+}
+
+pub struct PgStore {
+    pool: PgPool,
+    call_timeout: Duration,
+}
+
+impl PgStore {
+    /// Connects and applies pending migrations (safe from several nodes at once).
+    pub async fn open(url: &str, settings: &PgSettings) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("bad PostgreSQL URL: {}", redact(&e.to_string())))
+            })?
+            .application_name("paycc");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.pool_size)
+            .acquire_timeout(settings.acquire_timeout)
+            // A connection the database dropped is found out before use, not by a request.
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
+        let store = Self {
+            pool,
+            call_timeout: settings.call_timeout,
+        };
+        store.bounded(store.migrate()).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.ctx("starting migrations")?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .ctx("taking the migration lock")?;
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS paycc_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            .execute(&mut *tx)
+            .await
+            .ctx("creating the migrations table")?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM paycc_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .ctx("reading the schema version")?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            sqlx::raw_sql(*sql)
+                .execute(&mut *tx)
+                .await
+                .ctx("applying a migration")?;
+            sqlx::query("INSERT INTO paycc_migrations (version) VALUES ($1)")
+                .bind(i as i64 + 1)
+                .execute(&mut *tx)
+                .await
+                .ctx("recording a migration")?;
+        }
+        tx.commit().await.ctx("committing migrations")
+    }
+
+    /// Runs one store call within the call timeout.
+    async fn bounded<T>(&self, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+        tokio::time::timeout(self.call_timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "no answer from PostgreSQL within {:?}",
+                    self.call_timeout
+                )))
+            })
+    }
+}
+
+/// Drops a password from anything that quotes a connection URL.
+fn redact(text: &str) -> String {
+    match (text.find("://"), text.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &text[..s], &text[at..]),
+        _ => text.to_owned(),
+    }
+}
+
+/// Attaches what we were doing to a database error; a unique violation becomes
+/// `Conflict`, a lost or unreachable server `Unavailable`.
+pub(crate) trait Ctx<T> {
+    fn ctx(self, context: &'static str) -> StoreResult<T>;
+}
+
+impl<T> Ctx<T> for Result<T, sqlx::Error> {
+    fn ctx(self, context: &'static str) -> StoreResult<T> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(context),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(format!("{context}: {e}")),
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
+                StoreError::Unavailable(format!("{context}: {e}"))
+            }
+            _ => StoreError::Backend {
+                context,
+                source: Box::new(e),
+            },
+        })
+    }
+}

@@ -1,0 +1,555 @@
+//! The SQL behind each `Store` operation on PostgreSQL.
+
+use super::{Ctx, PgStore};
+use crate::domain::state::{EXPIRED_REASON, KycState};
+use crate::store::sql::{reusable, state_list};
+use crate::store::*;
+use async_trait::async_trait;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgConnection, Row};
+
+/// Dynamic SQL here is assembled only from the domain's state names, never from input.
+fn dynamic(sql: String) -> AssertSqlSafe<String> {
+    AssertSqlSafe(sql)
+}
+
+fn state_of(row: &PgRow, column: &str) -> Result<KycState, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    KycState::parse(&text)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown KYC state {text:?}").into()))
+}
+
+fn kyc_record(r: &PgRow) -> Result<KycRecord, sqlx::Error> {
+    Ok(KycRecord {
+        kid: r.try_get("kid")?,
+        reference: r.try_get("reference")?,
+        merchant_code: r.try_get("code")?,
+        merchant_name: r.try_get("merchant_name")?,
+        client_id: r.try_get("client_id")?,
+        cust_id: r.try_get("cust_id")?,
+        provider: r.try_get("provider")?,
+        state: state_of(r, "state")?,
+        reason: r.try_get("reason")?,
+        url_sealed: r.try_get("url_sealed")?,
+        token_hash: r.try_get("token_hash")?,
+        redirect_url: r.try_get("redirect_url")?,
+        result_sealed: r.try_get("result_sealed")?,
+        customer_details_sealed: r.try_get("details_sealed")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+fn merchant_record(r: &PgRow) -> Result<MerchantRecord, sqlx::Error> {
+    Ok(MerchantRecord {
+        pk: r.try_get("pk")?,
+        code: r.try_get("code")?,
+        name: r.try_get("name")?,
+        active: r.try_get("active")?,
+        client_id: r.try_get("client_id")?,
+    })
+}
+
+async fn open_identical(conn: &mut PgConnection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
+    let sql = format!(
+        "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
+         JOIN customers c ON c.pk = k.customer_pk
+         WHERE k.fingerprint = $1 AND k.url_sealed IS NOT NULL AND {}",
+        reusable("k", "$2")
+    );
+    let row = sqlx::query(dynamic(sql))
+        .bind(&new.fingerprint)
+        .bind(new.now)
+        .fetch_optional(&mut *conn)
+        .await
+        .ctx("looking for an identical open request")?;
+    row.map(|r| {
+        Ok(InitStored {
+            kid: r.try_get("kid")?,
+            url_sealed: r.try_get("url_sealed")?,
+            cust_id: r.try_get("cust_id")?,
+            reused: true,
+        })
+    })
+    .transpose()
+    .ctx("reading an identical open request")
+}
+
+impl PgStore {
+    async fn insert_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
+        let mut tx = self.pool.begin().await.ctx("starting an init")?;
+        sqlx::query(dynamic(format!(
+            "UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $2
+             WHERE fingerprint = $1 AND state IN ({}) AND expires_at <= $2",
+            state_list(KycState::expires_by_time)
+        )))
+        .bind(&new.fingerprint)
+        .bind(new.now)
+        .bind(EXPIRED_REASON)
+        .execute(&mut *tx)
+        .await
+        .ctx("expiring a stale identical request")?;
+        if let Some(open) = open_identical(&mut tx, &new).await? {
+            return Ok(open);
+        }
+        let c = &new.customer;
+        let customer = sqlx::query(
+            "INSERT INTO customers (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (merchant_pk, pan_hash) DO UPDATE SET
+               mobile_hash = excluded.mobile_hash, details_sealed = excluded.details_sealed,
+               updated_at = excluded.updated_at
+             RETURNING pk, cust_id",
+        )
+        .bind(&c.cust_id)
+        .bind(new.merchant_pk)
+        .bind(&c.pan_hash)
+        .bind(&c.mobile_hash)
+        .bind(&c.details_sealed)
+        .bind(new.now)
+        .fetch_one(&mut *tx)
+        .await
+        .ctx("custId")?;
+        let (customer_pk, cust_id): (i64, String) = (
+            customer.try_get("pk").ctx("reading a customer")?,
+            customer.try_get("cust_id").ctx("reading a customer")?,
+        );
+        // Another node may have opened the identical request since we looked: the partial
+        // unique index makes us wait for it and then insert nothing.
+        let inserted = sqlx::query(dynamic(format!(
+            "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
+               url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
+             ON CONFLICT (fingerprint) WHERE state IN ({}) DO NOTHING",
+            state_list(KycState::is_open)
+        )))
+        .bind(&new.kid)
+        .bind(&new.reference)
+        .bind(new.merchant_pk)
+        .bind(customer_pk)
+        .bind(new.provider)
+        .bind(new.state.as_str())
+        .bind(&new.fingerprint)
+        .bind(&new.url_sealed)
+        .bind(&new.token_hash)
+        .bind(&new.redirect_url)
+        .bind(new.now)
+        .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await
+        .ctx("kid")?
+        .rows_affected();
+        let stored = if inserted == 1 {
+            InitStored {
+                kid: new.kid.clone(),
+                url_sealed: new.url_sealed.clone(),
+                cust_id,
+                reused: false,
+            }
+        } else {
+            open_identical(&mut tx, &new)
+                .await?
+                .ok_or(StoreError::Corrupt(
+                    "an identical request blocked the insert but cannot be read".into(),
+                ))?
+        };
+        tx.commit().await.ctx("committing an init")?;
+        Ok(stored)
+    }
+
+    async fn transition_now(&self, t: Transition) -> StoreResult<Option<KycState>> {
+        let mut tx = self.pool.begin().await.ctx("starting a state change")?;
+        let moved = sqlx::query(dynamic(format!(
+            "UPDATE kyc_requests SET state = $2, reason = COALESCE($3, reason),
+               result_sealed = COALESCE($4, result_sealed), updated_at = $5
+             WHERE kid = $1 AND state IN ({})",
+            state_list(|s| s.can_move_to(t.to))
+        )))
+        .bind(&t.kid)
+        .bind(t.to.as_str())
+        .bind(&t.reason)
+        .bind(&t.result_sealed)
+        .bind(t.now)
+        .execute(&mut *tx)
+        .await
+        .ctx("moving a KYC request")?
+        .rows_affected()
+            == 1;
+        if moved && t.to == KycState::Approved {
+            sqlx::query(
+                "UPDATE customers SET verified_kid = $1, updated_at = $2
+                 WHERE pk = (SELECT customer_pk FROM kyc_requests WHERE kid = $1)",
+            )
+            .bind(&t.kid)
+            .bind(t.now)
+            .execute(&mut *tx)
+            .await
+            .ctx("marking a customer verified")?;
+        }
+        let state = sqlx::query("SELECT state FROM kyc_requests WHERE kid = $1")
+            .bind(&t.kid)
+            .fetch_optional(&mut *tx)
+            .await
+            .ctx("reading a KYC state")?
+            .map(|r| state_of(&r, "state"))
+            .transpose()
+            .ctx("reading a KYC state")?;
+        tx.commit().await.ctx("committing a state change")?;
+        Ok(state)
+    }
+
+    async fn customer_now(
+        &self,
+        client_pk: i64,
+        code: &str,
+        key: CustomerLookup,
+    ) -> StoreResult<Option<CustomerRecord>> {
+        let (column, hash) = match key {
+            CustomerLookup::PanHash(h) => ("pan_hash", h),
+            CustomerLookup::MobileHash(h) => ("mobile_hash", h),
+        };
+        let sql = format!(
+            "SELECT c.pk, c.cust_id, c.active, c.details_sealed, c.verified_kid, v.result_sealed
+             FROM customers c
+             JOIN merchants m ON m.pk = c.merchant_pk
+             LEFT JOIN kyc_requests v ON v.kid = c.verified_kid
+             WHERE m.code = $1 AND m.client_pk = $2 AND c.{column} = $3
+             ORDER BY c.updated_at DESC LIMIT 1"
+        );
+        let Some(row) = sqlx::query(dynamic(sql))
+            .bind(code)
+            .bind(client_pk)
+            .bind(&hash)
+            .fetch_optional(&self.pool)
+            .await
+            .ctx("reading a customer")?
+        else {
+            return Ok(None);
+        };
+        let read = |r: &PgRow| -> Result<(i64, CustomerRecord), sqlx::Error> {
+            let verified = match (
+                r.try_get::<Option<String>, _>("verified_kid")?,
+                r.try_get::<Option<Vec<u8>>, _>("result_sealed")?,
+            ) {
+                (Some(kid), Some(sealed)) => Some((kid, sealed)),
+                _ => None,
+            };
+            Ok((
+                r.try_get("pk")?,
+                CustomerRecord {
+                    cust_id: r.try_get("cust_id")?,
+                    active: r.try_get("active")?,
+                    details_sealed: r.try_get("details_sealed")?,
+                    verified,
+                    latest: None,
+                },
+            ))
+        };
+        let (pk, mut record) = read(&row).ctx("reading a customer")?;
+        record.latest = sqlx::query(
+            "SELECT kid, state, url_sealed, expires_at FROM kyc_requests
+             WHERE customer_pk = $1 ORDER BY created_at DESC, kid DESC LIMIT 1",
+        )
+        .bind(pk)
+        .fetch_optional(&self.pool)
+        .await
+        .ctx("reading a customer's latest request")?
+        .map(|r| -> Result<LatestKyc, sqlx::Error> {
+            Ok(LatestKyc {
+                kid: r.try_get("kid")?,
+                state: state_of(&r, "state")?,
+                url_sealed: r.try_get("url_sealed")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+        .ctx("reading a customer's latest request")?;
+        Ok(Some(record))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn readiness(&self) -> StoreResult<()> {
+        self.bounded(async {
+            let found: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM paycc_migrations")
+                    .fetch_one(&self.pool)
+                    .await
+                    .ctx("reading the schema version")?;
+            let wanted = super::MIGRATIONS.len() as i64;
+            if found < wanted {
+                Err(StoreError::SchemaBehind { found, wanted })
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn create_client(
+        &self,
+        client_id: &str,
+        name: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        let q = sqlx::query("INSERT INTO api_clients (client_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(client_id)
+            .bind(name)
+            .bind(secret_hash)
+            .bind(now);
+        self.bounded(async { q.execute(&self.pool).await.ctx("clientId").map(drop) })
+            .await
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let q = sqlx::query(
+            "UPDATE api_clients SET secret_hash = $2, secret_rotated_at = $3 WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .bind(secret_hash)
+        .bind(now);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("rotating a client secret")?
+                .rows_affected()
+                == 1)
+        })
+        .await
+    }
+
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        let q = sqlx::query(
+            "SELECT pk, client_id, name, secret_hash FROM api_clients WHERE client_id = $1",
+        )
+        .bind(client_id);
+        self.bounded(async {
+            q.fetch_optional(&self.pool)
+                .await
+                .ctx("reading a client")?
+                .map(|r| -> Result<ClientRecord, sqlx::Error> {
+                    Ok(ClientRecord {
+                        pk: r.try_get("pk")?,
+                        client_id: r.try_get("client_id")?,
+                        name: r.try_get("name")?,
+                        secret_hash: r.try_get("secret_hash")?,
+                    })
+                })
+                .transpose()
+                .ctx("reading a client")
+        })
+        .await
+    }
+
+    async fn count_clients(&self) -> StoreResult<i64> {
+        self.bounded(async {
+            sqlx::query_scalar("SELECT COUNT(*) FROM api_clients")
+                .fetch_one(&self.pool)
+                .await
+                .ctx("counting clients")
+        })
+        .await
+    }
+
+    async fn create_merchant(
+        &self,
+        client_id: &str,
+        code: &str,
+        name: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let q = sqlx::query(
+            "INSERT INTO merchants (code, client_pk, name, created_at)
+             SELECT $2, pk, $3, $4 FROM api_clients WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .bind(code)
+        .bind(name)
+        .bind(now);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("merchantCode")?
+                .rows_affected()
+                == 1)
+        })
+        .await
+    }
+
+    async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>> {
+        self.bounded(async {
+            let rows = sqlx::query(
+                "SELECT m.pk, m.code, m.name, m.active, a.client_id FROM merchants m
+                 JOIN api_clients a ON a.pk = m.client_pk ORDER BY m.pk",
+            )
+            .fetch_all(&self.pool)
+            .await
+            .ctx("listing merchants")?;
+            rows.iter()
+                .map(merchant_record)
+                .collect::<Result<_, _>>()
+                .ctx("listing merchants")
+        })
+        .await
+    }
+
+    async fn set_merchant_active(&self, code: &str, active: bool) -> StoreResult<bool> {
+        let q = sqlx::query("UPDATE merchants SET active = $2 WHERE code = $1")
+            .bind(code)
+            .bind(active);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("changing a merchant")?
+                .rows_affected()
+                == 1)
+        })
+        .await
+    }
+
+    async fn merchant_of_client(
+        &self,
+        client_pk: i64,
+        code: &str,
+    ) -> StoreResult<Option<MerchantRecord>> {
+        let q = sqlx::query(
+            "SELECT m.pk, m.code, m.name, m.active, a.client_id FROM merchants m
+             JOIN api_clients a ON a.pk = m.client_pk WHERE m.code = $1 AND m.client_pk = $2",
+        )
+        .bind(code)
+        .bind(client_pk);
+        self.bounded(async {
+            q.fetch_optional(&self.pool)
+                .await
+                .ctx("reading a merchant")?
+                .map(|r| merchant_record(&r))
+                .transpose()
+                .ctx("reading a merchant")
+        })
+        .await
+    }
+
+    async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
+        self.bounded(self.insert_kyc(new)).await
+    }
+
+    async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>> {
+        let q = sqlx::query(
+            "SELECT k.kid, k.reference, m.code, m.name AS merchant_name, a.client_id, c.cust_id, k.provider,
+               k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url, k.result_sealed,
+               c.details_sealed, k.created_at, k.updated_at, k.expires_at
+             FROM kyc_requests k
+             JOIN merchants m ON m.pk = k.merchant_pk
+             JOIN api_clients a ON a.pk = m.client_pk
+             JOIN customers c ON c.pk = k.customer_pk
+             WHERE k.kid = $1 AND ($2::BIGINT IS NULL OR m.client_pk = $2)",
+        )
+        .bind(kid)
+        .bind(client_pk);
+        self.bounded(async {
+            q.fetch_optional(&self.pool)
+                .await
+                .ctx("reading a KYC request")?
+                .map(|r| kyc_record(&r))
+                .transpose()
+                .ctx("reading a KYC request")
+        })
+        .await
+    }
+
+    async fn customer(
+        &self,
+        client_pk: i64,
+        merchant_code: &str,
+        key: CustomerLookup,
+    ) -> StoreResult<Option<CustomerRecord>> {
+        self.bounded(self.customer_now(client_pk, merchant_code, key))
+            .await
+    }
+
+    async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>> {
+        self.bounded(self.transition_now(t)).await
+    }
+
+    async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize> {
+        // Each node claims its own rows; a row another node holds is skipped, not waited on.
+        let sql = format!(
+            "UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $1
+             WHERE kid IN (SELECT kid FROM kyc_requests WHERE state IN ({}) AND expires_at <= $1
+                           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            state_list(KycState::expires_by_time)
+        );
+        let q = sqlx::query(dynamic(sql))
+            .bind(now)
+            .bind(limit)
+            .bind(EXPIRED_REASON);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("expiring requests")?
+                .rows_affected() as usize)
+        })
+        .await
+    }
+
+    async fn save_sandbox_session(
+        &self,
+        kid: &str,
+        s: &SandboxSession,
+        now: i64,
+    ) -> StoreResult<()> {
+        let q = sqlx::query(
+            "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (kid) DO UPDATE SET step = excluded.step, outcome = excluded.outcome,
+               face_match = excluded.face_match,
+               selfie_sealed = COALESCE(excluded.selfie_sealed, sandbox_sessions.selfie_sealed),
+               updated_at = excluded.updated_at",
+        )
+        .bind(kid)
+        .bind(&s.step)
+        .bind(&s.outcome)
+        .bind(s.face_match.map(i32::from))
+        .bind(&s.selfie_sealed)
+        .bind(now);
+        self.bounded(async {
+            q.execute(&self.pool)
+                .await
+                .ctx("saving a sandbox session")
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>> {
+        let q = sqlx::query(
+            "SELECT step, outcome, face_match, selfie_sealed FROM sandbox_sessions WHERE kid = $1",
+        )
+        .bind(kid);
+        self.bounded(async {
+            q.fetch_optional(&self.pool)
+                .await
+                .ctx("reading a sandbox session")?
+                .map(|r| -> Result<SandboxSession, sqlx::Error> {
+                    let face: Option<i32> = r.try_get("face_match")?;
+                    Ok(SandboxSession {
+                        step: r.try_get("step")?,
+                        outcome: r.try_get("outcome")?,
+                        face_match: face.and_then(|f| u8::try_from(f).ok()),
+                        selfie_sealed: r.try_get("selfie_sealed")?,
+                    })
+                })
+                .transpose()
+                .ctx("reading a sandbox session")
+        })
+        .await
+    }
+}

@@ -1,0 +1,155 @@
+//! paycc as separate processes, as an operator runs it: one folder, one database
+//! (SQLite or a PostgreSQL database of the test's own), any number of nodes.
+
+use super::{Backend, TestDb};
+use paycc::crypto::Keyring;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_paycc");
+
+/// A folder and a database that CLI commands and server nodes share.
+pub struct Deployment {
+    pub backend: Backend,
+    pub dir: TempDir,
+    pub db: Option<TestDb>,
+    env: Vec<(String, String)>,
+}
+
+impl Deployment {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = Vec::new();
+        let db = match backend {
+            Backend::Sqlite => {
+                env.push((
+                    "PAYCC_DATABASE_URL".into(),
+                    format!("sqlite://{}", dir.path().join("paycc.db").display()),
+                ));
+                None
+            }
+            Backend::Postgres => {
+                let db = TestDb::create().await;
+                let (data, hash) = Keyring::generate_dev();
+                env.push(("PAYCC_DATABASE_URL".into(), db.url.clone()));
+                env.push(("PAYCC_ENCRYPTION_KEY".into(), data));
+                env.push(("PAYCC_HASH_KEY".into(), hash));
+                Some(db)
+            }
+        };
+        Self {
+            backend,
+            dir,
+            db,
+            env,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `paycc` with only this deployment's settings in its environment.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.command().args(args).output().expect("paycc runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Starts a `paycc serve` node on free ports and waits until it listens.
+    // The child is waited on by `Running`'s drop.
+    #[allow(clippy::zombie_processes)]
+    pub fn start(&self, extra: &[(&str, &str)]) -> Running {
+        let mut cmd = self.command();
+        cmd.arg("serve")
+            .env("PAYCC_LISTEN", "127.0.0.1:0")
+            .env("PAYCC_OPS_LISTEN", "127.0.0.1:0");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("paycc starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        let mut base = None;
+        loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "paycc exited before listening: {}",
+                stderr.lock().unwrap()
+            );
+            banner.push_str(&line);
+            if let Some(addr) = line.trim().strip_prefix("paycc listening on ") {
+                base = Some(addr.to_owned());
+            }
+            if let Some(ops) = line.trim().strip_prefix("paycc ops listening on ") {
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+                let base = base.expect("the API address comes first");
+                return Running {
+                    child,
+                    base,
+                    ops: ops.to_owned(),
+                    banner,
+                    stderr,
+                };
+            }
+        }
+    }
+}
+
+pub struct Running {
+    pub child: Child,
+    pub base: String,
+    pub ops: String,
+    /// Everything printed to stdout up to the listening lines.
+    pub banner: String,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// A server process, killed when dropped so a failing test leaves none behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn banner_value(banner: &str, key: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("{key} not in {banner}"))
+}
