@@ -40,13 +40,13 @@ macro_rules! on_both_backends {
         mod sqlite {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(crate::common::Backend::Sqlite).await;
+                super::$name($crate::common::Backend::Sqlite).await;
             })*
         }
         mod postgres {
             $(#[tokio::test]
             async fn $name() {
-                if let Some(backend) = crate::common::Backend::postgres() {
+                if let Some(backend) = $crate::common::Backend::postgres() {
                     super::$name(backend).await;
                 }
             })*
