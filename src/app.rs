@@ -230,10 +230,16 @@ impl Server {
             self.service.clone(),
             self.expiry_interval,
         ));
+        let ops = axum::serve(
+            self.ops_listener,
+            crate::http::ops_router(self.service.clone()),
+        );
+        let ops = tokio::spawn(async move { ops.await });
         let result = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        ops.abort();
         result
     }
 }

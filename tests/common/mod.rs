@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod deploy;
+pub mod proxy;
 
 use base64::prelude::*;
 use paycc::app::Server;

@@ -113,10 +113,13 @@ impl<T> Ctx<T> for Result<T, sqlx::Error> {
     fn ctx(self, context: &'static str) -> StoreResult<T> {
         self.map_err(|e| match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(context),
+            // A dropped or half-open connection surfaces as I/O, TLS or protocol trouble.
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => StoreError::Unavailable(format!("{context}: {e}")),
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(format!("{context}: {e}")),
             sqlx::Error::Database(db)
                 if db
                     .code()
