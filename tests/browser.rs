@@ -15,7 +15,12 @@ struct Browser {
     client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
+    // One browser at a time: several Chromiums on two cores make page loads slow
+    // enough to trip the waits.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Drop for Browser {
     fn drop(&mut self) {
@@ -53,6 +58,7 @@ async fn browser_with(width: u32, height: u32, extra_args: &[&str]) -> Option<Br
         );
         return None;
     };
+    let turn = ONE_BROWSER_AT_A_TIME.lock().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -100,6 +106,7 @@ async fn browser_with(width: u32, height: u32, extra_args: &[&str]) -> Option<Br
         client,
         driver,
         _profile: profile,
+        _turn: turn,
     })
 }
 
@@ -233,11 +240,7 @@ async fn approve_with_an_uploaded_selfie() {
     };
     let c = &b.client;
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let init = app.init(&app.init_body()).await;
-    let (kid, url) = (
-        init.json["data"]["kid"].as_str().unwrap().to_owned(),
-        init.json["data"]["url"].as_str().unwrap().to_owned(),
-    );
+    let (kid, url) = app.open_link(&app.init_body()).await;
 
     c.goto(&url).await.unwrap();
     wait_title(c, "Verify your identity").await;
@@ -362,11 +365,7 @@ async fn leave_pending_for_review_with_the_generated_picture() {
     };
     let c = &b.client;
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let init = app.init(&app.init_body()).await;
-    let (kid, url) = (
-        init.json["data"]["kid"].as_str().unwrap().to_owned(),
-        init.json["data"]["url"].as_str().unwrap().to_owned(),
-    );
+    let (kid, url) = app.open_link(&app.init_body()).await;
     through_to_selfie(c, &url, false).await;
     c.find(Locator::Css("#outcome-pending"))
         .await
@@ -401,11 +400,7 @@ async fn forged_token_shows_nothing_of_the_customer() {
     };
     let c = &b.client;
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let init = app.init(&app.init_body()).await;
-    let (kid, url) = (
-        init.json["data"]["kid"].as_str().unwrap().to_owned(),
-        init.json["data"]["url"].as_str().unwrap().to_owned(),
-    );
+    let (kid, url) = app.open_link(&app.init_body()).await;
     let forged = format!("{}X", &url[..url.len() - 1]);
     for bad in [
         forged,
@@ -548,11 +543,7 @@ async fn the_camera_path_captures_a_selfie() {
     };
     let c = &b.client;
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let init = app.init(&app.init_body()).await;
-    let (kid, url) = (
-        init.json["data"]["kid"].as_str().unwrap().to_owned(),
-        init.json["data"]["url"].as_str().unwrap().to_owned(),
-    );
+    let (kid, url) = app.open_link(&app.init_body()).await;
     through_to_selfie(c, &url, false).await;
     c.find(Locator::Css("#camera-start"))
         .await

@@ -334,6 +334,17 @@ impl TestApp {
         self.post("/v1/service/paycc/init/kyc", body).await
     }
 
+    /// Inits `body` and returns the kid and the journey link.
+    pub async fn open_link(&self, body: &Value) -> (String, String) {
+        let r = self.init(body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let data = &r.json["data"];
+        (
+            data["kid"].as_str().unwrap().to_owned(),
+            data["url"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// Inits the default customer and returns the kid.
     pub async fn init_kid(&self) -> String {
         let r = self.init(&self.init_body()).await;

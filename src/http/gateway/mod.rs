@@ -10,7 +10,7 @@ use crate::service::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, SELFIE_MAX_BYTES,
 };
 use axum::Router;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -50,19 +50,12 @@ type StepPath = Result<Path<(String, String, String)>, PathRejection>;
 async fn show(
     State(state): State<AppState>,
     path: JourneyPath,
-    query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     let (kid, reference) = path.map(|Path(p)| p).unwrap_or_default();
-    let token = query
-        .ok()
-        .and_then(|Query(q)| q.token_id)
-        .unwrap_or_default();
-    let key = JourneyKey {
-        kid: &kid,
-        reference: &reference,
-        token: &token,
-    };
+    let token = token_of(query);
+    let key = journey_key(&kid, &reference, &token);
     render(&state, &key, &headers, None, StatusCode::OK).await
 }
 
@@ -108,20 +101,13 @@ async fn render(
 async fn submit(
     State(state): State<AppState>,
     path: StepPath,
-    query: Result<Query<TokenQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let (kid, reference, step) = path.map(|Path(p)| p).unwrap_or_default();
-    let token = query
-        .ok()
-        .and_then(|Query(q)| q.token_id)
-        .unwrap_or_default();
-    let key = JourneyKey {
-        kid: &kid,
-        reference: &reference,
-        token: &token,
-    };
+    let token = token_of(query);
+    let key = journey_key(&kid, &reference, &token);
     let cross_site = headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
@@ -266,6 +252,22 @@ async fn read_form(mut form: Multipart) -> Result<FormFields, FormProblem> {
             "photo" if !bytes.is_empty() => f.photo = Some(bytes.to_vec()),
             _ => {}
         }
+    }
+}
+
+/// The link's token; a missing or unreadable query reads as no token (an invalid link).
+fn token_of(query: Result<Query<TokenQuery>, QueryRejection>) -> String {
+    query
+        .ok()
+        .and_then(|Query(q)| q.token_id)
+        .unwrap_or_default()
+}
+
+fn journey_key<'a>(kid: &'a str, reference: &'a str, token: &'a str) -> JourneyKey<'a> {
+    JourneyKey {
+        kid,
+        reference,
+        token,
     }
 }
 
