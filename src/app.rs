@@ -1,7 +1,8 @@
 //! Assembling paycc: keys, store, provider, service, router and background work.
 
-use crate::config::{Database, ProviderKind, ServeSettings, StoreSettings};
+use crate::config::{Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings};
 use crate::crypto::Keyring;
+use crate::provider::digio::{Digio, DigioSettings};
 use crate::provider::{KycProvider, sandbox::Sandbox};
 use crate::service::{Service, ServiceSettings};
 use crate::store::postgres::{PgSettings, PgStore};
@@ -134,9 +135,7 @@ pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, Sta
         store,
         provider,
         keys,
-        ServiceSettings {
-            kyc_ttl: Duration::from_secs(86_400),
-        },
+        ServiceSettings::offline(Duration::from_secs(86_400)),
     )))
 }
 
@@ -148,6 +147,7 @@ pub struct Server {
     service: Arc<Service>,
     public_url: String,
     expiry_interval: Duration,
+    reconcile_interval: Duration,
 }
 
 impl Server {
@@ -180,17 +180,22 @@ impl Server {
             ProviderKind::Sandbox => {
                 Arc::new(Sandbox::new(store.clone(), keys.clone(), &public_url))
             }
+            ProviderKind::Digio => {
+                Arc::new(Digio::new(digio_settings(&serve.digio)?).map_err(StartError)?)
+            }
         };
-        let sandbox = serve.provider == ProviderKind::Sandbox;
         let service = Arc::new(Service::new(
             store,
             provider,
             keys,
             ServiceSettings {
                 kyc_ttl: serve.kyc_ttl,
+                stale_after: serve.digio.stale_after,
+                refresh_timeout: serve.digio.timeout,
+                reconcile_after: serve.digio.reconcile_after,
             },
         ));
-        let router = crate::http::router(service.clone(), sandbox, &public_url);
+        let router = crate::http::router(service.clone(), &public_url);
         Ok(Self {
             listener,
             ops_listener,
@@ -198,6 +203,7 @@ impl Server {
             service,
             public_url,
             expiry_interval: serve.expiry_interval,
+            reconcile_interval: serve.digio.reconcile_interval,
         })
     }
 
@@ -230,6 +236,10 @@ impl Server {
             self.service.clone(),
             self.expiry_interval,
         ));
+        let reconciler = tokio::spawn(reconcile_periodically(
+            self.service.clone(),
+            self.reconcile_interval,
+        ));
         let ops = axum::serve(
             self.ops_listener,
             crate::http::ops_router(self.service.clone()),
@@ -239,9 +249,61 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        reconciler.abort();
         ops.abort();
         result
     }
+}
+
+/// Re-reads requests a remote provider may have moved without telling us.
+async fn reconcile_periodically(service: Arc<Service>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match service.reconcile_once().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rechecked = n, "reconciled requests with the provider"),
+            Err(e) => tracing::warn!(error = %e, "reconciler pass failed; will retry"),
+        }
+    }
+}
+
+/// The Digio settings, or one line naming every required one that is missing.
+fn digio_settings(a: &DigioArgs) -> Result<DigioSettings, StartError> {
+    let required = [
+        ("PAYCC_DIGIO_API_URL", &a.api_url),
+        ("PAYCC_DIGIO_GATEWAY_URL", &a.gateway_url),
+        ("PAYCC_DIGIO_CLIENT_ID", &a.client_id),
+        ("PAYCC_DIGIO_CLIENT_SECRET", &a.client_secret),
+        ("PAYCC_DIGIO_TEMPLATE", &a.template),
+        ("PAYCC_DIGIO_WEBHOOK_SECRET", &a.webhook_secret),
+    ];
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|(_, v)| v.as_deref().is_none_or(|v| v.trim().is_empty()))
+        .map(|(name, _)| *name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(StartError(format!(
+            "PAYCC_PROVIDER=digio needs {}",
+            missing.join(", ")
+        )));
+    }
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    Ok(DigioSettings {
+        api_url: value(&a.api_url),
+        gateway_url: value(&a.gateway_url),
+        client_id: value(&a.client_id),
+        client_secret: value(&a.client_secret),
+        template: value(&a.template),
+        webhook_secret: value(&a.webhook_secret),
+        default_redirect: a.redirect_url.clone(),
+        connect_timeout: a.connect_timeout,
+        timeout: a.timeout,
+        failures_before_pause: a.failures_before_pause,
+        pause: a.pause,
+    })
 }
 
 async fn expire_periodically(service: Arc<Service>, every: Duration) {

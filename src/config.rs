@@ -124,6 +124,8 @@ impl Database {
 pub enum ProviderKind {
     /// paycc plays the provider and serves the journey itself.
     Sandbox,
+    /// Digio's KYC product (DigiLocker Aadhaar + PAN + selfie).
+    Digio,
 }
 
 /// Settings only the server needs.
@@ -158,6 +160,108 @@ pub struct ServeSettings {
     #[arg(long = "expiry-interval", env = "PAYCC_EXPIRY_INTERVAL", default_value = "30s",
           value_parser = parse_duration)]
     pub expiry_interval: Duration,
+
+    #[command(flatten)]
+    pub digio: DigioArgs,
+}
+
+const DIGIO_CONNECT_TIMEOUT: &str = "3s";
+const DIGIO_TIMEOUT: &str = "10s";
+const DIGIO_STALE_AFTER: &str = "30s";
+const DIGIO_RECONCILE_AFTER: &str = "10m";
+const DIGIO_RECONCILE_INTERVAL: &str = "60s";
+const DIGIO_PAUSE: &str = "30s";
+const DIGIO_FAILURES_BEFORE_PAUSE: u32 = 5;
+
+/// The Digio provider (`PAYCC_PROVIDER=digio`). The first six are required then;
+/// `paycc serve` names any that are missing. Production: API `https://api.digio.in`,
+/// gateway `https://app.digio.in`; Digio's sandbox: `https://ext.digio.in:444` and
+/// `https://ext.digio.in`.
+#[derive(Clone, Args)]
+pub struct DigioArgs {
+    /// Digio API base URL.
+    #[arg(long = "digio-api-url", env = "PAYCC_DIGIO_API_URL", value_parser = parse_public_url)]
+    pub api_url: Option<String>,
+    /// Digio gateway (browser) base URL.
+    #[arg(long = "digio-gateway-url", env = "PAYCC_DIGIO_GATEWAY_URL", value_parser = parse_public_url)]
+    pub gateway_url: Option<String>,
+    #[arg(
+        long = "digio-client-id",
+        env = "PAYCC_DIGIO_CLIENT_ID",
+        hide_env_values = true
+    )]
+    pub client_id: Option<String>,
+    #[arg(
+        long = "digio-client-secret",
+        env = "PAYCC_DIGIO_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: Option<String>,
+    /// The KYC workflow template configured in Digio, e.g. `DIGILOCKER_AADHAAR_PAN`.
+    #[arg(long = "digio-template", env = "PAYCC_DIGIO_TEMPLATE")]
+    pub template: Option<String>,
+    /// Secret Digio signs webhooks with (`X-Digio-Checksum`).
+    #[arg(
+        long = "digio-webhook-secret",
+        env = "PAYCC_DIGIO_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
+    /// Where Digio sends customers after the journey when the init gave no `redirectUrl`.
+    #[arg(long = "digio-redirect-url", env = "PAYCC_DIGIO_REDIRECT_URL", value_parser = parse_public_url)]
+    pub redirect_url: Option<String>,
+    #[arg(long = "digio-connect-timeout", env = "PAYCC_DIGIO_CONNECT_TIMEOUT", default_value = DIGIO_CONNECT_TIMEOUT, value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Longest one call to Digio may take; an init then answers 0x0204.
+    #[arg(long = "digio-timeout", env = "PAYCC_DIGIO_TIMEOUT", default_value = DIGIO_TIMEOUT, value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// A status read asks Digio again when the stored state is older than this.
+    #[arg(long = "digio-stale-after", env = "PAYCC_DIGIO_STALE_AFTER", default_value = DIGIO_STALE_AFTER, value_parser = parse_duration)]
+    pub stale_after: Duration,
+    /// The reconciler re-reads open requests not checked for this long.
+    #[arg(long = "digio-reconcile-after", env = "PAYCC_DIGIO_RECONCILE_AFTER", default_value = DIGIO_RECONCILE_AFTER, value_parser = parse_duration)]
+    pub reconcile_after: Duration,
+    #[arg(long = "digio-reconcile-interval", env = "PAYCC_DIGIO_RECONCILE_INTERVAL", default_value = DIGIO_RECONCILE_INTERVAL, value_parser = parse_duration)]
+    pub reconcile_interval: Duration,
+    /// After this many failures in a row, calls to Digio pause…
+    #[arg(long = "digio-failures-before-pause", env = "PAYCC_DIGIO_FAILURES_BEFORE_PAUSE", default_value_t = DIGIO_FAILURES_BEFORE_PAUSE)]
+    pub failures_before_pause: u32,
+    /// …for this long.
+    #[arg(long = "digio-pause", env = "PAYCC_DIGIO_PAUSE", default_value = DIGIO_PAUSE, value_parser = parse_duration)]
+    pub pause: Duration,
+}
+
+impl Default for DigioArgs {
+    fn default() -> Self {
+        let d = |s| parse_duration(s).expect("built-in defaults parse");
+        Self {
+            api_url: None,
+            gateway_url: None,
+            client_id: None,
+            client_secret: None,
+            template: None,
+            webhook_secret: None,
+            redirect_url: None,
+            connect_timeout: d(DIGIO_CONNECT_TIMEOUT),
+            timeout: d(DIGIO_TIMEOUT),
+            stale_after: d(DIGIO_STALE_AFTER),
+            reconcile_after: d(DIGIO_RECONCILE_AFTER),
+            reconcile_interval: d(DIGIO_RECONCILE_INTERVAL),
+            failures_before_pause: DIGIO_FAILURES_BEFORE_PAUSE,
+            pause: d(DIGIO_PAUSE),
+        }
+    }
+}
+
+// Credentials must never reach a log line through `{:?}`.
+impl std::fmt::Debug for DigioArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigioArgs")
+            .field("api_url", &self.api_url)
+            .field("gateway_url", &self.gateway_url)
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Logging, for every command. Logs go to stderr; command output to stdout.

@@ -116,6 +116,7 @@ async fn a_request_expires_after_the_configured_time(backend: Backend) {
         Options {
             kyc_ttl: Duration::from_secs(1),
             expiry_interval: Duration::from_secs(1),
+            ..Options::default()
         },
     )
     .await;

@@ -19,7 +19,7 @@ async fn open(app: &TestApp) -> Journey {
         .as_str()
         .unwrap()
         .to_owned();
-    let http = reqwest::Client::builder()
+    let http = common::http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

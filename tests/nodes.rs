@@ -33,7 +33,7 @@ async fn deployment() -> Option<(Deployment, String, String)> {
 }
 
 async fn post(base: &str, path: &str, auth: &str, body: &Value) -> Value {
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     http.post(format!("{base}{path}"))
         .header("Authorization", auth)
         .body(body.to_string())
@@ -99,7 +99,7 @@ async fn racing_inits_on_two_nodes_make_no_duplicates() {
         0
     );
     // Every kid reads the same from either node.
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     for kid in &distinct {
         for node in &nodes {
             let r: Value = http
@@ -207,11 +207,11 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
     let app = TestApp::spawn_on(Backend::Postgres, Some(db), dir, store, Options::default()).await;
     let ready = |app: &TestApp| {
         let url = format!("{}/readyz", app.ops);
-        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+        async move { common::get(url).await.unwrap().status().as_u16() }
     };
     assert_eq!(ready(&app).await, 200);
     assert_eq!(
-        reqwest::get(format!("{}/healthz", app.ops))
+        common::get(format!("{}/healthz", app.ops))
             .await
             .unwrap()
             .text()
@@ -223,7 +223,7 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
 
     proxy.cut();
     // Requests fail with an envelope instead of hanging (the client gives up at 15 s).
-    let http = reqwest::Client::builder()
+    let http = common::http_builder()
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();
@@ -243,7 +243,7 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
     }
     assert_eq!(ready(&app).await, 503);
     assert_eq!(
-        reqwest::get(format!("{}/healthz", app.ops))
+        common::get(format!("{}/healthz", app.ops))
             .await
             .unwrap()
             .status(),

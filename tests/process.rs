@@ -51,7 +51,7 @@ async fn acknowledged_kids_survive_kill_9(backend: Backend) {
         &banner_value(&server.banner, "clientSecret:"),
     );
     let merchant = banner_value(&server.banner, "merchantCode:");
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let mut tasks = Vec::new();
     for i in 0..100u32 {
         let (http, base, auth, merchant) = (
@@ -141,7 +141,7 @@ async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked(backend: Back
         !server.banner.contains("clientSecret"),
         "no demo on a database that has clients"
     );
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let init = |auth: String| {
         let (http, base) = (http.clone(), server.base.clone());
         async move {
@@ -208,7 +208,7 @@ async fn logs_carry_ids_and_never_identity_data_or_secrets() {
     let id = banner_value(&server.banner, "clientId:");
     let secret = banner_value(&server.banner, "clientSecret:");
     let merchant = banner_value(&server.banner, "merchantCode:");
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let body = json!({"pan": PAN, "name": NAME, "email": EMAIL, "mobile": MOBILE, "merchantCode": merchant, "aadhaarNo": "234567890123"});
     let post = |path: String, body: Value, auth: String| {
         let (http, base) = (http.clone(), server.base.clone());

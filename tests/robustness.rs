@@ -207,7 +207,7 @@ impl RemoteApp {
         auth: Option<&str>,
     ) -> Reply {
         send(
-            &reqwest::Client::new(),
+            &common::http_client(),
             &format!("{}{path}", self.base),
             method,
             body,

@@ -54,6 +54,8 @@ pub struct Envelope<T> {
     pub message: String,
     pub errors: Option<FieldErrors>,
     pub data: Option<T>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 /// A failure with no data.
@@ -67,6 +69,7 @@ impl<T: Serialize> Envelope<T> {
             message: message.into(),
             errors: None,
             data: Some(data),
+            retry_after: None,
         }
     }
 
@@ -77,6 +80,7 @@ impl<T: Serialize> Envelope<T> {
             message: message.into(),
             errors: None,
             data: Some(data),
+            retry_after: None,
         }
     }
 }
@@ -89,7 +93,13 @@ impl ApiError {
             message: message.into(),
             errors: None,
             data: None,
+            retry_after: None,
         }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 }
 
@@ -143,6 +153,9 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
                 HeaderValue::from_static("Basic realm=\"paycc\""),
             );
         }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res.extensions_mut().insert(self.code);
         res
     }
@@ -184,6 +197,12 @@ impl From<ServiceError> for ApiError {
                 ConnectionTimeout,
                 "The KYC provider did not answer in time. Please try again.",
             ),
+            ServiceError::ProviderPaused(secs) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SomethingWentWrong,
+                format!("The KYC provider is failing, so paycc has paused calls to it for {secs} s. Please retry after that."),
+            )
+            .retry_after(secs),
             ServiceError::Provider(detail) => {
                 tracing::warn!(error = %detail, "provider call failed");
                 ApiError::new(
@@ -251,5 +270,6 @@ fn validation(problems: &[Problem]) -> ApiError {
         message,
         errors: Some(errors),
         data: None,
+        retry_after: None,
     }
 }

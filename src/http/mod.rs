@@ -9,6 +9,7 @@ mod kyc;
 mod observe;
 mod ops;
 mod sandbox;
+mod webhooks;
 
 pub use envelope::Code;
 pub use extract::BODY_LIMIT;
@@ -21,6 +22,9 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 
+/// Largest webhook body accepted.
+const WEBHOOK_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
@@ -28,7 +32,7 @@ pub struct AppState {
     pub public_https: bool,
 }
 
-pub fn router(service: Arc<Service>, sandbox: bool, public_url: &str) -> Router {
+pub fn router(service: Arc<Service>, public_url: &str) -> Router {
     let mut api = Router::new()
         .route("/v1/service/paycc/init/kyc", post(kyc::init))
         .route(
@@ -39,10 +43,21 @@ pub fn router(service: Arc<Service>, sandbox: bool, public_url: &str) -> Router 
             "/v1/service/paycc/customer",
             get(customer::check).post(customer::check),
         );
-    if sandbox {
-        api = api
-            .route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete))
-            .merge(gateway::routes());
+    match service.provider_name() {
+        crate::provider::sandbox::NAME => {
+            api = api
+                .route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete))
+                .merge(gateway::routes());
+        }
+        crate::provider::digio::NAME => {
+            // Digio's events can carry photos: a larger body limit than the API's 16 KiB.
+            api = api.route(
+                "/v1/webhooks/digio",
+                post(webhooks::digio)
+                    .layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+            );
+        }
+        _ => {}
     }
     api.route_layer(middleware::from_fn(observe::remember_route))
         .fallback(observe::not_found)

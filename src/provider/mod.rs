@@ -1,9 +1,12 @@
 //! The KYC provider seam: who runs the customer's journey and reports its result.
 
+mod breaker;
+pub mod digio;
 pub mod sandbox;
 
 use crate::domain::kyc::KycIdentity;
 use async_trait::async_trait;
+use std::fmt;
 use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,33 +17,40 @@ pub enum ProviderError {
     Failed(String),
     #[error("the provider has no record of this request")]
     Unknown,
+    /// Calls are paused after repeated failures (the circuit breaker is open).
+    #[error("the provider kept failing; calls paused for {retry_after_secs} s")]
+    Paused { retry_after_secs: u64 },
 }
 
-/// What the provider needs to open a journey.
-#[derive(Debug, Clone)]
+/// What the provider needs to open a journey. Holds identity data: no `Debug`.
+#[derive(Clone)]
 pub struct SessionRequest {
     /// When the request was made; provider-style ids carry it.
     pub at: OffsetDateTime,
+    /// Our reference for the request (`REF…`), sent to the provider and echoed back.
+    pub reference: String,
+    /// The customer's mobile, which the provider identifies them by.
+    pub mobile: String,
+    pub name: String,
+    /// Where the provider sends the customer after the journey, if anywhere.
+    pub redirect_url: Option<String>,
+    /// How long the provider should keep the request open, in whole days.
+    pub expire_in_days: u32,
 }
 
 /// A journey the provider opened.
 #[derive(Clone)]
 pub struct Session {
     pub kid: String,
-    pub reference: String,
     /// Where the customer goes; carries the access token.
     pub url: String,
     pub token: String,
 }
 
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL and token let anyone into the journey: keep them out of logs.
-        write!(
-            f,
-            "Session {{ kid: {}, reference: {} }}",
-            self.kid, self.reference
-        )
+        write!(f, "Session {{ kid: {} }}", self.kid)
     }
 }
 
@@ -70,11 +80,34 @@ pub struct Applicant {
     pub name: String,
 }
 
+/// A verified webhook delivery: a hint that a request changed, never the change itself.
+#[derive(Debug, Clone)]
+pub struct WebhookNotice {
+    pub event_id: String,
+    /// Normalised, e.g. `kyc.request.approved`.
+    pub event: String,
+    pub kid: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("the webhook signature is missing or wrong")]
+    BadSignature,
+    #[error("the webhook body is not an event: {0}")]
+    Malformed(&'static str),
+    #[error("this provider sends no webhooks")]
+    Unsupported,
+}
+
 #[async_trait]
 pub trait KycProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
-    /// Opens a journey. The sandbox does this in process; a remote provider makes a call.
+    /// Whether opening a session is a call to another service (it may fail or be slow,
+    /// so the request is stored first) rather than done in process.
+    fn is_remote(&self) -> bool;
+
+    /// Opens a journey.
     async fn create_session(&self, req: &SessionRequest) -> Result<Session, ProviderError>;
 
     /// The provider's current record of a request.
@@ -83,4 +116,11 @@ pub trait KycProvider: Send + Sync + 'static {
         kid: &str,
         applicant: &Applicant,
     ) -> Result<ProviderResult, ProviderError>;
+
+    /// Checks a webhook delivery's signature over the raw body and reads what it is about.
+    fn verify_webhook(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Result<WebhookNotice, WebhookError>;
 }

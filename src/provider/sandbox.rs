@@ -116,22 +116,24 @@ impl KycProvider for Sandbox {
         NAME
     }
 
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    fn verify_webhook(&self, _: &[u8], _: Option<&str>) -> Result<WebhookNotice, WebhookError> {
+        Err(WebhookError::Unsupported)
+    }
+
     async fn create_session(&self, req: &SessionRequest) -> Result<Session, ProviderError> {
         let kid = provider_style_id("KID", req.at, &crypto::random_alnum(14));
-        let reference = provider_style_id("REF", req.at, &crypto::random_alnum(14));
         // Digio's gateway tokens carry 14 random symbols; ours carry 28 (≈144 bits)
         // because the token alone opens a journey.
         let token = provider_style_id("GWT", req.at, &crypto::random_alnum(28));
         let url = format!(
-            "{}/gateway/login/{kid}/{reference}?token_id={token}",
-            self.public_url
+            "{}/gateway/login/{kid}/{}?token_id={token}",
+            self.public_url, req.reference
         );
-        Ok(Session {
-            kid,
-            reference,
-            url,
-            token,
-        })
+        Ok(Session { kid, url, token })
     }
 
     async fn fetch_result(

@@ -2,11 +2,14 @@
 
 use super::*;
 use crate::crypto::Lookup;
+use crate::domain::ids::provider_style_id;
 use crate::domain::kyc::KycIdentity;
 use crate::domain::request::InitKyc;
 use crate::domain::state::{EXPIRED_REASON, KycState, Verdict};
-use crate::provider::{Applicant, ProviderResult, ProviderState, SessionRequest};
-use crate::store::{KycRecord, NewCustomer, NewKyc, StoreError, Transition};
+use crate::provider::{Applicant, ProviderError, ProviderResult, ProviderState, SessionRequest};
+use crate::store::{
+    ActivatedKyc, InitStored, KycRecord, NewCustomer, NewKyc, StoreError, Transition,
+};
 
 /// The kid and the journey link; the link carries the access token, so no `Debug`.
 pub struct InitReply {
@@ -37,23 +40,37 @@ pub enum KycStatus {
 const CUST_ID_ATTEMPTS: usize = 3;
 
 impl Service {
+    /// Opens a KYC request, or answers with the open identical one. With a remote
+    /// provider the request is stored (`created`) before the call, so a crash or a
+    /// timeout never leaves a provider request we do not know about, and a retry of the
+    /// same init while the call is out never makes a second one.
     pub async fn init_kyc(&self, client: &ApiClient, req: InitKyc) -> ServiceResult<InitReply> {
         let merchant = self.usable_merchant(client, &req.merchant_code).await?;
         let at = OffsetDateTime::now_utc();
         let now = now_ms(at);
-        let session = self.provider.create_session(&SessionRequest { at }).await?;
+        let reference = provider_style_id("REF", at, &crate::crypto::random_alnum(14));
         let details = CustomerDetails {
             pan: req.pan.as_str().into(),
             name: req.name.as_str().into(),
             email: req.email.as_str().into(),
             mobile: req.mobile.as_str().into(),
         };
+        let ttl_ms = self.settings.kyc_ttl.as_millis() as i64;
+        let session_req = SessionRequest {
+            at,
+            reference: reference.clone(),
+            mobile: details.mobile.clone(),
+            name: details.name.clone(),
+            redirect_url: req.redirect_url.as_ref().map(|u| u.as_str().to_owned()),
+            expire_in_days: (ttl_ms.max(0) as u64).div_ceil(86_400_000).max(1) as u32,
+        };
         let mut new = NewKyc {
-            kid: session.kid,
-            reference: session.reference,
+            // Until a remote provider names the request, its reference stands in as kid.
+            kid: reference.clone(),
+            reference: reference.clone(),
             merchant_pk: merchant.pk,
             provider: self.provider.name(),
-            state: KycState::Pending,
+            state: KycState::Created,
             fingerprint: self.keys.lookup_hash(
                 Lookup::Init,
                 &[
@@ -64,11 +81,11 @@ impl Service {
                     &details.mobile,
                 ],
             ),
-            url_sealed: self.keys.seal(URL_CONTEXT, session.url.as_bytes()),
-            token_hash: self.keys.lookup_hash(Lookup::Token, &[&session.token]),
-            redirect_url: req.redirect_url.map(|u| u.as_str().to_owned()),
+            url_sealed: None,
+            token_hash: None,
+            redirect_url: session_req.redirect_url.clone(),
             now,
-            expires_at: now + self.settings.kyc_ttl.as_millis() as i64,
+            expires_at: now + ttl_ms,
             customer: NewCustomer {
                 cust_id: crate::crypto::random_alnum(12),
                 pan_hash: self.keys.lookup_hash(Lookup::Pan, &[&details.pan]),
@@ -76,29 +93,101 @@ impl Service {
                 details_sealed: self.seal_json(DETAILS_CONTEXT, &details),
             },
         };
+        if !self.provider.is_remote() {
+            // In process: one write stores the request with its session.
+            let session = self.provider.create_session(&session_req).await?;
+            new.kid = session.kid.clone();
+            new.state = KycState::Pending;
+            new.url_sealed = Some(self.keys.seal(URL_CONTEXT, session.url.as_bytes()));
+            new.token_hash = Some(self.keys.lookup_hash(Lookup::Token, &[&session.token]));
+        }
+        let stored = self.store_init(new).await?;
+        if stored.reused || !self.provider.is_remote() {
+            if stored.reused {
+                tracing::info!(kid = %stored.kid, merchant = %merchant.code, "identical init answered with the open request");
+            }
+            let sealed = stored.url_sealed.ok_or_else(|| {
+                ServiceError::Conflict("An identical request is being opened with the KYC provider. Retry in a few seconds.".into())
+            })?;
+            return Ok(InitReply {
+                kid: stored.kid,
+                url: self.open_text(URL_CONTEXT, &sealed)?,
+            });
+        }
+        match self.provider.create_session(&session_req).await {
+            Ok(session) => {
+                let activated = ActivatedKyc {
+                    kid: session.kid.clone(),
+                    url_sealed: self.keys.seal(URL_CONTEXT, session.url.as_bytes()),
+                    token_hash: self.keys.lookup_hash(Lookup::Token, &[&session.token]),
+                    now: now_ms(OffsetDateTime::now_utc()),
+                };
+                self.store.activate_kyc(&reference, &activated).await?;
+                tracing::info!(kid = %session.kid, merchant = %merchant.code, "provider request opened");
+                Ok(InitReply {
+                    kid: session.kid,
+                    url: session.url,
+                })
+            }
+            Err(e) => {
+                let reason = match &e {
+                    ProviderError::Timeout => "The KYC provider did not answer in time.",
+                    _ => "The KYC provider could not open the request.",
+                };
+                tracing::warn!(reference = %reference, error = %e, "provider request failed; stored as failed");
+                if let Err(store_error) = self
+                    .store
+                    .fail_kyc(&reference, reason, now_ms(OffsetDateTime::now_utc()))
+                    .await
+                {
+                    tracing::error!(reference = %reference, error = %store_error, "could not mark the request failed");
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn store_init(&self, mut new: NewKyc) -> ServiceResult<InitStored> {
         let mut attempt = 1;
-        let stored = loop {
+        loop {
             match self.store.init_kyc(new.clone()).await {
                 Err(StoreError::Conflict("custId")) if attempt < CUST_ID_ATTEMPTS => {
                     attempt += 1;
                     new.customer.cust_id = crate::crypto::random_alnum(12);
                 }
-                other => break other?,
+                other => return Ok(other?),
             }
-        };
-        if stored.reused {
-            tracing::info!(kid = %stored.kid, merchant = %merchant.code, "identical init answered with the open request");
         }
-        let url = self.open_text(URL_CONTEXT, &stored.url_sealed)?;
-        Ok(InitReply {
-            kid: stored.kid,
-            url,
-        })
     }
 
     pub async fn kyc_status(&self, client: &ApiClient, kid: &str) -> ServiceResult<KycStatus> {
-        let record = self.owned_kyc(client, kid).await?;
+        let mut record = self.owned_kyc(client, kid).await?;
+        if self.is_stale(&record) {
+            // Ask the provider, but never keep the caller waiting past the provider timeout:
+            // on any failure the stored state is the answer.
+            match tokio::time::timeout(self.settings.refresh_timeout, self.refresh(&record)).await {
+                Ok(Ok(_)) => record = self.owned_kyc(client, kid).await?,
+                Ok(Err(e)) => {
+                    tracing::warn!(kid, error = %e, "could not refresh a stale request; answering from storage")
+                }
+                Err(_) => tracing::warn!(
+                    kid,
+                    "refreshing a stale request took too long; answering from storage"
+                ),
+            }
+        }
         self.status_of(&record)
+    }
+
+    /// Open at a remote provider and not heard of for longer than the configured age.
+    fn is_stale(&self, r: &KycRecord) -> bool {
+        let now = now_ms(OffsetDateTime::now_utc());
+        let state = effective_state(r.state, r.expires_at, now);
+        let last = r.checked_at.unwrap_or(r.updated_at).max(r.updated_at);
+        self.provider.is_remote()
+            && state.is_open()
+            && state != KycState::Created
+            && now - last > self.settings.stale_after.as_millis() as i64
     }
 
     /// A request of one of the client's merchants; anything else reads as missing.
@@ -153,7 +242,11 @@ impl Service {
             name: details.name,
         };
         let result = self.provider.fetch_result(&r.kid, &applicant).await?;
-        self.apply(&r.kid, result).await
+        let state = self.apply(&r.kid, result).await?;
+        self.store
+            .mark_checked(&r.kid, now_ms(OffsetDateTime::now_utc()))
+            .await?;
+        Ok(state)
     }
 
     async fn apply(&self, kid: &str, result: ProviderResult) -> ServiceResult<KycState> {

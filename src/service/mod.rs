@@ -8,6 +8,7 @@ mod customer;
 mod journey;
 mod kyc;
 mod sandbox;
+mod sync;
 
 pub use admin::{ClientCredentials, KycSummary};
 pub use auth::{ApiClient, AuthFailure};
@@ -17,6 +18,7 @@ pub use journey::{
     SELFIE_MAX_BYTES, Stage,
 };
 pub use kyc::{InitReply, KycStatus};
+pub use sync::{WebhookAck, WebhookFailure};
 
 use crate::crypto::{CryptoError, Keyring};
 use crate::domain::request::Problem;
@@ -48,6 +50,8 @@ pub enum ServiceError {
     Conflict(String),
     #[error("provider timeout")]
     ProviderTimeout,
+    #[error("provider calls paused for {0} s")]
+    ProviderPaused(u64),
     #[error("provider error: {0}")]
     Provider(String),
     #[error("storage unavailable: {0}")]
@@ -75,6 +79,9 @@ impl From<ProviderError> for ServiceError {
     fn from(e: ProviderError) -> Self {
         match e {
             ProviderError::Timeout => ServiceError::ProviderTimeout,
+            ProviderError::Paused { retry_after_secs } => {
+                ServiceError::ProviderPaused(retry_after_secs)
+            }
             other => ServiceError::Provider(other.to_string()),
         }
     }
@@ -85,6 +92,24 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     pub kyc_ttl: Duration,
+    /// A status read asks a remote provider again when the stored state is older.
+    pub stale_after: Duration,
+    /// Longest a status read waits on that.
+    pub refresh_timeout: Duration,
+    /// The reconciler re-reads open requests not checked for this long.
+    pub reconcile_after: Duration,
+}
+
+impl ServiceSettings {
+    /// For commands that never talk to a provider.
+    pub fn offline(kyc_ttl: Duration) -> Self {
+        Self {
+            kyc_ttl,
+            stale_after: Duration::MAX,
+            refresh_timeout: Duration::ZERO,
+            reconcile_after: Duration::MAX,
+        }
+    }
 }
 
 pub struct Service {

@@ -54,8 +54,9 @@ pub struct NewKyc {
     pub provider: &'static str,
     pub state: KycState,
     pub fingerprint: Vec<u8>,
-    pub url_sealed: Vec<u8>,
-    pub token_hash: Vec<u8>,
+    /// `None` while a remote provider is still being asked (state `created`).
+    pub url_sealed: Option<Vec<u8>>,
+    pub token_hash: Option<Vec<u8>>,
     pub redirect_url: Option<String>,
     pub now: i64,
     pub expires_at: i64,
@@ -74,7 +75,8 @@ pub struct NewCustomer {
 #[derive(Debug, Clone)]
 pub struct InitStored {
     pub kid: String,
-    pub url_sealed: Vec<u8>,
+    /// `None` when the request found is still waiting on the provider.
+    pub url_sealed: Option<Vec<u8>>,
     pub cust_id: String,
     /// An open identical request answered instead of the new one.
     pub reused: bool,
@@ -99,6 +101,8 @@ pub struct KycRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: i64,
+    /// When the provider was last asked about it.
+    pub checked_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +137,14 @@ pub struct Transition {
     pub to: KycState,
     pub reason: Option<String>,
     pub result_sealed: Option<Vec<u8>>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActivatedKyc {
+    pub kid: String,
+    pub url_sealed: Vec<u8>,
+    pub token_hash: Vec<u8>,
     pub now: i64,
 }
 
@@ -200,6 +212,29 @@ pub trait Store: Send + Sync + 'static {
     async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>>;
     /// Marks open requests past their expiry as expired, at most `limit`; returns how many.
     async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize>;
+
+    /// A request stored as `created` got its provider session: it takes the provider's
+    /// kid, link and token and becomes `pending`.
+    async fn activate_kyc(&self, reference: &str, session: &ActivatedKyc) -> StoreResult<()>;
+    /// A request stored as `created` could not get a provider session.
+    async fn fail_kyc(&self, reference: &str, reason: &str, now: i64) -> StoreResult<()>;
+    /// Claims up to `limit` open requests of `provider` not checked since `stale_before`,
+    /// marking them checked at `now` so no other node claims them too.
+    async fn claim_for_recheck(
+        &self,
+        provider: &str,
+        stale_before: i64,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>>;
+    async fn mark_checked(&self, kid: &str, now: i64) -> StoreResult<()>;
+    /// `true` the first time an event id is seen, `false` for a redelivery.
+    async fn record_webhook_event(
+        &self,
+        provider: &str,
+        event_id: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
 
     /// Creates or replaces the record; a `None` selfie keeps the stored one.
     async fn save_sandbox_session(

@@ -7,7 +7,7 @@ pub mod proxy;
 
 use base64::prelude::*;
 use paycc::app::Server;
-use paycc::config::{Database, ProviderKind, ServeSettings, StoreSettings};
+use paycc::config::{Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings};
 use paycc::crypto::Keyring;
 use paycc::service::Service;
 use serde_json::{Value, json};
@@ -169,6 +169,8 @@ pub struct TestApp {
 pub struct Options {
     pub kyc_ttl: Duration,
     pub expiry_interval: Duration,
+    /// Digio settings to run with the Digio provider instead of the sandbox.
+    pub digio: Option<DigioArgs>,
 }
 
 impl Default for Options {
@@ -176,6 +178,7 @@ impl Default for Options {
         Self {
             kyc_ttl: Duration::from_secs(86_400),
             expiry_interval: Duration::from_secs(30),
+            digio: None,
         }
     }
 }
@@ -228,9 +231,14 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             ops_listen: "127.0.0.1:0".parse().unwrap(),
             public_url: None,
-            provider: ProviderKind::Sandbox,
+            provider: if opts.digio.is_some() {
+                ProviderKind::Digio
+            } else {
+                ProviderKind::Sandbox
+            },
             kyc_ttl: opts.kyc_ttl,
             expiry_interval: opts.expiry_interval,
+            digio: opts.digio.unwrap_or_default(),
         };
         let server = Server::bind(&store, &serve).await.expect("paycc binds");
         let base = format!("http://{}", server.local_addr());
@@ -250,7 +258,7 @@ impl TestApp {
             ops,
             backend,
             db,
-            http: reqwest::Client::new(),
+            http: http_client(),
             service,
             client_id: creds.client_id,
             secret: creds.client_secret,
@@ -392,6 +400,21 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// HTTP clients for tests. reqwest is built without a bundled TLS provider (paycc
+/// installs ring); install it here too, before any client exists.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+pub fn http_client() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client")
+}
+
+pub async fn get(url: String) -> reqwest::Result<reqwest::Response> {
+    http_client().get(url).send().await
 }
 
 /// One request as a partner's backend makes it: JSON body, optional Basic credentials.

@@ -11,7 +11,10 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_provider_sync.sql"),
+];
 
 /// Any fixed number: every node takes this lock to apply migrations one at a time.
 const MIGRATION_LOCK: i64 = 0x7061_7963_6301;

@@ -38,6 +38,7 @@ fn kyc_record(r: &PgRow) -> Result<KycRecord, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         expires_at: r.try_get("expires_at")?,
+        checked_at: r.try_get("checked_at")?,
     })
 }
 
@@ -55,7 +56,7 @@ async fn open_identical(conn: &mut PgConnection, new: &NewKyc) -> StoreResult<Op
     let sql = format!(
         "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
-         WHERE k.fingerprint = $1 AND k.url_sealed IS NOT NULL AND {}",
+         WHERE k.fingerprint = $1 AND {}",
         reusable("k", "$2")
     );
     let row = sqlx::query(dynamic(sql))
@@ -445,7 +446,7 @@ impl Store for PgStore {
         let q = sqlx::query(
             "SELECT k.kid, k.reference, m.code, m.name AS merchant_name, a.client_id, c.cust_id, k.provider,
                k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url, k.result_sealed,
-               c.details_sealed, k.created_at, k.updated_at, k.expires_at
+               c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at
              FROM kyc_requests k
              JOIN merchants m ON m.pk = k.merchant_pk
              JOIN api_clients a ON a.pk = m.client_pk
@@ -549,6 +550,100 @@ impl Store for PgStore {
                 })
                 .transpose()
                 .ctx("reading a sandbox session")
+        })
+        .await
+    }
+
+    async fn activate_kyc(&self, reference: &str, a: &ActivatedKyc) -> StoreResult<()> {
+        let q = sqlx::query(
+            "UPDATE kyc_requests SET kid = $2, url_sealed = $3, token_hash = $4, state = 'pending', updated_at = $5
+             WHERE reference = $1 AND state = 'created'",
+        )
+        .bind(reference)
+        .bind(&a.kid)
+        .bind(&a.url_sealed)
+        .bind(&a.token_hash)
+        .bind(a.now);
+        self.bounded(async { q.execute(&self.pool).await.ctx("kid").map(drop) })
+            .await
+    }
+
+    async fn fail_kyc(&self, reference: &str, reason: &str, now: i64) -> StoreResult<()> {
+        let q = sqlx::query(
+            "UPDATE kyc_requests SET state = 'failed', reason = $2, updated_at = $3 WHERE reference = $1 AND state = 'created'",
+        )
+        .bind(reference)
+        .bind(reason)
+        .bind(now);
+        self.bounded(async {
+            q.execute(&self.pool)
+                .await
+                .ctx("marking a request failed")
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn claim_for_recheck(
+        &self,
+        provider: &str,
+        stale_before: i64,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        // A row another node is claiming right now is skipped, not waited on.
+        let sql = format!(
+            "UPDATE kyc_requests SET checked_at = $3
+             WHERE kid IN (SELECT kid FROM kyc_requests
+                           WHERE provider = $1 AND state IN ({}) AND COALESCE(checked_at, updated_at) < $2
+                           ORDER BY COALESCE(checked_at, updated_at) LIMIT $4 FOR UPDATE SKIP LOCKED)
+             RETURNING kid",
+            state_list(|s| s.is_open() && s != KycState::Created)
+        );
+        let q = sqlx::query_scalar(dynamic(sql))
+            .bind(provider)
+            .bind(stale_before)
+            .bind(now)
+            .bind(limit);
+        self.bounded(async {
+            q.fetch_all(&self.pool)
+                .await
+                .ctx("claiming requests to re-check")
+        })
+        .await
+    }
+
+    async fn mark_checked(&self, kid: &str, now: i64) -> StoreResult<()> {
+        let q = sqlx::query("UPDATE kyc_requests SET checked_at = $2 WHERE kid = $1")
+            .bind(kid)
+            .bind(now);
+        self.bounded(async {
+            q.execute(&self.pool)
+                .await
+                .ctx("marking a request checked")
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn record_webhook_event(
+        &self,
+        provider: &str,
+        event_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let q = sqlx::query(
+            "INSERT INTO webhook_events (provider, event_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(provider)
+        .bind(event_id)
+        .bind(now);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("recording a webhook event")?
+                .rows_affected()
+                == 1)
         })
         .await
     }

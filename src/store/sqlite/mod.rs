@@ -14,7 +14,10 @@ use tokio::sync::oneshot;
 /// The most writes one transaction carries; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_provider_sync.sql"),
+];
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 type WriteJob = Box<dyn FnOnce(Result<&Connection, String>) -> Completion + Send>;

@@ -22,7 +22,7 @@ fn state_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<KycState> {
 
 const KYC_COLUMNS: &str = "k.kid, k.reference, m.code, m.name, a.client_id, c.cust_id, k.provider,
     k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url, k.result_sealed,
-    c.details_sealed, k.created_at, k.updated_at, k.expires_at";
+    c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at";
 
 fn kyc_record(r: &Row<'_>) -> rusqlite::Result<KycRecord> {
     Ok(KycRecord {
@@ -43,6 +43,7 @@ fn kyc_record(r: &Row<'_>) -> rusqlite::Result<KycRecord> {
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
         expires_at: r.get(16)?,
+        checked_at: r.get(17)?,
     })
 }
 
@@ -61,7 +62,7 @@ fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitSto
     let sql = format!(
         "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
-         WHERE k.fingerprint = ?1 AND k.url_sealed IS NOT NULL AND {}",
+         WHERE k.fingerprint = ?1 AND {}",
         reusable("k", "?2")
     );
     conn.prepare_cached(&sql)
@@ -472,6 +473,92 @@ impl Store for SqliteStore {
                     .optional()
                 })
                 .ctx("reading a sandbox session")
+        })
+        .await
+    }
+
+    async fn activate_kyc(&self, reference: &str, a: &ActivatedKyc) -> StoreResult<()> {
+        let (reference, a) = (reference.to_owned(), a.clone());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE kyc_requests SET kid = ?2, url_sealed = ?3, token_hash = ?4, state = 'pending', updated_at = ?5
+                 WHERE reference = ?1 AND state = 'created'",
+                params![reference, a.kid, a.url_sealed, a.token_hash, a.now],
+            )
+            .ctx("kid")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fail_kyc(&self, reference: &str, reason: &str, now: i64) -> StoreResult<()> {
+        let (reference, reason) = (reference.to_owned(), reason.to_owned());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE kyc_requests SET state = 'failed', reason = ?2, updated_at = ?3 WHERE reference = ?1 AND state = 'created'",
+                params![reference, reason, now],
+            )
+            .ctx("marking a request failed")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_for_recheck(
+        &self,
+        provider: &str,
+        stale_before: i64,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        let provider = provider.to_owned();
+        self.write(move |c| {
+            let sql = format!(
+                "UPDATE kyc_requests SET checked_at = ?3
+                 WHERE kid IN (SELECT kid FROM kyc_requests
+                               WHERE provider = ?1 AND state IN ({}) AND COALESCE(checked_at, updated_at) < ?2
+                               ORDER BY COALESCE(checked_at, updated_at) LIMIT ?4)
+                 RETURNING kid",
+                state_list(|s| s.is_open() && s != KycState::Created)
+            );
+            let mut st = c.prepare_cached(&sql).ctx("claiming requests to re-check")?;
+            let kids = st
+                .query_map(params![provider, stale_before, now, limit], |r| r.get(0))
+                .ctx("claiming requests to re-check")?;
+            kids.collect::<rusqlite::Result<Vec<String>>>().ctx("claiming requests to re-check")
+        })
+        .await
+    }
+
+    async fn mark_checked(&self, kid: &str, now: i64) -> StoreResult<()> {
+        let kid = kid.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE kyc_requests SET checked_at = ?2 WHERE kid = ?1",
+                params![kid, now],
+            )
+            .ctx("marking a request checked")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_webhook_event(
+        &self,
+        provider: &str,
+        event_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (provider, event_id) = (provider.to_owned(), event_id.to_owned());
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    params![provider, event_id, now],
+                )
+                .ctx("recording a webhook event")?;
+            Ok(n == 1)
         })
         .await
     }
