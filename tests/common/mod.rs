@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod deploy;
+pub mod fake_digio;
 pub mod proxy;
 
 use base64::prelude::*;
