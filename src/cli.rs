@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the API server (and the sandbox journey, and background work).
-    Serve(ServeSettings),
+    Serve(Box<ServeSettings>),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage API clients (the partners holding clientId/clientSecret).
