@@ -330,6 +330,11 @@ async fn invalid_settings_stop_the_start_with_one_line() {
             "invalid value 'acme' for '--provider <PROVIDER>'",
         ),
         (
+            "PAYCC_PROVIDER",
+            "digio",
+            "PAYCC_PROVIDER=digio needs PAYCC_DIGIO_API_URL, PAYCC_DIGIO_GATEWAY_URL, PAYCC_DIGIO_CLIENT_ID, PAYCC_DIGIO_CLIENT_SECRET, PAYCC_DIGIO_TEMPLATE, PAYCC_DIGIO_WEBHOOK_SECRET",
+        ),
+        (
             "PAYCC_PUBLIC_URL",
             "ftp://x",
             "invalid value 'ftp://x' for '--public-url <PUBLIC_URL>'",

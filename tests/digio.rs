@@ -1,0 +1,398 @@
+//! The Digio provider against a Digio-compatible fake over real HTTP on loopback.
+
+mod common;
+use common::fake_digio::{self, FakeDigio, Mode};
+use common::*;
+use paycc::config::DigioArgs;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn digio_args(fake: &FakeDigio) -> DigioArgs {
+    DigioArgs {
+        api_url: Some(fake.url.clone()),
+        gateway_url: Some("https://gateway.digio.test".into()),
+        client_id: Some(fake_digio::CLIENT_ID.into()),
+        client_secret: Some(fake_digio::CLIENT_SECRET.into()),
+        template: Some(fake_digio::TEMPLATE.into()),
+        webhook_secret: Some(fake_digio::WEBHOOK_SECRET.into()),
+        timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(1),
+        // Status reads and the reconciler stay out of the way unless a test asks.
+        stale_after: Duration::from_secs(3600),
+        reconcile_after: Duration::from_secs(3600),
+        ..DigioArgs::default()
+    }
+}
+
+async fn spawn(backend: Backend, tweak: impl FnOnce(&mut DigioArgs)) -> (TestApp, FakeDigio) {
+    let fake = FakeDigio::start().await;
+    let mut args = digio_args(&fake);
+    tweak(&mut args);
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            digio: Some(args),
+            ..Options::default()
+        },
+    )
+    .await;
+    (app, fake)
+}
+
+async fn webhook(app: &TestApp, body: &str, checksum: Option<&str>) -> Reply {
+    let mut req = http_client()
+        .post(format!("{}/v1/webhooks/digio", app.base))
+        .body(body.to_owned());
+    if let Some(c) = checksum {
+        req = req.header("X-Digio-Checksum", c);
+    }
+    Reply::from_response(req.send().await.unwrap()).await
+}
+
+/// Waits (up to 10 s) for the request's stored state to become `state`.
+async fn wait_state(app: &TestApp, kid: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = app.service.kyc_summary(kid).await.unwrap().state;
+        if now == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{kid} stayed {now}, expected {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn happy_path_init_webhook_status(backend: Backend) {
+    let (app, fake) = spawn(backend, |_| {}).await;
+    let mut body = app.init_body();
+    body["redirectUrl"] = json!("https://shop.example/kyc/done");
+    let (kid, url) = app.open_link(&body).await;
+    // What paycc asked Digio for.
+    let creates = fake.creates();
+    assert_eq!(creates.len(), 1);
+    let sent = &creates[0];
+    assert_eq!(sent["customer_identifier"], MOBILE);
+    assert_eq!(sent["customer_name"], NAME);
+    assert_eq!(sent["template_name"], fake_digio::TEMPLATE);
+    assert_eq!(
+        (
+            sent["notify_customer"].as_bool(),
+            sent["generate_access_token"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert_eq!(sent["expire_in_days"], 1);
+    let reference = sent["reference_id"].as_str().unwrap();
+    assert!(reference.starts_with("REF") && reference.len() == 32);
+    assert_eq!(sent["transaction_id"], reference);
+    // The kid is Digio's; the link is Digio's gateway with the token and the redirect.
+    assert!(is_kid(&kid));
+    let prefix = format!(
+        "https://gateway.digio.test/#/gateway/login/{kid}/{reference}/{MOBILE}?token_id=GWT"
+    );
+    assert!(url.starts_with(&prefix), "{url}");
+    assert!(
+        url.ends_with("&redirect_url=https%3A%2F%2Fshop.example%2Fkyc%2Fdone"),
+        "{url}"
+    );
+    assert_eq!(app.status(&kid).await.json["code"], "0x0206");
+
+    fake.set_response(&kid, fake_digio::approved(&kid));
+    let (event, checksum) = FakeDigio::webhook("EVT1", "kyc.request.approved", &kid, "approved");
+    webhook(&app, &event, Some(&checksum)).await.assert_exact(
+        200,
+        r#"{"code":"0x0200","message":"Webhook received","status":"SUCCESS","data":{"status":"accepted"}}"#,
+    );
+    wait_state(&app, &kid, "approved").await;
+    let cust_id = app
+        .customer(&json!({"merchantCode": app.merchant, "pan": PAN}))
+        .await
+        .json["data"]["custId"]
+        .clone();
+    app.status(&kid).await.assert_exact(
+        200,
+        &format!(
+            r#"{{"code":"0x0200","message":"Record fetched successful.","status":"SUCCESS","data":{{"kyc":{{"id":"{kid}","name":"Sanjay Kumar","faceMatch":97,"aadhaar":"xxxxxxxx6355","gender":"M","dob":"25/08/1974","image":"/9j/4AAQSkZJRgABAQ","fatherName":"Ram Kumar","currentAddress":{{"address":"12 Civil Lines","locality_or_post_office":"Court Road","district_or_city":"Saharanpur","state":"Uttar Pradesh","pincode":"247001"}},"pan":"ENGPK1234L","panName":"SANJAY KUMAR"}},"merchantDetails":{{"custId":{cust_id}}}}}}}"#
+        ),
+    );
+    let customer = app
+        .customer(&json!({"merchantCode": app.merchant, "mobile": MOBILE}))
+        .await;
+    assert_eq!(
+        (
+            customer.json["data"]["digioKyc"].as_str(),
+            customer.json["data"]["digioKycId"].as_str()
+        ),
+        (Some("1"), Some(kid.as_str()))
+    );
+    // An identical init after the end opens a new Digio request; while open it would not.
+    let again = app.init(&body).await;
+    assert_ne!(again.json["data"]["kid"], kid.as_str());
+    let third = app.init(&body).await;
+    assert_eq!(third.json["data"], again.json["data"]);
+    assert_eq!(
+        fake.creates().len(),
+        2,
+        "an identical open init never makes a second Digio request"
+    );
+}
+
+async fn a_slow_provider_times_out_and_the_request_is_marked_failed(backend: Backend) {
+    let (app, fake) = spawn(backend, |_| {}).await;
+    fake.create_mode(Mode::Slow(Duration::from_secs(3)));
+    app.init(&app.init_body()).await.assert_exact(
+        504,
+        r#"{"code":"0x0204","status":"CONNECTION_TIMEOUT","message":"The KYC provider did not answer in time. Please try again."}"#,
+    );
+    let customer = app
+        .customer(&json!({"merchantCode": app.merchant, "pan": PAN}))
+        .await;
+    let placeholder = customer.json["data"]["digioKycId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        placeholder.starts_with("REF"),
+        "the stored row carries our reference"
+    );
+    let stored = app.service.kyc_summary(&placeholder).await.unwrap();
+    assert_eq!(
+        (stored.state.as_str(), stored.reason.as_deref()),
+        ("failed", Some("The KYC provider did not answer in time."))
+    );
+    assert_eq!(customer.json["data"]["kycUrl"], Value::Null);
+    // A retry starts clean once Digio answers again.
+    fake.create_mode(Mode::Normal);
+    let retry = app.init(&app.init_body()).await;
+    assert_eq!(retry.json["code"], "0x0200", "{}", retry.text);
+    assert_eq!(fake.creates().len(), 2);
+}
+
+const PROVIDER_FAILED: &str = r#"{"code":"0x0205","status":"SOMETHING_WENT_WRONG","message":"The KYC provider could not handle the request. Please try again."}"#;
+
+async fn provider_errors_and_malformed_answers_are_0x0205(backend: Backend) {
+    let (app, fake) = spawn(backend, |a| a.failures_before_pause = 100).await;
+    for mode in [
+        Mode::Status(500),
+        Mode::Status(401),
+        Mode::Status(422),
+        Mode::Garbage,
+    ] {
+        fake.create_mode(mode.clone());
+        let r = app.init(&app.init_body()).await;
+        r.assert_exact(502, PROVIDER_FAILED);
+    }
+    // Wrong credentials: Digio's own 401 with INVALID_API_CREDENTIALS.
+    let fake2 = FakeDigio::start().await;
+    let mut args = digio_args(&fake2);
+    args.client_secret = Some("wrong".into());
+    let app2 = TestApp::spawn_with(
+        backend,
+        Options {
+            digio: Some(args),
+            ..Options::default()
+        },
+    )
+    .await;
+    app2.init(&app2.init_body())
+        .await
+        .assert_exact(502, PROVIDER_FAILED);
+    assert!(
+        !app2
+            .init(&app2.init_body())
+            .await
+            .text
+            .contains("INVALID_API_CREDENTIALS"),
+        "Digio's words stay in the log"
+    );
+}
+
+async fn partial_and_malformed_results_are_read_defensively(backend: Backend) {
+    let (app, fake) = spawn(backend, |a| a.stale_after = Duration::from_secs(1)).await;
+    let kid = app.init_kid().await;
+    // Garbage from /response: the status read answers from storage, in time.
+    fake.response_mode(Mode::Garbage);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = app.status(&kid).await;
+    assert_eq!(r.json["code"], "0x0206");
+    // A partial approval: numbers as strings, most fields missing.
+    fake.response_mode(Mode::Normal);
+    fake.set_response(&kid, json!({"id": kid, "status": "approved", "actions": [
+        {"type": "selfie", "face_match_result": {"confidence": "88.4"}},
+        {"type": "digilocker", "details": {"aadhaar": {"name": "S Kumar", "id_number": 123456789012u64,
+            "current_address_details": {"pincode": 247001}}}}]}));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = app.status(&kid).await;
+    assert_eq!(r.json["code"], "0x0200", "{}", r.text);
+    let kyc = &r.json["data"]["kyc"];
+    assert_eq!(
+        (
+            kyc["faceMatch"].as_u64(),
+            kyc["aadhaar"].as_str(),
+            kyc["name"].as_str()
+        ),
+        (Some(88), Some("xxxxxxxx9012"), Some("S Kumar"))
+    );
+    assert_eq!(
+        (
+            kyc["currentAddress"]["pincode"].as_str(),
+            kyc["pan"].as_str(),
+            kyc["fatherName"].as_str()
+        ),
+        (Some("247001"), Some(""), Some(""))
+    );
+}
+
+async fn webhooks_are_verified_deduplicated_and_never_trusted(backend: Backend) {
+    let (app, fake) = spawn(backend, |_| {}).await;
+    let kid = app.init_kid().await;
+    // A bad or missing checksum is refused and changes nothing, not even a re-read.
+    let (event, checksum) = FakeDigio::webhook("EVT9", "kyc.request.approved", &kid, "approved");
+    fake.set_response(&kid, fake_digio::approved(&kid));
+    let mut wrong = checksum.clone();
+    wrong.replace_range(
+        0..2,
+        if checksum.starts_with("00") {
+            "11"
+        } else {
+            "00"
+        },
+    );
+    for sig in [None, Some(wrong.as_str()), Some("not-hex")] {
+        webhook(&app, &event, sig).await.assert_exact(
+            401,
+            r#"{"code":"0x0201","status":"UNAUTHORIZED","message":"The webhook checksum is missing or wrong."}"#,
+        );
+    }
+    let tampered = event.replace("EVT9", "EVT8");
+    assert_eq!(webhook(&app, &tampered, Some(&checksum)).await.status, 401);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.response_calls(), 0);
+    assert_eq!(
+        app.service.kyc_summary(&kid).await.unwrap().state,
+        "pending"
+    );
+
+    // The body says "approved" but Digio's record says "requested": the record wins.
+    fake.set_response(&kid, json!({"id": kid, "status": "requested"}));
+    let (lie, sig) = FakeDigio::webhook("EVT10", "KYC_REQUEST_APPROVED", &kid, "approved");
+    assert_eq!(
+        webhook(&app, &lie, Some(&sig)).await.json["data"]["status"],
+        "accepted"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.service.kyc_summary(&kid).await.unwrap().state,
+        "pending"
+    );
+
+    // Approved, then a late "requested" event: approved stays.
+    fake.set_response(&kid, fake_digio::approved(&kid));
+    let (approved, sig) = FakeDigio::webhook("EVT11", "kyc.request.approved", &kid, "approved");
+    webhook(&app, &approved, Some(&sig)).await;
+    wait_state(&app, &kid, "approved").await;
+    fake.set_response(&kid, json!({"id": kid, "status": "requested"}));
+    let (late, sig) = FakeDigio::webhook("EVT12", "kyc.request.created", &kid, "requested");
+    webhook(&app, &late, Some(&sig)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.status(&kid).await.json["code"], "0x0200");
+
+    // The same event again is answered and ignored.
+    let calls = fake.response_calls();
+    let r = webhook(
+        &app,
+        &approved,
+        Some(&FakeDigio::webhook("EVT11", "kyc.request.approved", &kid, "approved").1),
+    )
+    .await;
+    assert_eq!(r.json["data"]["status"], "duplicate");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.response_calls(), calls);
+
+    // An event for a kid we never issued: accepted (so Digio stops retrying), nothing moves.
+    let stranger = "KID000000000000000STRANGER00000";
+    let (unknown, sig) = FakeDigio::webhook("EVT13", "kyc.request.approved", stranger, "approved");
+    assert_eq!(webhook(&app, &unknown, Some(&sig)).await.status, 200);
+}
+
+async fn the_reconciler_picks_up_a_missed_webhook(backend: Backend) {
+    let (app, fake) = spawn(backend, |a| {
+        a.reconcile_after = Duration::from_secs(1);
+        a.reconcile_interval = Duration::from_secs(1);
+    })
+    .await;
+    let kid = app.init_kid().await;
+    let other = {
+        let mut b = app.init_body();
+        b["email"] = json!("rejected@example.com");
+        app.init(&b).await.json["data"]["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Digio finishes both; no webhook ever arrives.
+    fake.set_response(&kid, fake_digio::approved(&kid));
+    fake.set_response(&other, json!({"id": other, "status": "rejected"}));
+    wait_state(&app, &kid, "approved").await;
+    wait_state(&app, &other, "rejected").await;
+    assert_eq!(app.status(&other).await.json["message"], "Kyc rejected");
+}
+
+async fn a_failing_provider_is_paused_by_the_breaker(backend: Backend) {
+    let (app, fake) = spawn(backend, |a| {
+        a.failures_before_pause = 2;
+        a.pause = Duration::from_secs(60);
+    })
+    .await;
+    fake.create_mode(Mode::Status(503));
+    for _ in 0..2 {
+        app.init(&app.init_body())
+            .await
+            .assert_exact(502, PROVIDER_FAILED);
+    }
+    let paused = app.init(&app.init_body()).await;
+    assert_eq!(paused.status, 503);
+    assert_eq!(paused.json["code"], "0x0205");
+    let message = paused.json["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("The KYC provider is failing, so paycc has paused calls to it for "),
+        "{message}"
+    );
+    let retry_after: u64 = paused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(fake.creates().len(), 2, "no call while paused");
+}
+
+async fn an_identical_init_while_the_first_is_with_digio_waits_its_turn(backend: Backend) {
+    let (app, fake) = spawn(backend, |a| a.timeout = Duration::from_secs(5)).await;
+    fake.create_mode(Mode::Slow(Duration::from_millis(800)));
+    let app = std::sync::Arc::new(app);
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { app.init(&app.init_body()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.init(&app.init_body()).await.assert_exact(
+        409,
+        r#"{"code":"0x0202","status":"FAILURE","message":"An identical request is being opened with the KYC provider. Retry in a few seconds."}"#,
+    );
+    let first = first.await.unwrap();
+    assert_eq!(first.json["code"], "0x0200");
+    let after = app.init(&app.init_body()).await;
+    assert_eq!(after.json["data"], first.json["data"]);
+    assert_eq!(fake.creates().len(), 1);
+}
+
+on_both_backends!(
+    happy_path_init_webhook_status,
+    a_slow_provider_times_out_and_the_request_is_marked_failed,
+    provider_errors_and_malformed_answers_are_0x0205,
+    partial_and_malformed_results_are_read_defensively,
+    webhooks_are_verified_deduplicated_and_never_trusted,
+    the_reconciler_picks_up_a_missed_webhook,
+    a_failing_provider_is_paused_by_the_breaker,
+    an_identical_init_while_the_first_is_with_digio_waits_its_turn,
+);
