@@ -232,13 +232,24 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(expire_periodically(
-            self.service.clone(),
+        let expiry = self.service.clone();
+        let sweeper = tokio::spawn(periodically(
             self.expiry_interval,
+            "expired KYC requests whose link ran out",
+            move || {
+                let service = expiry.clone();
+                async move { service.expire_due().await }
+            },
         ));
-        let reconciler = tokio::spawn(reconcile_periodically(
-            self.service.clone(),
+        // Re-reads requests a remote provider may have moved without telling us.
+        let reconcile = self.service.clone();
+        let reconciler = tokio::spawn(periodically(
             self.reconcile_interval,
+            "reconciled requests with the provider",
+            move || {
+                let service = reconcile.clone();
+                async move { service.reconcile_once().await }
+            },
         ));
         let ops = axum::serve(
             self.ops_listener,
@@ -252,20 +263,6 @@ impl Server {
         reconciler.abort();
         ops.abort();
         result
-    }
-}
-
-/// Re-reads requests a remote provider may have moved without telling us.
-async fn reconcile_periodically(service: Arc<Service>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match service.reconcile_once().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(rechecked = n, "reconciled requests with the provider"),
-            Err(e) => tracing::warn!(error = %e, "reconciler pass failed; will retry"),
-        }
     }
 }
 
@@ -306,15 +303,21 @@ fn digio_settings(a: &DigioArgs) -> Result<DigioSettings, StartError> {
     })
 }
 
-async fn expire_periodically(service: Arc<Service>, every: Duration) {
+/// Runs `pass` every `every` for as long as the server runs, logging what it did; a
+/// failed pass is logged and tried again next time.
+async fn periodically<F, Fut>(every: Duration, done: &'static str, pass: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = crate::service::ServiceResult<usize>>,
+{
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match service.expire_due().await {
+        match pass().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(expired = n, "expired KYC requests whose link ran out"),
-            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
+            Ok(count) => tracing::info!(count, "{done}"),
+            Err(e) => tracing::warn!(error = %e, "{done}: the pass failed; will retry"),
         }
     }
 }

@@ -134,13 +134,27 @@ async fn wait_title(c: &Client, expected: &str) {
     }
 }
 
-async fn submit(c: &Client) {
-    c.find(Locator::Css("form button[type=submit]"))
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+}
+
+/// Types `keys` into the element (WebDriver key codes allowed, e.g. `\u{E007}` for Enter).
+async fn type_into(c: &Client, css: &str, keys: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(keys)
+        .await
+        .unwrap();
+}
+
+async fn submit(c: &Client) {
+    click(c, "form button[type=submit]").await;
 }
 
 async fn shot(c: &Client, name: &str) {
@@ -209,23 +223,13 @@ async fn through_to_selfie(c: &Client, url: &str, screenshots: bool) {
     wait_title(c, "Verify your identity").await;
     check_page(c).await;
     step_shot("1-consent").await;
-    c.find(Locator::Css("#agree"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#agree").await;
     submit(c).await;
     wait_title(c, "Sign in to DigiLocker").await;
     check_page(c).await;
     assert!(page_text(c).await.contains("XXXXXX2345"));
     step_shot("2-digilocker").await;
-    c.find(Locator::Css("#otp"))
-        .await
-        .unwrap()
-        .send_keys("123456")
-        .await
-        .unwrap();
+    type_into(c, "#otp", "123456").await;
     submit(c).await;
     wait_title(c, "Share your documents").await;
     check_page(c).await;
@@ -330,12 +334,7 @@ async fn reject_and_return_to_the_merchant() {
         init.json["data"]["url"].as_str().unwrap().to_owned(),
     );
     through_to_selfie(c, &url, false).await;
-    c.find(Locator::Css("#outcome-rejected"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#outcome-rejected").await;
     let face = c.find(Locator::Css("#faceMatch")).await.unwrap();
     face.clear().await.unwrap();
     face.send_keys("12").await.unwrap();
@@ -375,12 +374,7 @@ async fn leave_pending_for_review_with_the_generated_picture() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (kid, url) = app.open_link(&app.init_body()).await;
     through_to_selfie(c, &url, false).await;
-    c.find(Locator::Css("#outcome-pending"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#outcome-pending").await;
     submit(c).await;
     wait_title(c, "Submitted for review").await;
     let status = app.status(&kid).await;
@@ -481,18 +475,8 @@ async fn a_phone_can_leave_and_resume_by_keyboard() {
     check_page(c).await;
     shot(c, "phone-1-consent").await;
     // Keyboard only: Space ticks the box, Enter submits.
-    c.find(Locator::Css("#agree"))
-        .await
-        .unwrap()
-        .send_keys(" ")
-        .await
-        .unwrap();
-    c.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .send_keys("\u{E007}")
-        .await
-        .unwrap();
+    type_into(c, "#agree", " ").await;
+    type_into(c, "form button[type=submit]", "\u{E007}").await;
     wait_title(c, "Sign in to DigiLocker").await;
     check_page(c).await;
     // A wrong code is refused on the page, with the field kept usable.
@@ -502,12 +486,7 @@ async fn a_phone_can_leave_and_resume_by_keyboard() {
     )
     .await
     .unwrap();
-    c.find(Locator::Css("#otp"))
-        .await
-        .unwrap()
-        .send_keys("12ab56\u{E007}")
-        .await
-        .unwrap();
+    type_into(c, "#otp", "12ab56\u{E007}").await;
     wait_title(c, "Sign in to DigiLocker").await;
     let alert = c
         .wait()
@@ -526,12 +505,7 @@ async fn a_phone_can_leave_and_resume_by_keyboard() {
     c.goto("about:blank").await.unwrap();
     c.goto(&url).await.unwrap();
     wait_title(c, "Sign in to DigiLocker").await;
-    c.find(Locator::Css("#otp"))
-        .await
-        .unwrap()
-        .send_keys("654321\u{E007}")
-        .await
-        .unwrap();
+    type_into(c, "#otp", "654321\u{E007}").await;
     wait_title(c, "Share your documents").await;
     check_page(c).await;
     shot(c, "phone-3-share").await;
@@ -555,12 +529,7 @@ async fn the_camera_path_captures_a_selfie() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (kid, url) = app.open_link(&app.init_body()).await;
     through_to_selfie(c, &url, false).await;
-    c.find(Locator::Css("#camera-start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "#camera-start").await;
     let capture = c.find(Locator::Css("#camera-capture")).await.unwrap();
     c.wait()
         .for_element(Locator::Css("#camera-capture:not([disabled])"))

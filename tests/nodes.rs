@@ -136,7 +136,7 @@ fn expired_counted(node: &Running) -> u64 {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["message"] == "expired KYC requests whose link ran out")
-        .map(|v| v["expired"].as_u64().unwrap())
+        .map(|v| v["count"].as_u64().unwrap())
         .sum()
 }
 
