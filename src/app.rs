@@ -193,6 +193,7 @@ impl Server {
                 stale_after: serve.digio.stale_after,
                 refresh_timeout: serve.digio.timeout,
                 reconcile_after: serve.digio.reconcile_after,
+                idempotency_ttl: serve.idempotency_ttl,
             },
         ));
         let router = crate::http::router(service.clone(), &public_url);

@@ -161,6 +161,10 @@ pub struct ServeSettings {
           value_parser = parse_duration)]
     pub expiry_interval: Duration,
 
+    /// How long an `Idempotency-Key` and its reply are kept.
+    #[arg(long = "idempotency-ttl", env = "PAYCC_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_ttl: Duration,
+
     #[command(flatten)]
     pub digio: DigioArgs,
 }

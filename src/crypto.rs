@@ -54,6 +54,7 @@ pub enum Lookup {
     Token,
     Init,
     Csrf,
+    Idempotency,
 }
 
 impl Keyring {
@@ -186,6 +187,7 @@ impl Keyring {
             Lookup::Token => b"tok",
             Lookup::Init => b"ini",
             Lookup::Csrf => b"csr",
+            Lookup::Idempotency => b"idm",
         });
         for p in parts {
             // Length-prefixed so ("ab","c") and ("a","bc") differ.

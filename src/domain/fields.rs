@@ -196,6 +196,26 @@ impl MerchantCode {
     }
 }
 
+/// An `Idempotency-Key` header value: 1–255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, Refusal> {
+        let ok = (1..=255).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(Refusal(
+                "The Idempotency-Key header must be 1 to 255 visible ASCII characters.",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Where the customer lands after the journey: an absolute http(s) URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectUrl(String);

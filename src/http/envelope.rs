@@ -197,6 +197,12 @@ impl From<ServiceError> for ApiError {
                 ConnectionTimeout,
                 "The KYC provider did not answer in time. Please try again.",
             ),
+            ServiceError::InFlight => ApiError::new(
+                StatusCode::CONFLICT,
+                Failure,
+                "A request with this Idempotency-Key is still being processed. Retry shortly.",
+            )
+            .retry_after(1),
             ServiceError::ProviderPaused(secs) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 SomethingWentWrong,

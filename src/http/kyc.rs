@@ -3,12 +3,13 @@
 use super::AppState;
 use super::envelope::{ApiError, Code, Envelope};
 use super::extract::{Caller, JsonObject};
+use crate::domain::fields::IdempotencyKey;
 use crate::domain::kyc::KycIdentity;
 use crate::domain::request::{InitKyc, RawInitKyc};
 use crate::service::{KycStatus, ServiceError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -21,6 +22,7 @@ struct InitData {
 pub async fn init(
     State(state): State<AppState>,
     Caller(client): Caller,
+    headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let raw = RawInitKyc {
@@ -32,7 +34,15 @@ pub async fn init(
         redirect_url: body.field("redirectUrl"),
     };
     let req = InitKyc::parse(raw).map_err(ServiceError::Invalid)?;
-    let reply = state.service.init_kyc(&client, req).await?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}")))
+        .transpose()
+        .map_err(|why| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::Failure, why.0))?;
+    let reply = state
+        .service
+        .init_kyc_once(&client, req, key.as_ref())
+        .await?;
     Ok(Envelope::success(
         "Request Init",
         InitData {

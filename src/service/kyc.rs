@@ -286,8 +286,10 @@ impl Service {
         Ok(after)
     }
 
-    /// Marks requests whose link ran out as expired; returns how many.
+    /// Marks requests whose link ran out as expired (and forgets old idempotency keys);
+    /// returns how many requests expired.
     pub async fn expire_due(&self) -> ServiceResult<usize> {
+        self.purge_idempotency_keys().await?;
         let mut total = 0;
         loop {
             let n = self

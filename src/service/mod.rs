@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod customer;
+mod idempotency;
 mod journey;
 mod kyc;
 mod sandbox;
@@ -50,6 +51,8 @@ pub enum ServiceError {
     Conflict(String),
     #[error("provider timeout")]
     ProviderTimeout,
+    #[error("an identical request with this Idempotency-Key is still running")]
+    InFlight,
     #[error("provider calls paused for {0} s")]
     ProviderPaused(u64),
     #[error("provider error: {0}")]
@@ -98,6 +101,8 @@ pub struct ServiceSettings {
     pub refresh_timeout: Duration,
     /// The reconciler re-reads open requests not checked for this long.
     pub reconcile_after: Duration,
+    /// How long an Idempotency-Key and its reply are kept.
+    pub idempotency_ttl: Duration,
 }
 
 impl ServiceSettings {
@@ -108,6 +113,7 @@ impl ServiceSettings {
             stale_after: Duration::MAX,
             refresh_timeout: Duration::ZERO,
             reconcile_after: Duration::MAX,
+            idempotency_ttl: Duration::from_secs(86_400),
         }
     }
 }

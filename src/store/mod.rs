@@ -148,6 +148,26 @@ pub struct ActivatedKyc {
     pub now: i64,
 }
 
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub client_pk: i64,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub now: i64,
+    /// A key taken before this with no reply yet is considered abandoned.
+    pub stale_before: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    Taken,
+    /// Another request holds it and has not finished.
+    InFlight,
+    /// Used before with a different request.
+    Mismatch,
+    Done(Vec<u8>),
+}
+
 /// The sandbox provider's record of one journey.
 #[derive(Debug, Clone)]
 pub struct SandboxSession {
@@ -235,6 +255,21 @@ pub trait Store: Send + Sync + 'static {
         event_id: &str,
         now: i64,
     ) -> StoreResult<bool>;
+
+    /// Takes an Idempotency-Key for a request: a key never seen (or whose holder died
+    /// before `stale_before` without a reply) is taken; otherwise what it holds.
+    async fn claim_idempotency_key(&self, claim: &IdempotencyClaim) -> StoreResult<KeyState>;
+    /// Stores the reply a taken key gives from now on.
+    async fn complete_idempotency_key(
+        &self,
+        client_pk: i64,
+        key: &str,
+        reply_sealed: &[u8],
+    ) -> StoreResult<()>;
+    /// Gives a taken key back (the request failed in a way a retry may fix).
+    async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()>;
+    /// Forgets keys created before `before`; returns how many.
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize>;
 
     /// Creates or replaces the record; a `None` selfie keeps the stored one.
     async fn save_sandbox_session(

@@ -239,6 +239,7 @@ impl TestApp {
             },
             kyc_ttl: opts.kyc_ttl,
             expiry_interval: opts.expiry_interval,
+            idempotency_ttl: Duration::from_secs(86_400),
             digio: opts.digio.unwrap_or_default(),
         };
         let server = Server::bind(&store, &serve).await.expect("paycc binds");

@@ -14,6 +14,7 @@ use std::time::Duration;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_provider_sync.sql"),
+    include_str!("migrations/0003_idempotency.sql"),
 ];
 
 /// Any fixed number: every node takes this lock to apply migrations one at a time.

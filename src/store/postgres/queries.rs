@@ -78,6 +78,67 @@ async fn open_identical(conn: &mut PgConnection, new: &NewKyc) -> StoreResult<Op
 }
 
 impl PgStore {
+    async fn claim_key_now(&self, k: &IdempotencyClaim) -> StoreResult<KeyState> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .ctx("starting an idempotency claim")?;
+        // A concurrent first use waits here for the other insert to commit, then sees its row.
+        let taken = sqlx::query(
+            "INSERT INTO idempotency_keys (client_pk, idem_key, request_hash, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(k.client_pk)
+        .bind(&k.key)
+        .bind(&k.request_hash)
+        .bind(k.now)
+        .execute(&mut *tx)
+        .await
+        .ctx("taking an idempotency key")?
+        .rows_affected()
+            == 1;
+        let state = if taken {
+            KeyState::Taken
+        } else {
+            let row = sqlx::query(
+                "SELECT request_hash, reply_sealed, created_at FROM idempotency_keys
+                 WHERE client_pk = $1 AND idem_key = $2 FOR UPDATE",
+            )
+            .bind(k.client_pk)
+            .bind(&k.key)
+            .fetch_one(&mut *tx)
+            .await
+            .ctx("reading an idempotency key")?;
+            let hash: Vec<u8> = row
+                .try_get("request_hash")
+                .ctx("reading an idempotency key")?;
+            let reply: Option<Vec<u8>> = row
+                .try_get("reply_sealed")
+                .ctx("reading an idempotency key")?;
+            let created: i64 = row
+                .try_get("created_at")
+                .ctx("reading an idempotency key")?;
+            match (hash == k.request_hash, reply) {
+                (false, _) => KeyState::Mismatch,
+                (true, Some(reply)) => KeyState::Done(reply),
+                (true, None) if created < k.stale_before => {
+                    sqlx::query("UPDATE idempotency_keys SET created_at = $3 WHERE client_pk = $1 AND idem_key = $2")
+                        .bind(k.client_pk)
+                        .bind(&k.key)
+                        .bind(k.now)
+                        .execute(&mut *tx)
+                        .await
+                        .ctx("retaking an abandoned idempotency key")?;
+                    KeyState::Taken
+                }
+                (true, None) => KeyState::InFlight,
+            }
+        };
+        tx.commit().await.ctx("committing an idempotency claim")?;
+        Ok(state)
+    }
+
     async fn insert_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
         let mut tx = self.pool.begin().await.ctx("starting an init")?;
         sqlx::query(dynamic(format!(
@@ -644,6 +705,55 @@ impl Store for PgStore {
                 .ctx("recording a webhook event")?
                 .rows_affected()
                 == 1)
+        })
+        .await
+    }
+
+    async fn claim_idempotency_key(&self, claim: &IdempotencyClaim) -> StoreResult<KeyState> {
+        self.bounded(self.claim_key_now(claim)).await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        client_pk: i64,
+        key: &str,
+        reply_sealed: &[u8],
+    ) -> StoreResult<()> {
+        let q = sqlx::query(
+            "UPDATE idempotency_keys SET reply_sealed = $3 WHERE client_pk = $1 AND idem_key = $2",
+        )
+        .bind(client_pk)
+        .bind(key)
+        .bind(reply_sealed);
+        self.bounded(async {
+            q.execute(&self.pool)
+                .await
+                .ctx("storing an idempotent reply")
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()> {
+        let q = sqlx::query("DELETE FROM idempotency_keys WHERE client_pk = $1 AND idem_key = $2 AND reply_sealed IS NULL")
+            .bind(client_pk)
+            .bind(key);
+        self.bounded(async {
+            q.execute(&self.pool)
+                .await
+                .ctx("releasing an idempotency key")
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize> {
+        let q = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(before);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("purging idempotency keys")?
+                .rows_affected() as usize)
         })
         .await
     }

@@ -17,6 +17,7 @@ const MAX_BATCH: usize = 1024;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_provider_sync.sql"),
+    include_str!("migrations/0003_idempotency.sql"),
 ];
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;

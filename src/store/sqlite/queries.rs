@@ -562,4 +562,83 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn claim_idempotency_key(&self, claim: &IdempotencyClaim) -> StoreResult<KeyState> {
+        let k = claim.clone();
+        self.write(move |c| {
+            let taken = c
+                .prepare_cached(
+                    "INSERT INTO idempotency_keys (client_pk, idem_key, request_hash, created_at)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut st| st.execute(params![k.client_pk, k.key, k.request_hash, k.now]))
+                .ctx("taking an idempotency key")?;
+            if taken == 1 {
+                return Ok(KeyState::Taken);
+            }
+            let (hash, reply, created): (Vec<u8>, Option<Vec<u8>>, i64) = c
+                .query_row(
+                    "SELECT request_hash, reply_sealed, created_at FROM idempotency_keys WHERE client_pk = ?1 AND idem_key = ?2",
+                    params![k.client_pk, k.key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .ctx("reading an idempotency key")?;
+            Ok(match (hash == k.request_hash, reply) {
+                (false, _) => KeyState::Mismatch,
+                (true, Some(reply)) => KeyState::Done(reply),
+                (true, None) if created < k.stale_before => {
+                    c.execute(
+                        "UPDATE idempotency_keys SET created_at = ?3 WHERE client_pk = ?1 AND idem_key = ?2",
+                        params![k.client_pk, k.key, k.now],
+                    )
+                    .ctx("retaking an abandoned idempotency key")?;
+                    KeyState::Taken
+                }
+                (true, None) => KeyState::InFlight,
+            })
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        client_pk: i64,
+        key: &str,
+        reply_sealed: &[u8],
+    ) -> StoreResult<()> {
+        let (key, reply) = (key.to_owned(), reply_sealed.to_vec());
+        self.write(move |c| {
+            c.execute(
+                "UPDATE idempotency_keys SET reply_sealed = ?3 WHERE client_pk = ?1 AND idem_key = ?2",
+                params![client_pk, key, reply],
+            )
+            .ctx("storing an idempotent reply")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency_keys WHERE client_pk = ?1 AND idem_key = ?2 AND reply_sealed IS NULL",
+                params![client_pk, key],
+            )
+            .ctx("releasing an idempotency key")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                [before],
+            )
+            .ctx("purging idempotency keys")
+        })
+        .await
+    }
 }
