@@ -242,6 +242,16 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
         );
     }
     assert_eq!(ready(&app).await, 503);
+    let why = get(format!("{}/readyz", app.ops))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        why,
+        r#"{"reason":"database unavailable","status":"not ready"}"#
+    );
     assert_eq!(
         common::get(format!("{}/healthz", app.ops))
             .await

@@ -21,11 +21,11 @@ pub fn router(service: Arc<Service>) -> Router {
 async fn ready(State(service): State<Arc<Service>>) -> impl IntoResponse {
     match service.readiness().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(reason) => {
-            tracing::warn!(reason = %reason, "not ready");
+        Err((reason, detail)) => {
+            tracing::warn!(reason, detail = %detail, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not ready", "reason": "database unavailable"})),
+                Json(json!({"status": "not ready", "reason": reason})),
             )
         }
     }

@@ -127,9 +127,16 @@ impl Service {
         }
     }
 
-    /// Whether the database answers and its schema is current, for `/readyz`.
-    pub async fn readiness(&self) -> Result<(), String> {
-        self.store.readiness().await.map_err(|e| e.to_string())
+    /// Whether the database answers and its schema is current, for `/readyz`: the
+    /// short public reason, and the detail for the log.
+    pub async fn readiness(&self) -> Result<(), (&'static str, String)> {
+        self.store.readiness().await.map_err(|e| {
+            let reason = match e {
+                StoreError::SchemaBehind { .. } => "migrations pending",
+                _ => "database unavailable",
+            };
+            (reason, e.to_string())
+        })
     }
 
     /// `true` when the database has no API client yet (a fresh install).
