@@ -58,6 +58,9 @@ CREATE TABLE kyc_requests (
 -- At most one open request per identical init: the database, not a check, enforces it.
 CREATE UNIQUE INDEX kyc_requests_one_open_per_fingerprint ON kyc_requests (fingerprint)
     WHERE state IN ('created','pending','in_progress','awaiting_approval');
+-- The identical-init lookups (any state) use this one; the partial index above only
+-- enforces uniqueness, and SQLite cannot use it for conditions it cannot prove imply it.
+CREATE INDEX kyc_requests_by_fingerprint ON kyc_requests (fingerprint);
 CREATE INDEX kyc_requests_by_state_expiry ON kyc_requests (state, expires_at);
 CREATE INDEX kyc_requests_by_customer ON kyc_requests (customer_pk, created_at);
 
