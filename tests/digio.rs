@@ -7,26 +7,9 @@ use paycc::config::DigioArgs;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-fn digio_args(fake: &FakeDigio) -> DigioArgs {
-    DigioArgs {
-        api_url: Some(fake.url.clone()),
-        gateway_url: Some("https://gateway.digio.test".into()),
-        client_id: Some(fake_digio::CLIENT_ID.into()),
-        client_secret: Some(fake_digio::CLIENT_SECRET.into()),
-        template: Some(fake_digio::TEMPLATE.into()),
-        webhook_secret: Some(fake_digio::WEBHOOK_SECRET.into()),
-        timeout: Duration::from_secs(1),
-        connect_timeout: Duration::from_secs(1),
-        // Status reads and the reconciler stay out of the way unless a test asks.
-        stale_after: Duration::from_secs(3600),
-        reconcile_after: Duration::from_secs(3600),
-        ..DigioArgs::default()
-    }
-}
-
 async fn spawn(backend: Backend, tweak: impl FnOnce(&mut DigioArgs)) -> (TestApp, FakeDigio) {
     let fake = FakeDigio::start().await;
-    let mut args = digio_args(&fake);
+    let mut args = fake.args();
     tweak(&mut args);
     let app = TestApp::spawn_with(
         backend,
@@ -187,7 +170,7 @@ async fn provider_errors_and_malformed_answers_are_0x0205(backend: Backend) {
     }
     // Wrong credentials: Digio's own 401 with INVALID_API_CREDENTIALS.
     let fake2 = FakeDigio::start().await;
-    let mut args = digio_args(&fake2);
+    let mut args = fake2.args();
     args.client_secret = Some("wrong".into());
     let app2 = TestApp::spawn_with(
         backend,

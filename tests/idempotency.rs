@@ -1,9 +1,8 @@
 //! `Idempotency-Key` on init, on both backends, including concurrent duplicates.
 
 mod common;
-use common::fake_digio::{self, FakeDigio, Mode};
+use common::fake_digio::{FakeDigio, Mode};
 use common::*;
-use paycc::config::DigioArgs;
 use serde_json::json;
 use std::time::Duration;
 
@@ -116,16 +115,8 @@ async fn concurrent_duplicates_open_one_request(backend: Backend) {
 async fn in_flight_duplicate_waits_and_no_second_provider_request(backend: Backend) {
     let fake = FakeDigio::start().await;
     fake.create_mode(Mode::Slow(Duration::from_millis(800)));
-    let args = DigioArgs {
-        api_url: Some(fake.url.clone()),
-        gateway_url: Some("https://gateway.digio.test".into()),
-        client_id: Some(fake_digio::CLIENT_ID.into()),
-        client_secret: Some(fake_digio::CLIENT_SECRET.into()),
-        template: Some(fake_digio::TEMPLATE.into()),
-        webhook_secret: Some(fake_digio::WEBHOOK_SECRET.into()),
-        timeout: Duration::from_secs(5),
-        ..DigioArgs::default()
-    };
+    let mut args = fake.args();
+    args.timeout = Duration::from_secs(5);
     let app = std::sync::Arc::new(
         TestApp::spawn_with(
             backend,

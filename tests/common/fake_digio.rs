@@ -59,6 +59,24 @@ impl FakeDigio {
         Self { url, inner }
     }
 
+    /// paycc's Digio settings pointing here, with 1 s timeouts; status reads and the
+    /// reconciler stay out of the way unless a test shortens them.
+    pub fn args(&self) -> paycc::config::DigioArgs {
+        paycc::config::DigioArgs {
+            api_url: Some(self.url.clone()),
+            gateway_url: Some("https://gateway.digio.test".into()),
+            client_id: Some(CLIENT_ID.into()),
+            client_secret: Some(CLIENT_SECRET.into()),
+            template: Some(TEMPLATE.into()),
+            webhook_secret: Some(WEBHOOK_SECRET.into()),
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            stale_after: Duration::from_secs(3600),
+            reconcile_after: Duration::from_secs(3600),
+            ..Default::default()
+        }
+    }
+
     pub fn create_mode(&self, mode: Mode) {
         self.inner.lock().unwrap().create_mode = Some(mode);
     }
