@@ -241,8 +241,7 @@ fn derive(root: &[u8], label: &[u8]) -> Vec<u8> {
 }
 
 fn fingerprint(key: &[u8]) -> String {
-    let digest = Sha256::digest(key);
-    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&Sha256::digest(key)[..4])
 }
 
 /// `n` random upper-case letters and digits from a CSPRNG.

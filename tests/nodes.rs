@@ -99,18 +99,9 @@ async fn racing_inits_on_two_nodes_make_no_duplicates() {
         0
     );
     // Every kid reads the same from either node.
-    let http = common::http_client();
     for kid in &distinct {
         for node in &nodes {
-            let r: Value = http
-                .get(format!("{}/v1/service/paycc/kyc/status/{kid}", node.base))
-                .header("Authorization", &auth)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let r = status_at(&node.base, &auth, kid).await;
             assert_eq!(r["code"], "0x0206", "{kid} on {}: {r}", node.base);
         }
     }

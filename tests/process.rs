@@ -76,18 +76,7 @@ async fn acknowledged_kids_survive_kill_9(backend: Backend) {
     drop(server);
     let restarted = dep.start(&[]);
     for kid in &kids {
-        let r: Value = http
-            .get(format!(
-                "{}/v1/service/paycc/kyc/status/{kid}",
-                restarted.base
-            ))
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = status_at(&restarted.base, &auth, kid).await;
         assert_eq!(r["code"], "0x0206", "{kid} lost after kill -9: {r}");
     }
     drop(restarted);

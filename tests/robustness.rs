@@ -196,7 +196,7 @@ impl RemoteApp {
     }
 
     fn init_body(&self) -> serde_json::Value {
-        json!({"pan": PAN, "name": NAME, "email": EMAIL, "mobile": MOBILE, "merchantCode": self.merchant})
+        init_body_for(&self.merchant)
     }
 
     async fn send(

@@ -201,14 +201,15 @@ impl MerchantCode {
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub fn parse(raw: &str) -> Result<Self, Refusal> {
-        let ok = (1..=255).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+    /// Takes the header's raw bytes: anything but visible ASCII is refused.
+    pub fn parse(raw: &[u8]) -> Result<Self, Refusal> {
+        let ok = (1..=255).contains(&raw.len()) && raw.iter().all(u8::is_ascii_graphic);
         if !ok {
             return Err(Refusal(
                 "The Idempotency-Key header must be 1 to 255 visible ASCII characters.",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(String::from_utf8_lossy(raw).into_owned()))
     }
 
     pub fn as_str(&self) -> &str {

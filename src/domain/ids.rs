@@ -33,13 +33,6 @@ pub fn is_kid(s: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
-/// Whether `s` is a customer id: 12 upper-case letters/digits.
-pub fn is_cust_id(s: &str) -> bool {
-    s.len() == 12
-        && s.bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

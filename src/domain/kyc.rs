@@ -72,6 +72,11 @@ pub fn mask_aadhaar(raw: &str) -> Option<String> {
     })
 }
 
+/// A face-match score as a tester writes it: a whole number from 0 to 100.
+pub fn parse_face_match(raw: &str) -> Option<u8> {
+    raw.trim().parse::<u8>().ok().filter(|v| *v <= 100)
+}
+
 /// The word the customer record uses for DigiLocker's one-letter gender.
 pub fn gender_word(code: &str) -> &'static str {
     match code {

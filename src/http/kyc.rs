@@ -36,7 +36,7 @@ pub async fn init(
     let req = InitKyc::parse(raw).map_err(ServiceError::Invalid)?;
     let key = headers
         .get("idempotency-key")
-        .map(|v| IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}")))
+        .map(|v| IdempotencyKey::parse(v.as_bytes()))
         .transpose()
         .map_err(|why| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::Failure, why.0))?;
     let reply = state

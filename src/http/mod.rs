@@ -11,8 +11,6 @@ mod ops;
 mod sandbox;
 mod webhooks;
 
-pub use envelope::Code;
-pub use extract::BODY_LIMIT;
 pub use ops::router as ops_router;
 
 use crate::service::Service;

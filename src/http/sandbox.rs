@@ -5,6 +5,7 @@ use super::envelope::ApiError;
 use super::extract::{Caller, JsonObject};
 use super::kyc::{path_kid, status_response};
 use crate::domain::fields::Refusal;
+use crate::domain::kyc::parse_face_match;
 use crate::domain::request::{Problem, RawField};
 use crate::provider::sandbox::Outcome;
 use crate::service::ServiceError;
@@ -34,15 +35,12 @@ pub async fn complete(
     };
     let face_match = match body.field("faceMatch") {
         None => Ok(DEFAULT_FACE_MATCH),
-        Some(RawField::Number(n) | RawField::Text(n)) => n
-            .trim()
-            .parse::<u8>()
-            .ok()
-            .filter(|v| *v <= 100)
-            .ok_or(Problem::Invalid(
+        Some(RawField::Number(n) | RawField::Text(n)) => {
+            parse_face_match(&n).ok_or(Problem::Invalid(
                 "faceMatch",
                 Refusal("The faceMatch field must be a whole number from 0 to 100."),
-            )),
+            ))
+        }
         Some(RawField::Other) => Err(Problem::Invalid(
             "faceMatch",
             Refusal("The faceMatch field must be a whole number from 0 to 100."),

@@ -197,11 +197,12 @@ impl Service {
 
     /// The form token bound to this browser's cookie nonce and this journey.
     pub fn journey_form_token(&self, kid: &str, nonce: &str) -> String {
-        hex(&self.keys.lookup_hash(Lookup::Csrf, &[kid, nonce]))
+        hex::encode(self.keys.lookup_hash(Lookup::Csrf, &[kid, nonce]))
     }
 
     pub fn journey_form_token_ok(&self, kid: &str, nonce: &str, presented: &str) -> bool {
-        unhex(presented)
+        hex::decode(presented)
+            .ok()
             .is_some_and(|raw| self.keys.lookup_matches(Lookup::Csrf, &[kid, nonce], &raw))
     }
 
@@ -276,18 +277,4 @@ impl Service {
 
 fn is_jpeg(bytes: &[u8]) -> bool {
     bytes.starts_with(&[0xFF, 0xD8, 0xFF]) && bytes.ends_with(&[0xFF, 0xD9])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }

@@ -309,7 +309,7 @@ impl TestApp {
     }
 
     pub fn init_body(&self) -> Value {
-        json!({"pan": PAN, "name": NAME, "email": EMAIL, "mobile": MOBILE, "merchantCode": self.merchant})
+        init_body_for(&self.merchant)
     }
 
     /// Sends `body` as raw bytes with the caller's credentials; returns status, headers, text.
@@ -435,6 +435,24 @@ pub async fn send(
         req = req.header("Content-Type", "application/json").body(b);
     }
     Reply::from_response(req.send().await.expect("paycc answers")).await
+}
+
+/// The default customer's init body for a merchant.
+pub fn init_body_for(merchant: &str) -> Value {
+    json!({"pan": PAN, "name": NAME, "email": EMAIL, "mobile": MOBILE, "merchantCode": merchant})
+}
+
+/// `GET …/kyc/status/{kid}` against any server, as JSON.
+pub async fn status_at(base: &str, auth: &str, kid: &str) -> Value {
+    http_client()
+        .get(format!("{base}/v1/service/paycc/kyc/status/{kid}"))
+        .header("Authorization", auth)
+        .send()
+        .await
+        .expect("paycc answers")
+        .json()
+        .await
+        .expect("an envelope")
 }
 
 pub fn basic(id: &str, secret: &str) -> String {

@@ -5,6 +5,7 @@
 mod pages;
 
 use super::AppState;
+use crate::domain::kyc::parse_face_match;
 use crate::provider::sandbox::{Outcome, Step};
 use crate::service::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, SELFIE_MAX_BYTES,
@@ -162,12 +163,7 @@ async fn submit(
         Some(Step::Share) => JourneyAction::Share,
         Some(Step::Selfie) => {
             let outcome = Outcome::parse(&fields.outcome).filter(|o| *o != Outcome::Expired);
-            let face_match = fields
-                .face_match
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|f| *f <= 100);
+            let face_match = parse_face_match(&fields.face_match);
             let (Some(outcome), Some(face_match)) = (outcome, face_match) else {
                 return render(
                     &state,

@@ -245,7 +245,7 @@ impl KycProvider for Digio {
         signature: Option<&str>,
     ) -> Result<WebhookNotice, WebhookError> {
         let presented = signature
-            .and_then(|s| unhex(s.trim()))
+            .and_then(|s| hex::decode(s.trim()).ok())
             .ok_or(WebhookError::BadSignature)?;
         let mut mac = self.webhook_key.clone();
         mac.update(body);
@@ -274,14 +274,4 @@ impl KycProvider for Digio {
             kid,
         })
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }

@@ -7,6 +7,7 @@ use crate::store::*;
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
+use std::sync::LazyLock;
 
 /// Dynamic SQL here is assembled only from the domain's state names, never from input.
 fn dynamic(sql: String) -> AssertSqlSafe<String> {
@@ -52,14 +53,34 @@ fn merchant_record(r: &PgRow) -> Result<MerchantRecord, sqlx::Error> {
     })
 }
 
-async fn open_identical(conn: &mut PgConnection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
-    let sql = format!(
+// Built once from the domain's states: these run on every init.
+static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
          WHERE k.fingerprint = $1 AND {}",
         reusable("k", "$2")
-    );
-    let row = sqlx::query(dynamic(sql))
+    )
+});
+static EXPIRE_STALE_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $2
+         WHERE fingerprint = $1 AND state IN ({}) AND expires_at <= $2",
+        state_list(KycState::expires_by_time)
+    )
+});
+static INSERT_KYC: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
+           url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
+         ON CONFLICT (fingerprint) WHERE state IN ({}) DO NOTHING",
+        state_list(KycState::is_open)
+    )
+});
+
+async fn open_identical(conn: &mut PgConnection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
+    let row = sqlx::query(OPEN_IDENTICAL.as_str())
         .bind(&new.fingerprint)
         .bind(new.now)
         .fetch_optional(&mut *conn)
@@ -141,17 +162,13 @@ impl PgStore {
 
     async fn insert_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
         let mut tx = self.pool.begin().await.ctx("starting an init")?;
-        sqlx::query(dynamic(format!(
-            "UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $2
-             WHERE fingerprint = $1 AND state IN ({}) AND expires_at <= $2",
-            state_list(KycState::expires_by_time)
-        )))
-        .bind(&new.fingerprint)
-        .bind(new.now)
-        .bind(EXPIRED_REASON)
-        .execute(&mut *tx)
-        .await
-        .ctx("expiring a stale identical request")?;
+        sqlx::query(EXPIRE_STALE_IDENTICAL.as_str())
+            .bind(&new.fingerprint)
+            .bind(new.now)
+            .bind(EXPIRED_REASON)
+            .execute(&mut *tx)
+            .await
+            .ctx("expiring a stale identical request")?;
         if let Some(open) = open_identical(&mut tx, &new).await? {
             return Ok(open);
         }
@@ -179,29 +196,23 @@ impl PgStore {
         );
         // Another node may have opened the identical request since we looked: the partial
         // unique index makes us wait for it and then insert nothing.
-        let inserted = sqlx::query(dynamic(format!(
-            "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
-               url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
-             ON CONFLICT (fingerprint) WHERE state IN ({}) DO NOTHING",
-            state_list(KycState::is_open)
-        )))
-        .bind(&new.kid)
-        .bind(&new.reference)
-        .bind(new.merchant_pk)
-        .bind(customer_pk)
-        .bind(new.provider)
-        .bind(new.state.as_str())
-        .bind(&new.fingerprint)
-        .bind(&new.url_sealed)
-        .bind(&new.token_hash)
-        .bind(&new.redirect_url)
-        .bind(new.now)
-        .bind(new.expires_at)
-        .execute(&mut *tx)
-        .await
-        .ctx("kid")?
-        .rows_affected();
+        let inserted = sqlx::query(INSERT_KYC.as_str())
+            .bind(&new.kid)
+            .bind(&new.reference)
+            .bind(new.merchant_pk)
+            .bind(customer_pk)
+            .bind(new.provider)
+            .bind(new.state.as_str())
+            .bind(&new.fingerprint)
+            .bind(&new.url_sealed)
+            .bind(&new.token_hash)
+            .bind(&new.redirect_url)
+            .bind(new.now)
+            .bind(new.expires_at)
+            .execute(&mut *tx)
+            .await
+            .ctx("kid")?
+            .rows_affected();
         let stored = if inserted == 1 {
             InitStored {
                 kid: new.kid.clone(),

@@ -7,7 +7,7 @@ mod queries;
 use super::{StoreError, StoreResult};
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, ErrorCode};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -27,7 +27,6 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 pub struct SqliteStore {
     writer: Sender<WriteJob>,
     readers: Sender<ReadJob>,
-    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -76,12 +75,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             readers: reader_tx,
-            path: path.to_owned(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `f` inside the writer's current batch (in its own savepoint, so a failing

@@ -5,6 +5,7 @@ use crate::domain::state::KycState;
 use crate::store::*;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::sync::LazyLock;
 
 use crate::domain::state::EXPIRED_REASON;
 use crate::store::sql::{reusable, state_list};
@@ -57,15 +58,35 @@ fn merchant_record(r: &Row<'_>) -> rusqlite::Result<MerchantRecord> {
     })
 }
 
-/// The open request for this fingerprint, if it may still be reused.
-fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
-    let sql = format!(
+// Built once from the domain's states: these run on every init or status read.
+static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
          WHERE k.fingerprint = ?1 AND {}",
         reusable("k", "?2")
-    );
-    conn.prepare_cached(&sql)
+    )
+});
+static EXPIRE_STALE_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE kyc_requests SET state = 'expired', reason = ?3, updated_at = ?2
+         WHERE fingerprint = ?1 AND state IN ({}) AND expires_at <= ?2",
+        state_list(KycState::expires_by_time)
+    )
+});
+static KYC_BY_KID: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {KYC_COLUMNS} FROM kyc_requests k
+         JOIN merchants m ON m.pk = k.merchant_pk
+         JOIN api_clients a ON a.pk = m.client_pk
+         JOIN customers c ON c.pk = k.customer_pk
+         WHERE k.kid = ?1 AND (?2 IS NULL OR m.client_pk = ?2)"
+    )
+});
+
+/// The open request for this fingerprint, if it may still be reused.
+fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
+    conn.prepare_cached(&OPEN_IDENTICAL)
         .and_then(|mut st| {
             st.query_row(params![new.fingerprint, new.now], |r| {
                 Ok(InitStored {
@@ -82,13 +103,9 @@ fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitSto
 
 fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
     // An open request whose time ran out no longer counts (nor blocks the new one).
-    conn.prepare_cached(&format!(
-        "UPDATE kyc_requests SET state = 'expired', reason = ?3, updated_at = ?2
-         WHERE fingerprint = ?1 AND state IN ({}) AND expires_at <= ?2",
-        state_list(KycState::expires_by_time)
-    ))
-    .and_then(|mut st| st.execute(params![new.fingerprint, new.now, EXPIRED_REASON]))
-    .ctx("expiring a stale identical request")?;
+    conn.prepare_cached(&EXPIRE_STALE_IDENTICAL)
+        .and_then(|mut st| st.execute(params![new.fingerprint, new.now, EXPIRED_REASON]))
+        .ctx("expiring a stale identical request")?;
     if let Some(open) = open_identical(conn, &new)? {
         return Ok(open);
     }
@@ -301,14 +318,7 @@ impl Store for SqliteStore {
     async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>> {
         let kid = kid.to_owned();
         self.read(move |c| {
-            let sql = format!(
-                "SELECT {KYC_COLUMNS} FROM kyc_requests k
-                 JOIN merchants m ON m.pk = k.merchant_pk
-                 JOIN api_clients a ON a.pk = m.client_pk
-                 JOIN customers c ON c.pk = k.customer_pk
-                 WHERE k.kid = ?1 AND (?2 IS NULL OR m.client_pk = ?2)"
-            );
-            c.prepare_cached(&sql)
+            c.prepare_cached(&KYC_BY_KID)
                 .and_then(|mut st| st.query_row(params![kid, client_pk], kyc_record).optional())
                 .ctx("reading a KYC request")
         })
