@@ -379,3 +379,110 @@ on_both_backends!(
     a_failing_provider_is_paused_by_the_breaker,
     an_identical_init_while_the_first_is_with_digio_waits_its_turn,
 );
+
+/// The real binary with debug logs on: Digio's credentials and webhook secret, and the
+/// customer's identity, appear in no log line, whatever the HTTP stack logs.
+#[tokio::test]
+async fn digio_secrets_and_identity_stay_out_of_the_logs() {
+    use base64::prelude::*;
+    use common::deploy::Deployment;
+    let fake = FakeDigio::start().await;
+    let dep = Deployment::new(Backend::Sqlite).await;
+    let (ok, out, err) = dep.cli(&["client", "create", "--name", "Log check", "--json"]);
+    assert!(ok, "{err}");
+    let creds: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let client_id = creds["clientId"].as_str().unwrap();
+    let secret = creds["clientSecret"].as_str().unwrap();
+    assert!(
+        dep.cli(&[
+            "merchant",
+            "create",
+            "--client",
+            client_id,
+            "--name",
+            "Shop",
+            "--code",
+            "MID693000001"
+        ])
+        .0
+    );
+    let server = dep.start(&[
+        ("PAYCC_PROVIDER", "digio"),
+        ("PAYCC_DIGIO_API_URL", &fake.url),
+        ("PAYCC_DIGIO_GATEWAY_URL", "https://gateway.digio.test"),
+        ("PAYCC_DIGIO_CLIENT_ID", fake_digio::CLIENT_ID),
+        ("PAYCC_DIGIO_CLIENT_SECRET", fake_digio::CLIENT_SECRET),
+        ("PAYCC_DIGIO_TEMPLATE", fake_digio::TEMPLATE),
+        ("PAYCC_DIGIO_WEBHOOK_SECRET", fake_digio::WEBHOOK_SECRET),
+        ("PAYCC_LOG", "debug"),
+    ]);
+    let auth = basic(client_id, secret);
+    let http = http_client();
+    let url = |path: &str| format!("{}{path}", server.base);
+    let body = init_body_for("MID693000001").to_string();
+    let init = send(
+        &http,
+        &url("/v1/service/paycc/init/kyc"),
+        reqwest::Method::POST,
+        Some(body),
+        Some(&auth),
+    )
+    .await;
+    let kid = init.json["data"]["kid"].as_str().unwrap().to_owned();
+    fake.set_response(&kid, fake_digio::approved(&kid));
+    let (event, checksum) = FakeDigio::webhook("EVT-LOG", "kyc.request.approved", &kid, "approved");
+    let hook = http
+        .post(url("/v1/webhooks/digio"))
+        .header("X-Digio-Checksum", checksum)
+        .body(event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_at(&server.base, &auth, &kid).await["code"] != "0x0200" {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook's re-read never approved {kid}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A refused delivery is logged too.
+    let bad = http
+        .post(url("/v1/webhooks/digio"))
+        .header("X-Digio-Checksum", "00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let stderr = server.stderr.clone();
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = stderr.lock().unwrap().clone();
+    assert!(
+        logs.contains("provider request opened") && logs.contains("webhook accepted"),
+        "{logs}"
+    );
+    let basic_creds = BASE64_STANDARD.encode(format!(
+        "{}:{}",
+        fake_digio::CLIENT_ID,
+        fake_digio::CLIENT_SECRET
+    ));
+    for secret_or_pii in [
+        fake_digio::CLIENT_SECRET,
+        &basic_creds,
+        fake_digio::WEBHOOK_SECRET,
+        secret,
+        PAN,
+        MOBILE,
+        EMAIL,
+        NAME,
+        "/9j/",
+    ] {
+        assert!(
+            !logs.contains(secret_or_pii),
+            "{secret_or_pii} appears in the logs"
+        );
+    }
+}

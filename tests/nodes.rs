@@ -270,3 +270,24 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
     body["email"] = json!("after@example.in");
     assert_eq!(app.init(&body).await.status, 200);
 }
+
+#[tokio::test]
+async fn migrations_run_once_when_nodes_start_together() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let dep = Deployment::new(backend).await;
+    let runs: Vec<_> = (0..4)
+        .map(|_| dep.command().arg("migrate").spawn().expect("paycc starts"))
+        .collect();
+    for mut run in runs {
+        assert!(run.wait().unwrap().success(), "a concurrent migrate failed");
+    }
+    let db = dep.db.as_ref().unwrap();
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM paycc_migrations").await, 3);
+    assert_eq!(
+        db.scalar("SELECT COUNT(DISTINCT version) FROM paycc_migrations")
+            .await,
+        3
+    );
+}

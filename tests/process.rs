@@ -300,6 +300,48 @@ async fn logs_carry_ids_and_never_identity_data_or_secrets() {
 }
 
 #[tokio::test]
+async fn the_public_url_shapes_links_and_secures_the_journey_cookie() {
+    let dep = Deployment::new(Backend::Sqlite).await;
+    let server = dep.start(&[("PAYCC_PUBLIC_URL", "https://kyc.example.test/")]);
+    assert!(
+        server
+            .banner
+            .contains("curl -sS https://kyc.example.test/v1/service/paycc/init/kyc"),
+        "{}",
+        server.banner
+    );
+    let auth = basic(
+        &banner_value(&server.banner, "clientId:"),
+        &banner_value(&server.banner, "clientSecret:"),
+    );
+    let body = init_body_for(&banner_value(&server.banner, "merchantCode:"));
+    let reply = send(
+        &http_client(),
+        &format!("{}/v1/service/paycc/init/kyc", server.base),
+        reqwest::Method::POST,
+        Some(body.to_string()),
+        Some(&auth),
+    )
+    .await;
+    let url = reply.json["data"]["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with("https://kyc.example.test/gateway/login/KID"),
+        "{url}"
+    );
+    // Behind https, the journey's cookie is Secure.
+    let page = http_client()
+        .get(url.replace("https://kyc.example.test", &server.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.ends_with("; Path=/gateway; HttpOnly; SameSite=Strict; Secure"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
 async fn invalid_settings_stop_the_start_with_one_line() {
     let dep = Deployment::new(Backend::Sqlite).await;
     for (var, value, reason) in [
