@@ -2,11 +2,13 @@
 
 use crate::config::{Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings};
 use crate::crypto::Keyring;
+use crate::delivery::CallbackSender;
 use crate::provider::digio::{Digio, DigioSettings};
 use crate::provider::{KycProvider, sandbox::Sandbox};
 use crate::service::{Service, ServiceSettings};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::{Store, sqlite::SqliteStore};
+use crate::workers::{CallbackWorker, periodically};
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -148,6 +150,7 @@ pub struct Server {
     public_url: String,
     expiry_interval: Duration,
     reconcile_interval: Duration,
+    callbacks: CallbackWorker,
 }
 
 impl Server {
@@ -194,8 +197,24 @@ impl Server {
                 refresh_timeout: serve.digio.timeout,
                 reconcile_after: serve.digio.reconcile_after,
                 idempotency_ttl: serve.idempotency_ttl,
+                callback_schedule: serve.callback_retry_schedule.0.clone(),
+                // Well past the longest an attempt can take, recording included.
+                callback_lease: serve.callback_timeout * 2 + Duration::from_secs(1),
             },
         ));
+        let callbacks = CallbackWorker {
+            sender: Arc::new(
+                CallbackSender::new(serve.callback_timeout, serve.callback_allow_private)
+                    .map_err(StartError)?,
+            ),
+            poll: serve.callback_poll_interval,
+            concurrency: usize::from(serve.callback_concurrency),
+        };
+        if serve.callback_allow_private {
+            tracing::warn!(
+                "PAYCC_CALLBACK_ALLOW_PRIVATE is on: callbacks may reach loopback and private addresses"
+            );
+        }
         let router = crate::http::router(service.clone(), &public_url);
         Ok(Self {
             listener,
@@ -205,6 +224,7 @@ impl Server {
             public_url,
             expiry_interval: serve.expiry_interval,
             reconcile_interval: serve.digio.reconcile_interval,
+            callbacks,
         })
     }
 
@@ -252,6 +272,7 @@ impl Server {
                 async move { service.reconcile_once().await }
             },
         ));
+        let deliverer = tokio::spawn(self.callbacks.run(self.service.clone()));
         let ops = axum::serve(
             self.ops_listener,
             crate::http::ops_router(self.service.clone()),
@@ -262,6 +283,9 @@ impl Server {
             .await;
         sweeper.abort();
         reconciler.abort();
+        // A callback cut off here keeps its claim until the lease ends; then any node
+        // sends it again.
+        deliverer.abort();
         ops.abort();
         result
     }
@@ -302,25 +326,6 @@ fn digio_settings(a: &DigioArgs) -> Result<DigioSettings, StartError> {
         failures_before_pause: a.failures_before_pause,
         pause: a.pause,
     })
-}
-
-/// Runs `pass` every `every` for as long as the server runs, logging what it did; a
-/// failed pass is logged and tried again next time.
-async fn periodically<F, Fut>(every: Duration, done: &'static str, pass: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = crate::service::ServiceResult<usize>>,
-{
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match pass().await {
-            Ok(0) => {}
-            Ok(count) => tracing::info!(count, "{done}"),
-            Err(e) => tracing::warn!(error = %e, "{done}: the pass failed; will retry"),
-        }
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -2,7 +2,8 @@
 
 use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
-use crate::service::{Service, ServiceError};
+use crate::domain::callback::KycEvent;
+use crate::service::{Service, ServiceError, rfc3339};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ enum Command {
     /// Inspect KYC requests (personal data masked).
     #[command(subcommand)]
     Kyc(KycCommand),
+    /// Inspect and re-send the KYC event callbacks to merchants.
+    #[command(subcommand)]
+    Callbacks(CallbacksCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +61,34 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Send this client's KYC events to URL. The first time (or with --rotate-secret)
+    /// a webhook secret is made and shown once; callbacks are signed with it.
+    SetCallback {
+        client_id: String,
+        #[arg(long)]
+        url: String,
+        /// Replace the webhook secret; the old one stops signing at once.
+        #[arg(long)]
+        rotate_secret: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CallbacksCommand {
+    /// List callback events, newest first.
+    List {
+        /// Only dead events and those whose last attempt failed.
+        #[arg(long)]
+        failed: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send an event again now, with a fresh retry schedule (a running server sends it).
+    Retry { event_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,22 +194,8 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Client(cmd) => {
-            let service = app::admin_service(store).await?;
-            let (creds, json) = match cmd {
-                ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
-                ClientCommand::RotateSecret { client_id, json } => {
-                    (service.rotate_client_secret(&client_id).await, json)
-                }
-            };
-            let creds = creds.map_err(admin_error)?;
-            emit(json, &creds, || {
-                format!(
-                    "clientId:     {}\nclientSecret: {}\n(the secret is shown only this once)",
-                    creds.client_id, creds.client_secret
-                )
-            })
-        }
+        Command::Client(cmd) => client_command(app::admin_service(store).await?, cmd).await,
+        Command::Callbacks(cmd) => callbacks_command(app::admin_service(store).await?, cmd).await,
         Command::Merchant(cmd) => merchant_command(app::admin_service(store).await?, cmd).await,
         Command::Kyc(KycCommand::Show { kid, json }) => {
             let summary = app::admin_service(store)
@@ -267,6 +285,110 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
                 .await
                 .map_err(admin_error)?;
             println!("merchant {code} activated");
+            Ok(())
+        }
+    }
+}
+
+async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(), StartError> {
+    let (creds, json) = match cmd {
+        ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
+        ClientCommand::RotateSecret { client_id, json } => {
+            (service.rotate_client_secret(&client_id).await, json)
+        }
+        ClientCommand::SetCallback {
+            client_id,
+            url,
+            rotate_secret,
+            json,
+        } => {
+            let setup = service
+                .set_callback(client_id.trim(), &url, rotate_secret)
+                .await
+                .map_err(admin_error)?;
+            return emit(json, &setup, || {
+                let secret = match &setup.webhook_secret {
+                    Some(s) => format!("webhookSecret: {s}\n(the secret is shown only this once)"),
+                    None => "webhookSecret: unchanged".into(),
+                };
+                format!("callbackUrl:   {}\n{secret}", setup.callback_url)
+            });
+        }
+    };
+    let creds = creds.map_err(admin_error)?;
+    emit(json, &creds, || {
+        format!(
+            "clientId:     {}\nclientSecret: {}\n(the secret is shown only this once)",
+            creds.client_id, creds.client_secret
+        )
+    })
+}
+
+async fn callbacks_command(service: Arc<Service>, cmd: CallbacksCommand) -> Result<(), StartError> {
+    match cmd {
+        CallbacksCommand::List {
+            failed,
+            limit,
+            json,
+        } => {
+            let events = service
+                .list_callbacks(failed, i64::from(limit))
+                .await
+                .map_err(admin_error)?;
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Row<'a> {
+                event_id: &'a str,
+                event: &'static str,
+                kid: &'a str,
+                state: &'static str,
+                status: &'a str,
+                attempts: i64,
+                next_attempt_at: Option<String>,
+                last_error: Option<&'a str>,
+                created_at: String,
+                delivered_at: Option<String>,
+            }
+            let rows: Vec<Row> = events
+                .iter()
+                .map(|e| Row {
+                    event_id: &e.event_id,
+                    event: KycEvent::on_entering(e.state).map_or("", KycEvent::name),
+                    kid: &e.kid,
+                    state: e.state.as_str(),
+                    status: &e.status,
+                    attempts: e.attempts,
+                    next_attempt_at: (e.status == "pending").then(|| rfc3339(e.next_attempt_at)),
+                    last_error: e.last_error.as_deref(),
+                    created_at: rfc3339(e.created_at),
+                    delivered_at: e.delivered_at.map(rfc3339),
+                })
+                .collect();
+            emit(json, &rows, || {
+                let mut out = format!(
+                    "{:<50}  {:<18}  {:<9}  {:>8}  {:<24}  LAST ERROR",
+                    "EVENT", "EVENT TYPE", "STATUS", "ATTEMPTS", "NEXT ATTEMPT"
+                );
+                for r in &rows {
+                    out.push_str(&format!(
+                        "\n{:<50}  {:<18}  {:<9}  {:>8}  {:<24}  {}",
+                        r.event_id,
+                        r.event,
+                        r.status,
+                        r.attempts,
+                        r.next_attempt_at.as_deref().unwrap_or("-"),
+                        r.last_error.unwrap_or("-")
+                    ));
+                }
+                out
+            })
+        }
+        CallbacksCommand::Retry { event_id } => {
+            service
+                .retry_callback(&event_id)
+                .await
+                .map_err(admin_error)?;
+            println!("callback {} queued again", event_id.trim());
             Ok(())
         }
     }

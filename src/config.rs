@@ -165,9 +165,40 @@ pub struct ServeSettings {
     #[arg(long = "idempotency-ttl", env = "PAYCC_IDEMPOTENCY_TTL", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_ttl: Duration,
 
+    /// Waits between attempts of a failed merchant callback; after the last one the
+    /// event is marked dead. Each wait varies by ±20% so retries do not arrive in step.
+    #[arg(long = "callback-retry-schedule", env = "PAYCC_CALLBACK_RETRY_SCHEDULE",
+          default_value = DEFAULT_RETRY_SCHEDULE, value_parser = parse_schedule)]
+    pub callback_retry_schedule: RetrySchedule,
+
+    /// Longest one callback attempt may take, connecting included.
+    #[arg(long = "callback-timeout", env = "PAYCC_CALLBACK_TIMEOUT", default_value = "10s",
+          value_parser = parse_duration)]
+    pub callback_timeout: Duration,
+
+    /// How often the outbox is checked for due callbacks (state changes on this node
+    /// are sent at once).
+    #[arg(long = "callback-poll-interval", env = "PAYCC_CALLBACK_POLL_INTERVAL", default_value = "1s",
+          value_parser = parse_duration)]
+    pub callback_poll_interval: Duration,
+
+    /// Callbacks in flight at once, per node.
+    #[arg(long = "callback-concurrency", env = "PAYCC_CALLBACK_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub callback_concurrency: u16,
+
+    /// Deliver callbacks to loopback, private and link-local addresses too. For
+    /// development only: it lets a callback URL reach internal services.
+    #[arg(long = "callback-allow-private", env = "PAYCC_CALLBACK_ALLOW_PRIVATE", default_value_t = false,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub callback_allow_private: bool,
+
     #[command(flatten)]
     pub digio: DigioArgs,
 }
+
+/// About a day: 10s, 1m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 8h.
+const DEFAULT_RETRY_SCHEDULE: &str = "10s,1m,5m,15m,30m,1h,2h,4h,8h,8h";
 
 const DIGIO_CONNECT_TIMEOUT: &str = "3s";
 const DIGIO_TIMEOUT: &str = "10s";
@@ -306,7 +337,7 @@ fn parse_public_url(raw: &str) -> Result<String, String> {
     }
 }
 
-/// `90s`, `15m`, `24h`, `10d`.
+/// `250ms`, `90s`, `15m`, `24h`, `10d`.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
@@ -314,21 +345,34 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("expected a duration like 30s, 15m, 24h or 10d, got {raw:?}"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let millis = match unit {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
         _ => {
             return Err(format!(
-                "expected a duration unit s, m, h or d, got {raw:?}"
+                "expected a duration unit ms, s, m, h or d, got {raw:?}"
             ));
         }
     };
-    if secs == 0 {
+    if millis == 0 {
         return Err("a duration must be positive".into());
     }
-    Ok(Duration::from_secs(secs))
+    Ok(Duration::from_millis(millis))
+}
+
+/// The waits before each retry of a failed callback, e.g. `10s,1m,5m`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+fn parse_schedule(raw: &str) -> Result<RetrySchedule, String> {
+    let waits = raw
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RetrySchedule(waits))
 }
 
 #[cfg(test)]
@@ -342,6 +386,21 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("h").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_schedule("1s, 2m"),
+            Ok(RetrySchedule(vec![
+                Duration::from_secs(1),
+                Duration::from_secs(120)
+            ]))
+        );
+        assert!(parse_schedule("1s,,2s").is_err());
+        let day: Duration = parse_schedule(DEFAULT_RETRY_SCHEDULE)
+            .unwrap()
+            .0
+            .iter()
+            .sum();
+        assert!((23..=25).contains(&(day.as_secs() / 3600)), "{day:?}");
     }
 
     #[test]

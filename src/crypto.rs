@@ -276,6 +276,55 @@ pub fn new_secret(prefix: &str) -> String {
     format!("{prefix}{}", BASE64_URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Makes ring the TLS provider of outgoing HTTPS (as for the PostgreSQL driver); must
+/// run before any HTTP client is built. A second call changes nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A new webhook secret in the form Standard Webhooks libraries take: `whsec_` and 32
+/// random bytes in standard base64.
+pub fn new_webhook_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("whsec_{}", BASE64_STANDARD.encode(bytes))
+}
+
+/// The signatures one callback attempt carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSignatures {
+    /// `Signature`: hex HMAC-SHA256 of the body, keyed by the secret exactly as shown to
+    /// the merchant (what PHP's `hash_hmac('sha256', $body, $secret)` computes).
+    pub signature: String,
+    /// `webhook-signature`: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`,
+    /// keyed by the bytes the secret encodes, as the Standard Webhooks spec has it.
+    pub webhook_signature: String,
+}
+
+pub fn sign_callback(
+    secret: &str,
+    event_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> CallbackSignatures {
+    let mut plain = mac(secret.as_bytes());
+    plain.update(body);
+    let key = secret
+        .strip_prefix("whsec_")
+        .and_then(|b64| BASE64_STANDARD.decode(b64).ok())
+        .unwrap_or_else(|| secret.as_bytes().to_vec());
+    let mut standard = mac(&key);
+    standard.update(format!("{event_id}.{timestamp}.").as_bytes());
+    standard.update(body);
+    CallbackSignatures {
+        signature: hex::encode(plain.finalize().into_bytes()),
+        webhook_signature: format!(
+            "v1,{}",
+            BASE64_STANDARD.encode(standard.finalize().into_bytes())
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +383,21 @@ mod tests {
         assert!(!k.lookup_matches(Lookup::Token, &["GWT2"], &t));
         assert!(!k.lookup_matches(Lookup::Csrf, &["GWT1"], &t));
         assert_eq!(random_alnum(14).len(), 14);
+    }
+
+    #[test]
+    fn standard_webhooks_published_vector() {
+        let signed = sign_callback(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(
+            signed.webhook_signature,
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert_eq!(signed.signature.len(), 64);
+        assert!(new_webhook_secret().starts_with("whsec_"));
     }
 }

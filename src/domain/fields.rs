@@ -273,6 +273,34 @@ impl RedirectUrl {
     }
 }
 
+/// Where an API client's callbacks go: an absolute http(s) URL without credentials or
+/// fragment (the signature, not the URL, proves who is calling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackUrl(String);
+
+impl CallbackUrl {
+    pub const MAX_LEN: usize = 2000;
+
+    pub fn parse(raw: &str) -> Result<Self, Refusal> {
+        const BAD: Refusal = Refusal(
+            "The callback URL must be an absolute http or https URL of at most 2000 characters, without user name, password or fragment.",
+        );
+        let value = raw.trim();
+        let url = url::Url::parse(value).map_err(|_| BAD)?;
+        let fine = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some_and(|h| !h.is_empty())
+            && url.username().is_empty()
+            && url.password().is_none()
+            && url.fragment().is_none()
+            && url.as_str().len() <= Self::MAX_LEN;
+        if fine { Ok(Self(url.into())) } else { Err(BAD) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +368,32 @@ mod tests {
         );
         assert!(RedirectUrl::parse("javascript:alert(1)").is_err());
         assert!(RedirectUrl::parse("https://user@evil.example/").is_err());
+    }
+
+    #[test]
+    fn callback_urls() {
+        assert_eq!(
+            CallbackUrl::parse(" https://merchant.example/hooks/kyc?x=1 ")
+                .unwrap()
+                .as_str(),
+            "https://merchant.example/hooks/kyc?x=1"
+        );
+        assert_eq!(
+            CallbackUrl::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:8080/"
+        );
+        for bad in [
+            "",
+            "merchant.example/hook",
+            "ftp://merchant.example/",
+            "https://user:pw@merchant.example/",
+            "https://merchant.example/#frag",
+            "javascript:alert(1)",
+        ] {
+            assert!(CallbackUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(CallbackUrl::parse(&format!("https://m.example/{}", "a".repeat(2000))).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! Pure rules of the KYC domain: no IO, no clocks, no randomness.
 
+pub mod callback;
+pub mod code;
 pub mod fields;
 pub mod ids;
 pub mod kyc;

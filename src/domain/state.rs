@@ -82,6 +82,17 @@ impl KycState {
         }
     }
 
+    /// How a reply or a callback puts this state to a partner in words.
+    pub fn outcome_message(self) -> &'static str {
+        match self {
+            Self::Approved => "Kyc approved",
+            Self::Rejected => "Kyc rejected",
+            Self::Expired => "Kyc expired",
+            Self::Failed => "Kyc failed",
+            _ => "Kyc is pending",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Created => "created",

@@ -118,30 +118,23 @@ pub(super) fn status_response(status: &KycStatus) -> Response {
         KycStatus::Pending { kid, state } => Envelope::with_data(
             StatusCode::OK,
             Code::Pending,
-            "Kyc is pending",
+            state.outcome_message(),
             PendingData {
                 kid,
                 state: state.as_str(),
             },
         )
         .into_response(),
-        KycStatus::Ended { kid, state, reason } => {
-            let message = match state.as_str() {
-                "rejected" => "Kyc rejected",
-                "expired" => "Kyc expired",
-                _ => "Kyc failed",
-            };
-            Envelope::with_data(
-                StatusCode::OK,
-                Code::Failure,
-                message,
-                EndedData {
-                    kid,
-                    state: state.as_str(),
-                    reason,
-                },
-            )
-            .into_response()
-        }
+        KycStatus::Ended { kid, state, reason } => Envelope::with_data(
+            StatusCode::OK,
+            Code::Failure,
+            state.outcome_message(),
+            EndedData {
+                kid,
+                state: state.as_str(),
+                reason,
+            },
+        )
+        .into_response(),
     }
 }

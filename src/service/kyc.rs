@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::crypto::Lookup;
+use crate::domain::callback::KycEvent;
 use crate::domain::ids::provider_style_id;
 use crate::domain::kyc::KycIdentity;
 use crate::domain::request::InitKyc;
@@ -282,6 +283,9 @@ impl Service {
             .ok_or(ServiceError::NotFound(NOT_FOUND))?;
         if after == to {
             tracing::info!(kid, state = %to, "KYC request moved");
+            if KycEvent::on_entering(to).is_some() {
+                self.callbacks_queued.notify_one();
+            }
         }
         Ok(after)
     }
@@ -298,6 +302,9 @@ impl Service {
                 .await?;
             total += n;
             if n < 500 {
+                if total > 0 {
+                    self.callbacks_queued.notify_one();
+                }
                 return Ok(total);
             }
         }

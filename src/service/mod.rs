@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod callbacks;
 mod customer;
 mod idempotency;
 mod journey;
@@ -13,6 +14,7 @@ mod sync;
 
 pub use admin::{ClientCredentials, KycSummary};
 pub use auth::{ApiClient, AuthFailure};
+pub use callbacks::CallbackSetup;
 pub use customer::CustomerView;
 pub use journey::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, JourneyView,
@@ -34,6 +36,7 @@ use time::OffsetDateTime;
 const DETAILS_CONTEXT: &str = "customer-details";
 const RESULT_CONTEXT: &str = "kyc-result";
 const URL_CONTEXT: &str = "kyc-url";
+const WEBHOOK_SECRET_CONTEXT: &str = "webhook-secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -103,6 +106,11 @@ pub struct ServiceSettings {
     pub reconcile_after: Duration,
     /// How long an Idempotency-Key and its reply are kept.
     pub idempotency_ttl: Duration,
+    /// Waits between attempts of a failed callback; then it is dead.
+    pub callback_schedule: Vec<Duration>,
+    /// How long a claimed callback stays with its worker before another may take it:
+    /// longer than an attempt can last.
+    pub callback_lease: Duration,
 }
 
 impl ServiceSettings {
@@ -114,6 +122,8 @@ impl ServiceSettings {
             refresh_timeout: Duration::ZERO,
             reconcile_after: Duration::MAX,
             idempotency_ttl: Duration::from_secs(86_400),
+            callback_schedule: Vec::new(),
+            callback_lease: Duration::from_secs(60),
         }
     }
 }
@@ -123,6 +133,9 @@ pub struct Service {
     provider: Arc<dyn KycProvider>,
     keys: Arc<Keyring>,
     settings: ServiceSettings,
+    /// Rung when this node queued a callback, so the delivery worker need not wait for
+    /// its next poll.
+    callbacks_queued: Arc<tokio::sync::Notify>,
 }
 
 /// The customer as the merchant described them at init; sealed as one value.
@@ -146,6 +159,7 @@ impl Service {
             provider,
             keys,
             settings,
+            callbacks_queued: Arc::default(),
         }
     }
 
@@ -177,4 +191,15 @@ impl Service {
 
 pub fn now_ms(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A stored time (unix milliseconds) as operators read it.
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }

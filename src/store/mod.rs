@@ -168,6 +168,59 @@ pub enum KeyState {
     Done(Vec<u8>),
 }
 
+/// Where an API client's callbacks go; both unset until the operator sets them.
+#[derive(Debug, Clone)]
+pub struct ClientCallback {
+    pub url: Option<String>,
+    pub secret_sealed: Option<Vec<u8>>,
+}
+
+/// An outbox row claimed for one delivery attempt, with where it goes now.
+#[derive(Debug, Clone)]
+pub struct DueCallback {
+    pub pk: i64,
+    pub event_id: String,
+    pub kid: String,
+    pub cust_id: String,
+    pub merchant_code: String,
+    pub state: KycState,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub callback: ClientCallback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Delivered,
+    RetryAt(i64),
+    /// The retry schedule ran out.
+    Dead,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallbackAttempt {
+    pub pk: i64,
+    pub result: AttemptResult,
+    /// Why it failed, in words that quote neither the URL nor the receiver's reply.
+    pub error: Option<String>,
+    pub now: i64,
+}
+
+/// An outbox row as operators see it.
+#[derive(Debug, Clone)]
+pub struct CallbackRecord {
+    pub event_id: String,
+    pub kid: String,
+    pub state: KycState,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
 /// The sandbox provider's record of one journey.
 #[derive(Debug, Clone)]
 pub struct SandboxSession {
@@ -229,8 +282,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<CustomerRecord>>;
     /// Applies the move only from a lower-ranked state; returns the state after the call,
     /// `None` for an unknown kid. On approval the customer takes this KYC as verified.
+    /// A move into a state that `KycEvent::on_entering` announces also queues a callback
+    /// for a client with a callback URL, in the same transaction.
     async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>>;
-    /// Marks open requests past their expiry as expired, at most `limit`; returns how many.
+    /// Marks open requests past their expiry as expired, at most `limit`, queueing their
+    /// callbacks as `transition` does; returns how many.
     async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize>;
 
     /// A request stored as `created` got its provider session: it takes the provider's
@@ -270,6 +326,36 @@ pub trait Store: Send + Sync + 'static {
     async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()>;
     /// Forgets keys created before `before`; returns how many.
     async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize>;
+
+    /// `None` when no such client.
+    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>>;
+    /// Sets the URL, and the secret when one is given; `false` when no such client.
+    async fn set_client_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> StoreResult<bool>;
+    /// Claims up to `limit` events due at `now` until `lease_until`, so no other worker
+    /// sends them meanwhile. An event is due only when no earlier event of its kid is
+    /// still undelivered, which keeps each kid's events in order.
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueCallback>>;
+    /// Records how an attempt ended and releases the claim.
+    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()>;
+    /// Newest first; `failed_only` keeps the dead and those whose last attempt failed.
+    async fn list_callbacks(
+        &self,
+        failed_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<CallbackRecord>>;
+    /// Puts an event back in the queue, due now, with a fresh retry schedule; `false`
+    /// when no such event.
+    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool>;
 
     /// Creates or replaces the record; a `None` selfie keeps the stored one.
     async fn save_sandbox_session(

@@ -1,6 +1,7 @@
 //! SQL fragments both backends share, built from the domain's rules so the SQL and
 //! the rules cannot drift apart.
 
+use super::AttemptResult;
 use crate::domain::state::KycState;
 
 /// `'a','b'` for the states matching `keep`.
@@ -20,5 +21,62 @@ pub fn reusable(alias: &str, now: &str) -> String {
         "(({alias}.state IN ({waiting}) AND {alias}.expires_at > {now}) OR {alias}.state IN ({finished}))",
         waiting = state_list(KycState::expires_by_time),
         finished = state_list(|s| s.is_open() && !s.expires_by_time()),
+    )
+}
+
+/// The outbox row's status after an attempt, and when it is next due (unchanged: `None`).
+pub fn attempt_outcome(result: AttemptResult) -> (&'static str, Option<i64>) {
+    match result {
+        AttemptResult::Delivered => ("delivered", None),
+        AttemptResult::RetryAt(at) => ("pending", Some(at)),
+        AttemptResult::Dead => ("dead", None),
+    }
+}
+
+/// Outbox rows an operator asks about with `--failed`.
+pub const FAILED_CALLBACK: &str =
+    "(status = 'dead' OR (status = 'pending' AND last_error IS NOT NULL))";
+
+/// Inserts the callback events for the requests `source` yields (an aliasable row set
+/// with `kid`, `merchant_pk`, `customer_pk`) entering the state `state`, for clients with
+/// a callback URL. The event id is derived from kid and state, so each is written once
+/// and stays the same for every delivery attempt.
+pub fn insert_callback_events(source: &str, state: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO callback_events
+           (event_id, client_pk, kid, cust_id, merchant_code, state, next_attempt_at, created_at, updated_at)
+         SELECT 'evt_' || x.kid || '_' || {state}, m.client_pk, x.kid, c.cust_id, m.code, {state}, {now}, {now}, {now}
+         FROM {source} x
+         JOIN merchants m ON m.pk = x.merchant_pk
+         JOIN customers c ON c.pk = x.customer_pk
+         JOIN api_clients a ON a.pk = m.client_pk
+         WHERE a.callback_url IS NOT NULL
+         ON CONFLICT (event_id) DO NOTHING"
+    )
+}
+
+/// The events due at `now`, oldest first, at most `limit`: each is the earliest
+/// undelivered event of its kid, so a kid's events go out in order. `lock` ends the
+/// query (row locking where the backend has it).
+pub fn due_callbacks(now: &str, limit: &str, lock: &str) -> String {
+    format!(
+        "SELECT e.pk FROM callback_events e
+         WHERE e.status = 'pending' AND e.next_attempt_at <= {now} AND e.lease_until <= {now}
+           AND NOT EXISTS (SELECT 1 FROM callback_events p
+                           WHERE p.kid = e.kid AND p.pk < e.pk AND p.status = 'pending')
+         ORDER BY e.next_attempt_at, e.pk LIMIT {limit} {lock}"
+    )
+}
+
+/// The columns of a claimed event as `DueCallback` reads them, for a row set `e` joined
+/// to its client `a`.
+pub const DUE_CALLBACK_COLUMNS: &str = "e.pk, e.event_id, e.kid, e.cust_id, e.merchant_code, e.state, e.attempts, a.callback_url, a.callback_secret_sealed";
+
+/// `list_callbacks`, for all events or only the failed ones; `limit` is the placeholder.
+pub fn list_callbacks(failed_only: bool, limit: &str) -> String {
+    let filter = if failed_only { FAILED_CALLBACK } else { "TRUE" };
+    format!(
+        "SELECT event_id, kid, state, status, attempts, next_attempt_at, last_error, created_at, delivered_at
+         FROM callback_events WHERE {filter} ORDER BY pk DESC LIMIT {limit}"
     )
 }

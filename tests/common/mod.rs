@@ -5,10 +5,13 @@
 pub mod deploy;
 pub mod fake_digio;
 pub mod proxy;
+pub mod receiver;
 
 use base64::prelude::*;
 use paycc::app::Server;
-use paycc::config::{Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings};
+use paycc::config::{
+    Database, DigioArgs, ProviderKind, RetrySchedule, ServeSettings, StoreSettings,
+};
 use paycc::crypto::Keyring;
 use paycc::service::Service;
 use serde_json::{Value, json};
@@ -172,6 +175,12 @@ pub struct Options {
     pub expiry_interval: Duration,
     /// Digio settings to run with the Digio provider instead of the sandbox.
     pub digio: Option<DigioArgs>,
+    /// Waits between callback attempts.
+    pub callback_schedule: Vec<Duration>,
+    pub callback_timeout: Duration,
+    /// Tests' receivers are on loopback, so private addresses are allowed unless a
+    /// test says otherwise.
+    pub callback_allow_private: bool,
 }
 
 impl Default for Options {
@@ -180,6 +189,9 @@ impl Default for Options {
             kyc_ttl: Duration::from_secs(86_400),
             expiry_interval: Duration::from_secs(30),
             digio: None,
+            callback_schedule: vec![Duration::from_millis(200); 5],
+            callback_timeout: Duration::from_secs(2),
+            callback_allow_private: true,
         }
     }
 }
@@ -240,6 +252,11 @@ impl TestApp {
             kyc_ttl: opts.kyc_ttl,
             expiry_interval: opts.expiry_interval,
             idempotency_ttl: Duration::from_secs(86_400),
+            callback_retry_schedule: RetrySchedule(opts.callback_schedule),
+            callback_timeout: opts.callback_timeout,
+            callback_poll_interval: Duration::from_millis(50),
+            callback_concurrency: 8,
+            callback_allow_private: opts.callback_allow_private,
             digio: opts.digio.unwrap_or_default(),
         };
         let server = Server::bind(&store, &serve).await.expect("paycc binds");
@@ -358,6 +375,17 @@ impl TestApp {
     /// Inits the default customer and returns the kid.
     pub async fn init_kid(&self) -> String {
         let r = self.init(&self.init_body()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json["data"]["kid"].as_str().unwrap().to_owned()
+    }
+
+    /// A kid for a customer no earlier init named (a PAN of its own).
+    pub async fn init_kid_for_new_customer(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut body = self.init_body();
+        body["pan"] = json!(format!("ABCPK{:04}Z", n % 10_000));
+        let r = self.init(&body).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.json["data"]["kid"].as_str().unwrap().to_owned()
     }

@@ -56,8 +56,7 @@ enum Outcome {
 
 impl Digio {
     pub fn new(s: DigioSettings) -> Result<Self, String> {
-        // TLS uses ring (as the PostgreSQL driver does); a second install is a no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::crypto::install_tls_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(s.connect_timeout)
             .timeout(s.timeout)

@@ -3,6 +3,7 @@
 //! claimed with `FOR UPDATE SKIP LOCKED`, and every call is bounded by a timeout so an
 //! unreachable database fails requests fast instead of hanging them.
 
+mod callbacks;
 mod queries;
 
 use super::{StoreError, StoreResult};
@@ -15,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_provider_sync.sql"),
     include_str!("migrations/0003_idempotency.sql"),
+    include_str!("migrations/0004_callbacks.sql"),
 ];
 
 /// Any fixed number: every node takes this lock to apply migrations one at a time.

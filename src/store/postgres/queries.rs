@@ -1,6 +1,7 @@
 //! The SQL behind each `Store` operation on PostgreSQL.
 
-use super::{Ctx, PgStore};
+use super::{Ctx, PgStore, callbacks};
+use crate::domain::callback::KycEvent;
 use crate::domain::state::{EXPIRED_REASON, KycState};
 use crate::store::sql::{reusable, state_list};
 use crate::store::*;
@@ -14,7 +15,7 @@ fn dynamic(sql: String) -> AssertSqlSafe<String> {
     AssertSqlSafe(sql)
 }
 
-fn state_of(row: &PgRow, column: &str) -> Result<KycState, sqlx::Error> {
+pub(super) fn state_of(row: &PgRow, column: &str) -> Result<KycState, sqlx::Error> {
     let text: String = row.try_get(column)?;
     KycState::parse(&text)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown KYC state {text:?}").into()))
@@ -52,6 +53,20 @@ fn merchant_record(r: &PgRow) -> Result<MerchantRecord, sqlx::Error> {
         client_id: r.try_get("client_id")?,
     })
 }
+
+static EXPIRE_DUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH expired AS (
+           UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $1
+           WHERE kid IN (SELECT kid FROM kyc_requests WHERE state IN ({}) AND expires_at <= $1
+                         ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+           RETURNING kid, merchant_pk, customer_pk),
+         queued AS ({})
+         SELECT COUNT(*) FROM expired",
+        state_list(KycState::expires_by_time),
+        callbacks::queue_from("expired", KycState::Expired, "$1")
+    )
+});
 
 // Built once from the domain's states: these run on every init.
 static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
@@ -249,6 +264,9 @@ impl PgStore {
         .ctx("moving a KYC request")?
         .rows_affected()
             == 1;
+        if moved && KycEvent::on_entering(t.to).is_some() {
+            callbacks::queue(&mut tx, &t.kid, t.to, t.now).await?;
+        }
         if moved && t.to == KycState::Approved {
             sqlx::query(
                 "UPDATE customers SET verified_kid = $1, updated_at = $2
@@ -554,23 +572,61 @@ impl Store for PgStore {
 
     async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize> {
         // Each node claims its own rows; a row another node holds is skipped, not waited on.
-        let sql = format!(
-            "UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $1
-             WHERE kid IN (SELECT kid FROM kyc_requests WHERE state IN ({}) AND expires_at <= $1
-                           ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
-            state_list(KycState::expires_by_time)
-        );
-        let q = sqlx::query(dynamic(sql))
+        // One statement: the callbacks are queued in the transaction that expires.
+        let q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(EXPIRE_DUE.as_str()))
             .bind(now)
             .bind(limit)
             .bind(EXPIRED_REASON);
-        self.bounded(async {
-            Ok(q.execute(&self.pool)
-                .await
-                .ctx("expiring requests")?
-                .rows_affected() as usize)
-        })
+        self.bounded(async { Ok(q.fetch_one(&self.pool).await.ctx("expiring requests")? as usize) })
+            .await
+    }
+
+    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {
+        self.bounded(callbacks::client_callback(&self.pool, client_id))
+            .await
+    }
+
+    async fn set_client_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> StoreResult<bool> {
+        self.bounded(callbacks::set_client_callback(
+            &self.pool,
+            client_id,
+            url,
+            secret_sealed,
+        ))
         .await
+    }
+
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueCallback>> {
+        self.bounded(callbacks::claim(&self.pool, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()> {
+        self.bounded(callbacks::finish(&self.pool, attempt)).await
+    }
+
+    async fn list_callbacks(
+        &self,
+        failed_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<CallbackRecord>> {
+        self.bounded(callbacks::list(&self.pool, failed_only, limit))
+            .await
+    }
+
+    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+        self.bounded(callbacks::retry(&self.pool, event_id, now))
+            .await
     }
 
     async fn save_sandbox_session(

@@ -2,6 +2,7 @@
 //! (group commit), and a few reader threads. WAL mode with `synchronous=FULL`, so a
 //! write is acknowledged only after its batch's commit has been fsync'd.
 
+mod callbacks;
 mod queries;
 
 use super::{StoreError, StoreResult};
@@ -18,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_provider_sync.sql"),
     include_str!("migrations/0003_idempotency.sql"),
+    include_str!("migrations/0004_callbacks.sql"),
 ];
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;

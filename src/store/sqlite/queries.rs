@@ -1,6 +1,7 @@
 //! The SQL behind each `Store` operation.
 
-use super::{Ctx, SqliteStore};
+use super::{Ctx, SqliteStore, callbacks};
+use crate::domain::callback::KycEvent;
 use crate::domain::state::KycState;
 use crate::store::*;
 use async_trait::async_trait;
@@ -10,7 +11,7 @@ use std::sync::LazyLock;
 use crate::domain::state::EXPIRED_REASON;
 use crate::store::sql::{reusable, state_list};
 
-fn state_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<KycState> {
+pub(super) fn state_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<KycState> {
     let text: String = row.get(idx)?;
     KycState::parse(&text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -424,6 +425,9 @@ impl Store for SqliteStore {
                 .and_then(|mut st| st.execute(params![t.kid, t.now]))
                 .ctx("marking a customer verified")?;
             }
+            if moved && KycEvent::on_entering(t.to).is_some() {
+                callbacks::queue(c, &t.kid, t.to, t.now).ctx("queueing a callback")?;
+            }
             c.prepare_cached("SELECT state FROM kyc_requests WHERE kid = ?1")
                 .and_then(|mut st| st.query_row([&t.kid], |r| state_of(r, 0)).optional())
                 .ctx("reading a KYC state")
@@ -435,13 +439,78 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let sql = format!(
                 "UPDATE kyc_requests SET state = 'expired', reason = ?3, updated_at = ?1
-                 WHERE kid IN (SELECT kid FROM kyc_requests WHERE state IN ({}) AND expires_at <= ?1 LIMIT ?2)",
+                 WHERE kid IN (SELECT kid FROM kyc_requests WHERE state IN ({}) AND expires_at <= ?1 LIMIT ?2)
+                 RETURNING kid",
                 state_list(KycState::expires_by_time)
             );
-            c.execute(&sql, params![now, limit, EXPIRED_REASON])
-                .ctx("expiring requests")
+            let kids = c
+                .prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.query_map(params![now, limit, EXPIRED_REASON], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .ctx("expiring requests")?;
+            for kid in &kids {
+                callbacks::queue(c, kid, KycState::Expired, now).ctx("queueing a callback")?;
+            }
+            Ok(kids.len())
         })
         .await
+    }
+
+    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {
+        let id = client_id.to_owned();
+        self.read(move |c| callbacks::client_callback(c, &id).ctx("reading a client's callback"))
+            .await
+    }
+
+    async fn set_client_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> StoreResult<bool> {
+        let (id, url, secret) = (
+            client_id.to_owned(),
+            url.to_owned(),
+            secret_sealed.map(<[u8]>::to_vec),
+        );
+        self.write(move |c| {
+            callbacks::set_client_callback(c, &id, &url, secret.as_deref())
+                .ctx("setting a client's callback")
+        })
+        .await
+    }
+
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueCallback>> {
+        self.write(move |c| callbacks::claim(c, now, lease_until, limit).ctx("claiming callbacks"))
+            .await
+    }
+
+    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        self.write(move |c| callbacks::finish(c, &attempt).ctx("recording a callback attempt"))
+            .await
+    }
+
+    async fn list_callbacks(
+        &self,
+        failed_only: bool,
+        limit: i64,
+    ) -> StoreResult<Vec<CallbackRecord>> {
+        self.read(move |c| callbacks::list(c, failed_only, limit).ctx("listing callbacks"))
+            .await
+    }
+
+    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+        let id = event_id.to_owned();
+        self.write(move |c| callbacks::retry(c, &id, now).ctx("queueing a callback again"))
+            .await
     }
 
     async fn save_sandbox_session(

@@ -1,0 +1,171 @@
+//! Merchant callbacks: each API client's URL and webhook secret, and the delivery of
+//! the outbox the store fills in the same transactions as the state changes.
+
+use super::*;
+use crate::crypto::{new_webhook_secret, sign_callback};
+use crate::delivery::CallbackSender;
+use crate::domain::callback::{KycChange, callback_body};
+use crate::domain::fields::CallbackUrl;
+use crate::store::{AttemptResult, CallbackAttempt, CallbackRecord, DueCallback};
+use rand::RngExt;
+
+/// What `paycc client set-callback` reports. The secret is there only when it was
+/// just made: it is shown once.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackSetup {
+    pub client_id: String,
+    pub callback_url: String,
+    pub webhook_secret: Option<String>,
+}
+
+impl std::fmt::Debug for CallbackSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackSetup")
+            .field("client_id", &self.client_id)
+            .field("callback_url", &self.callback_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Points a client's callbacks at `url`. A secret is made when the client has none
+    /// yet or `rotate` asks for a new one; otherwise the current one stays.
+    pub async fn set_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        rotate: bool,
+    ) -> ServiceResult<CallbackSetup> {
+        let url = CallbackUrl::parse(url).map_err(|r| ServiceError::Refused(r.0.to_owned()))?;
+        let current = self
+            .store
+            .client_callback(client_id)
+            .await?
+            .ok_or(ServiceError::NotFound("No such API client"))?;
+        let secret = (rotate || current.secret_sealed.is_none()).then(new_webhook_secret);
+        let sealed = secret
+            .as_ref()
+            .map(|s| self.keys.seal(WEBHOOK_SECRET_CONTEXT, s.as_bytes()));
+        if !self
+            .store
+            .set_client_callback(client_id, url.as_str(), sealed.as_deref())
+            .await?
+        {
+            return Err(ServiceError::NotFound("No such API client"));
+        }
+        Ok(CallbackSetup {
+            client_id: client_id.to_owned(),
+            callback_url: url.as_str().to_owned(),
+            webhook_secret: secret,
+        })
+    }
+
+    pub async fn list_callbacks(
+        &self,
+        failed_only: bool,
+        limit: i64,
+    ) -> ServiceResult<Vec<CallbackRecord>> {
+        Ok(self.store.list_callbacks(failed_only, limit).await?)
+    }
+
+    /// Sends an event again (dead, failing or even delivered), with a fresh schedule.
+    pub async fn retry_callback(&self, event_id: &str) -> ServiceResult<()> {
+        let now = now_ms(OffsetDateTime::now_utc());
+        if !self.store.retry_callback(event_id.trim(), now).await? {
+            return Err(ServiceError::NotFound("No such callback event"));
+        }
+        self.callbacks_queued.notify_one();
+        Ok(())
+    }
+
+    /// Resolves when this node has queued a callback since the last call.
+    pub async fn callbacks_queued(&self) {
+        self.callbacks_queued.notified().await;
+    }
+
+    /// Takes up to `limit` due callbacks for this node to send.
+    pub async fn claim_callbacks(&self, limit: usize) -> ServiceResult<Vec<DueCallback>> {
+        let now = now_ms(OffsetDateTime::now_utc());
+        let lease_until = now + self.settings.callback_lease.as_millis() as i64;
+        Ok(self
+            .store
+            .claim_callbacks(now, lease_until, limit as i64)
+            .await?)
+    }
+
+    /// One delivery attempt: sign, send, and record how it went.
+    pub async fn deliver_callback(
+        &self,
+        sender: &CallbackSender,
+        due: DueCallback,
+    ) -> ServiceResult<AttemptResult> {
+        let attempt = due.attempts + 1;
+        let outcome = self.attempt(sender, &due).await;
+        let now = now_ms(OffsetDateTime::now_utc());
+        let result = match &outcome {
+            Ok(()) => AttemptResult::Delivered,
+            Err(_) => match self.settings.callback_schedule.get(due.attempts as usize) {
+                Some(wait) => AttemptResult::RetryAt(now + jittered_ms(*wait)),
+                None => AttemptResult::Dead,
+            },
+        };
+        match (&outcome, result) {
+            (Ok(()), _) => {
+                tracing::info!(event_id = %due.event_id, kid = %due.kid, attempt, "callback delivered")
+            }
+            (Err(why), AttemptResult::Dead) => {
+                tracing::warn!(event_id = %due.event_id, kid = %due.kid, attempt, error = %why,
+                    "callback failed for the last time; marked dead")
+            }
+            (Err(why), _) => {
+                tracing::info!(event_id = %due.event_id, kid = %due.kid, attempt, error = %why,
+                    "callback failed; will retry")
+            }
+        }
+        self.store
+            .finish_callback_attempt(&CallbackAttempt {
+                pk: due.pk,
+                result,
+                error: outcome.err(),
+                now,
+            })
+            .await?;
+        Ok(result)
+    }
+
+    /// Sends the event; the error is the sentence kept for operators.
+    async fn attempt(&self, sender: &CallbackSender, due: &DueCallback) -> Result<(), String> {
+        let body = callback_body(&KycChange {
+            kid: &due.kid,
+            cust_id: &due.cust_id,
+            merchant_code: &due.merchant_code,
+            state: due.state,
+        })
+        .ok_or_else(|| format!("no event announces the state {}", due.state))?;
+        let (Some(url), Some(sealed)) = (&due.callback.url, &due.callback.secret_sealed) else {
+            return Err("the client has no callback URL and secret".into());
+        };
+        let secret = self
+            .open_text(WEBHOOK_SECRET_CONTEXT, sealed)
+            .map_err(|e| e.to_string())?;
+        let timestamp = OffsetDateTime::now_utc().unix_timestamp();
+        let signed = sign_callback(&secret, &due.event_id, timestamp, &body);
+        let headers = [
+            ("signature", signed.signature),
+            ("webhook-id", due.event_id.clone()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signed.webhook_signature),
+        ];
+        sender
+            .send(url, &headers, body)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `wait` ±20%, so the retries of many events failing together spread out.
+fn jittered_ms(wait: Duration) -> i64 {
+    let ms = wait.as_millis() as f64;
+    (ms * rand::rng().random_range(0.8..=1.2)) as i64
+}
