@@ -198,6 +198,7 @@ impl Server {
                 reconcile_after: serve.digio.reconcile_after,
                 idempotency_ttl: serve.idempotency_ttl,
                 callback_schedule: serve.callback_retry_schedule.0.clone(),
+                callback_retention: serve.callback_retention,
                 // Well past the longest an attempt can take, recording included.
                 callback_lease: serve.callback_timeout * 2 + Duration::from_secs(1),
             },

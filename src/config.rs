@@ -182,6 +182,11 @@ pub struct ServeSettings {
           value_parser = parse_duration)]
     pub callback_poll_interval: Duration,
 
+    /// How long delivered and dead callback events stay listed before they are purged.
+    #[arg(long = "callback-retention", env = "PAYCC_CALLBACK_RETENTION", default_value = "30d",
+          value_parser = parse_duration)]
+    pub callback_retention: Duration,
+
     /// Callbacks in flight at once, per node.
     #[arg(long = "callback-concurrency", env = "PAYCC_CALLBACK_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..))]

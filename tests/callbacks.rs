@@ -358,6 +358,42 @@ async fn secrets_are_kept_or_rotated(backend: Backend) {
     assert_eq!(err.to_string(), "not found: No such API client");
 }
 
+async fn finished_events_are_purged_after_their_retention(backend: Backend) {
+    let opts = Options {
+        expiry_interval: Duration::from_millis(100),
+        callback_retention: Duration::from_millis(300),
+        callback_schedule: vec![Duration::from_secs(60)],
+        ..Options::default()
+    };
+    let (app, receiver, _) = app_with(backend, opts).await;
+    let delivered = app.init_kid_for_new_customer().await;
+    app.complete(&delivered, "approved", 95).await;
+    receiver.wait_for(1, WAIT).await;
+    receiver.answer(&[(500, Duration::ZERO)]);
+    let failing = app.init_kid_for_new_customer().await;
+    app.complete(&failing, "rejected", 5).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let left = loop {
+        let left: Vec<String> = app
+            .service
+            .list_callbacks(false, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kid)
+            .collect();
+        if left.len() == 1 || tokio::time::Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        left,
+        [failing],
+        "only the event still being retried is kept"
+    );
+}
+
 on_both_backends!(
     delivers_signed_events_in_order,
     retries_after_a_500_then_succeeds,
@@ -367,4 +403,5 @@ on_both_backends!(
     private_addresses_are_refused,
     expiry_and_clients_without_a_url,
     secrets_are_kept_or_rotated,
+    finished_events_are_purged_after_their_retention,
 );

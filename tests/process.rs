@@ -193,10 +193,29 @@ async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked(backend: Back
 #[tokio::test]
 async fn logs_carry_ids_and_never_identity_data_or_secrets() {
     let dep = Deployment::new(Backend::Sqlite).await;
-    let server = dep.start(&[("PAYCC_LOG", "debug"), ("PAYCC_LOG_JSON", "true")]);
+    let server = dep.start(&[
+        ("PAYCC_LOG", "debug"),
+        ("PAYCC_LOG_JSON", "true"),
+        ("PAYCC_CALLBACK_ALLOW_PRIVATE", "true"),
+    ]);
     let id = banner_value(&server.banner, "clientId:");
     let secret = banner_value(&server.banner, "clientSecret:");
     let merchant = banner_value(&server.banner, "merchantCode:");
+    // Callbacks too: their delivery (and the HTTP client's debug logs) must not leak.
+    let receiver = common::receiver::Receiver::start().await;
+    let (ok, out, err) = dep.cli(&[
+        "client",
+        "set-callback",
+        &id,
+        "--url",
+        &receiver.url(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let webhook_secret = serde_json::from_str::<Value>(&out).unwrap()["webhookSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let http = common::http_client();
     let body = json!({"pan": PAN, "name": NAME, "email": EMAIL, "mobile": MOBILE, "merchantCode": merchant, "aadhaarNo": "234567890123"});
     let post = |path: String, body: Value, auth: String| {
@@ -253,6 +272,11 @@ async fn logs_carry_ids_and_never_identity_data_or_secrets() {
         basic(&id, "pcsk_wrong-secret"),
     )
     .await;
+    let delivered = receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(delivered.len(), 1, "the approval was called back");
+    let signature = delivered[0].header("webhook-signature").to_owned();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let stderr = server.stderr.clone();
     drop(server);
@@ -270,6 +294,10 @@ async fn logs_carry_ids_and_never_identity_data_or_secrets() {
         "234567890123",
         &secret,
         "pcsk_wrong-secret",
+        &webhook_secret,
+        &webhook_secret["whsec_".len()..],
+        &signature,
+        delivered[0].header("signature"),
         "/9j/",
     ] {
         assert!(

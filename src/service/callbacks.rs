@@ -79,6 +79,14 @@ impl Service {
         Ok(())
     }
 
+    /// Forgets finished events past their retention; part of the expiry pass.
+    pub(super) async fn purge_callbacks(&self) -> ServiceResult<usize> {
+        Ok(self
+            .store
+            .purge_callbacks(older_than(self.settings.callback_retention))
+            .await?)
+    }
+
     /// Resolves when this node has queued a callback since the last call.
     pub async fn callbacks_queued(&self) {
         self.callbacks_queued.notified().await;

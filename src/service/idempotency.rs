@@ -89,15 +89,9 @@ impl Service {
 
     /// Forgets keys older than their retention; part of the expiry pass.
     pub(super) async fn purge_idempotency_keys(&self) -> ServiceResult<usize> {
-        let now = now_ms(OffsetDateTime::now_utc());
-        let keep_ms = self
-            .settings
-            .idempotency_ttl
-            .as_millis()
-            .min(i64::MAX as u128) as i64;
         Ok(self
             .store
-            .purge_idempotency_keys(now.saturating_sub(keep_ms))
+            .purge_idempotency_keys(older_than(self.settings.idempotency_ttl))
             .await?)
     }
 }

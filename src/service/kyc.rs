@@ -294,6 +294,7 @@ impl Service {
     /// returns how many requests expired.
     pub async fn expire_due(&self) -> ServiceResult<usize> {
         self.purge_idempotency_keys().await?;
+        self.purge_callbacks().await?;
         let mut total = 0;
         loop {
             let n = self

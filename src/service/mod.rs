@@ -108,6 +108,8 @@ pub struct ServiceSettings {
     pub idempotency_ttl: Duration,
     /// Waits between attempts of a failed callback; then it is dead.
     pub callback_schedule: Vec<Duration>,
+    /// How long delivered and dead callback events are kept for operators.
+    pub callback_retention: Duration,
     /// How long a claimed callback stays with its worker before another may take it:
     /// longer than an attempt can last.
     pub callback_lease: Duration,
@@ -123,6 +125,7 @@ impl ServiceSettings {
             reconcile_after: Duration::MAX,
             idempotency_ttl: Duration::from_secs(86_400),
             callback_schedule: Vec::new(),
+            callback_retention: Duration::from_secs(30 * 86_400),
             callback_lease: Duration::from_secs(60),
         }
     }
@@ -202,4 +205,10 @@ pub fn rfc3339(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// The stored time (unix milliseconds) `age` ago.
+fn older_than(age: Duration) -> i64 {
+    let age_ms = age.as_millis().min(i64::MAX as u128) as i64;
+    now_ms(OffsetDateTime::now_utc()).saturating_sub(age_ms)
 }

@@ -353,6 +353,8 @@ pub trait Store: Send + Sync + 'static {
         failed_only: bool,
         limit: i64,
     ) -> StoreResult<Vec<CallbackRecord>>;
+    /// Forgets delivered and dead events last touched before `before`; returns how many.
+    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize>;
     /// Puts an event back in the queue, due now, with a fresh retry schedule; `false`
     /// when no such event.
     async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool>;

@@ -72,6 +72,13 @@ pub fn due_callbacks(now: &str, limit: &str, lock: &str) -> String {
 /// to its client `a`.
 pub const DUE_CALLBACK_COLUMNS: &str = "e.pk, e.event_id, e.kid, e.cust_id, e.merchant_code, e.state, e.attempts, a.callback_url, a.callback_secret_sealed";
 
+/// Delivered and dead events past their retention; `before` is the placeholder.
+pub fn purge_callbacks(before: &str) -> String {
+    format!(
+        "DELETE FROM callback_events WHERE status IN ('delivered', 'dead') AND updated_at < {before}"
+    )
+}
+
 /// `list_callbacks`, for all events or only the failed ones; `limit` is the placeholder.
 pub fn list_callbacks(failed_only: bool, limit: &str) -> String {
     let filter = if failed_only { FAILED_CALLBACK } else { "TRUE" };

@@ -178,6 +178,7 @@ pub struct Options {
     /// Waits between callback attempts.
     pub callback_schedule: Vec<Duration>,
     pub callback_timeout: Duration,
+    pub callback_retention: Duration,
     /// Tests' receivers are on loopback, so private addresses are allowed unless a
     /// test says otherwise.
     pub callback_allow_private: bool,
@@ -191,6 +192,7 @@ impl Default for Options {
             digio: None,
             callback_schedule: vec![Duration::from_millis(200); 5],
             callback_timeout: Duration::from_secs(2),
+            callback_retention: Duration::from_secs(86_400),
             callback_allow_private: true,
         }
     }
@@ -255,6 +257,7 @@ impl TestApp {
             callback_retry_schedule: RetrySchedule(opts.callback_schedule),
             callback_timeout: opts.callback_timeout,
             callback_poll_interval: Duration::from_millis(50),
+            callback_retention: opts.callback_retention,
             callback_concurrency: 8,
             callback_allow_private: opts.callback_allow_private,
             digio: opts.digio.unwrap_or_default(),

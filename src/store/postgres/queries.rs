@@ -624,6 +624,17 @@ impl Store for PgStore {
             .await
     }
 
+    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
+        let q = sqlx::query(dynamic(crate::store::sql::purge_callbacks("$1"))).bind(before);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("purging callback events")?
+                .rows_affected() as usize)
+        })
+        .await
+    }
+
     async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
         self.bounded(callbacks::retry(&self.pool, event_id, now))
             .await

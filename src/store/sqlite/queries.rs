@@ -507,6 +507,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
+        self.write(move |c| {
+            c.execute(&crate::store::sql::purge_callbacks("?1"), [before])
+                .ctx("purging callback events")
+        })
+        .await
+    }
+
     async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
         let id = event_id.to_owned();
         self.write(move |c| callbacks::retry(c, &id, now).ctx("queueing a callback again"))
