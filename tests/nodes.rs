@@ -288,6 +288,6 @@ async fn migrations_run_once_when_nodes_start_together() {
     assert_eq!(
         db.scalar("SELECT COUNT(DISTINCT version) FROM paycc_migrations")
             .await,
-        3
+        4
     );
 }
