@@ -1,0 +1,153 @@
+//! The load benchmark: `cargo bench --bench load`. Starts paycc (release build) with the
+//! sandbox provider on a fresh database, drives init, status and a 1:4 mix with wrk,
+//! runs the floor server on the same requests, repeats on PostgreSQL when reachable,
+//! puts paycc behind a slow provider, and writes the figures to BENCHMARKS.md.
+
+#[path = "../../tests/common/fake_digio.rs"]
+#[allow(dead_code)]
+mod fake_digio;
+mod floor;
+mod paycc;
+mod report;
+mod slow;
+mod wrk;
+
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use wrk::Workload;
+
+#[derive(Parser)]
+#[command(about = "paycc load benchmark (writes BENCHMARKS.md)")]
+struct Args {
+    /// Seconds each workload runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Connections wrk keeps open (closed loop).
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// A PostgreSQL server paycc may create a database on; skipped when unreachable.
+    #[arg(long, env = "PAYCC_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres: String,
+    /// Skip PostgreSQL.
+    #[arg(long)]
+    no_postgres: bool,
+    /// Inits sent at once to paycc in front of the slow provider.
+    #[arg(long, default_value_t = 2000)]
+    slow_in_flight: usize,
+    /// Where to write the figures.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// Approved KYCs that the status workload reads.
+const APPROVED: usize = 1000;
+
+fn main() {
+    if std::env::var_os(floor::ROLE).is_some() {
+        return floor::serve();
+    }
+    let args = Args::parse();
+    wrk::ensure_installed();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    paycc::install_tls();
+    let mut report = report::Report::new(args.connections, args.seconds);
+
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = paycc::sqlite(&dir.path().join("sqlite"));
+    let (results, sizes) = runtime.block_on(measure(&sqlite, &args, dir.path()));
+    report.backend("SQLite", results);
+    let floor = run_floor(&args, dir.path(), sizes);
+    report.floor(floor);
+
+    if !args.no_postgres {
+        match runtime.block_on(paycc::fresh_postgres_database(&args.postgres)) {
+            Some(db) => {
+                let pg = paycc::postgres(&dir.path().join("postgres"), &db.url);
+                let (results, _) = runtime.block_on(measure(&pg, &args, dir.path()));
+                report.backend("PostgreSQL", results);
+                runtime.block_on(db.drop());
+            }
+            None => eprintln!("PostgreSQL not reachable at {}; skipped", args.postgres),
+        }
+    }
+
+    let slow_dep = paycc::sqlite(&dir.path().join("slow"));
+    report.slow(runtime.block_on(slow::run(&slow_dep, args.slow_in_flight)));
+    println!("{}", report.render());
+    report.write(&args.out);
+}
+
+/// Runs the three workloads against a fresh paycc; returns the runs with paycc's peak
+/// RSS, and the sizes of its init and status replies (the floor answers the same).
+async fn measure(
+    dep: &paycc::Deployment,
+    args: &Args,
+    tmp: &Path,
+) -> (report::BackendRuns, (usize, usize)) {
+    std::fs::create_dir_all(&dep.dir).unwrap();
+    let creds = dep.credentials();
+    let server = dep.serve(&[]);
+    let (kids, sizes) = paycc::approved_kycs(&server.base, &creds, APPROVED).await;
+    let kids_file = tmp.join("kids.txt");
+    std::fs::write(&kids_file, kids.join("\n")).unwrap();
+    let target = wrk::Target {
+        base: &server.base,
+        auth: &creds.auth,
+        merchant: &creds.merchant,
+        kids_file: &kids_file,
+    };
+    let duration = Duration::from_secs(args.seconds);
+    // Warm up caches and connections; not reported.
+    wrk::run(tmp, &target, Workload::Init, args.connections, Duration::from_secs(2), 0);
+    let mut runs = Vec::new();
+    for (i, workload) in [Workload::Init, Workload::Status, Workload::Mixed].into_iter().enumerate() {
+        let offset = (i as u64 + 1) * 1_000_000_000;
+        let run = wrk::run(tmp, &target, workload, args.connections, duration, offset);
+        eprintln!("{:<10} {:>9.0} req/s  p99 {} µs  errors {}", workload.name(), run.rps(), run.p99_us, run.errors);
+        runs.push((workload, run));
+    }
+    let results = report::BackendRuns {
+        runs,
+        peak_rss_kib: server.peak_rss_kib(),
+    };
+    (results, sizes)
+}
+
+/// The floor server on the same three workloads.
+fn run_floor(args: &Args, tmp: &Path, (init_bytes, status_bytes): (usize, usize)) -> Vec<(Workload, wrk::Run)> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(floor::ROLE, "1")
+        .env(floor::INIT_BYTES, init_bytes.to_string())
+        .env(floor::STATUS_BYTES, status_bytes.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the floor starts");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let base = format!("http://{}", line.trim().strip_prefix("floor listening on ").expect("the floor's address"));
+    let kids_file = tmp.join("kids.txt");
+    let target = wrk::Target { base: &base, auth: "Basic eDp5", merchant: "MID000000001", kids_file: &kids_file };
+    let duration = Duration::from_secs(args.seconds);
+    wrk::run(tmp, &target, Workload::Init, args.connections, Duration::from_secs(2), 0);
+    let runs = [Workload::Init, Workload::Status, Workload::Mixed]
+        .into_iter()
+        .map(|w| {
+            let run = wrk::run(tmp, &target, w, args.connections, duration, 0);
+            eprintln!("floor {:<10} {:>9.0} req/s  p99 {} µs", w.name(), run.rps(), run.p99_us);
+            (w, run)
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    runs
+}
