@@ -93,7 +93,6 @@ async fn measure(
     args: &Args,
     tmp: &Path,
 ) -> (report::BackendRuns, (usize, usize)) {
-    std::fs::create_dir_all(&dep.dir).unwrap();
     let creds = dep.credentials();
     let server = dep.serve(&[]);
     let (kids, sizes) = paycc::approved_kycs(&server.base, &creds, APPROVED).await;

@@ -37,6 +37,7 @@ impl Deployment {
     }
 
     pub fn credentials(&self) -> Credentials {
+        std::fs::create_dir_all(&self.dir).expect("the deployment's folder");
         let client = self.cli_json(&["client", "create", "--name", "Bench partner", "--json"]);
         let id = client["clientId"].as_str().unwrap();
         let secret = client["clientSecret"].as_str().unwrap();

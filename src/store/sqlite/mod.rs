@@ -12,6 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// Page cache of the writer: the index pages random keys (hashes, ids) land on stay in
+/// memory instead of being read back from the file for each batch.
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
+
 /// The most writes one transaction carries; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;
 
@@ -20,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_provider_sync.sql"),
     include_str!("migrations/0003_idempotency.sql"),
     include_str!("migrations/0004_callbacks.sql"),
+    include_str!("migrations/0005_one_fingerprint_index.sql"),
 ];
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -43,7 +48,9 @@ impl SqliteStore {
         }
         let mut writer_conn = connect(path)?;
         writer_conn
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .execute_batch(&format!(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-{WRITER_CACHE_KIB}; PRAGMA wal_autocheckpoint=16384;"
+            ))
             .ctx("setting WAL mode")?;
         migrate(&mut writer_conn)?;
 
@@ -155,7 +162,9 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job")
+    // Cached statements: two parses per write were a measurable share of the writer.
+    conn.prepare_cached("SAVEPOINT job")
+        .and_then(|mut st| st.execute([]))
         .ctx("opening a savepoint")?;
     // A panicking write must not leave half its rows in the shared batch.
     let result =
@@ -164,12 +173,14 @@ fn in_savepoint<T>(
                 "a write panicked and was rolled back".into(),
             ))
         });
-    let close = if result.is_ok() {
-        "RELEASE job"
+    let closed = if result.is_ok() {
+        conn.prepare_cached("RELEASE job")
+            .and_then(|mut st| st.execute([]))
+            .map(drop)
     } else {
-        "ROLLBACK TO job; RELEASE job"
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")
     };
-    conn.execute_batch(close).ctx("closing a savepoint")?;
+    closed.ctx("closing a savepoint")?;
     result
 }
 

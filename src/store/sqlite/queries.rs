@@ -64,14 +64,16 @@ static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
-         WHERE k.fingerprint = ?1 AND {}",
+         WHERE k.fingerprint = ?1 AND k.state IN ({}) AND {}",
+        state_list(KycState::is_open),
         reusable("k", "?2")
     )
 });
 static EXPIRE_STALE_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE kyc_requests SET state = 'expired', reason = ?3, updated_at = ?2
-         WHERE fingerprint = ?1 AND state IN ({}) AND expires_at <= ?2",
+         WHERE fingerprint = ?1 AND state IN ({}) AND state IN ({}) AND expires_at <= ?2",
+        state_list(KycState::is_open),
         state_list(KycState::expires_by_time)
     )
 });
