@@ -47,7 +47,10 @@ pub fn serve() {
                 "/v1/service/paycc/init/kyc",
                 post(move |body: Bytes| async move {
                     match serde_json::from_slice::<InitBody>(&body) {
-                        Ok(_) => ([(CONTENT_TYPE, "application/json")], padded_envelope(init_bytes))
+                        Ok(_) => (
+                            [(CONTENT_TYPE, "application/json")],
+                            padded_envelope(init_bytes),
+                        )
                             .into_response(),
                         Err(_) => axum::http::StatusCode::BAD_REQUEST.into_response(),
                     }
@@ -57,7 +60,12 @@ pub fn serve() {
                 "/v1/service/paycc/kyc/status/{kid}",
                 get(move || {
                     let body = status_body.clone();
-                    async move { ([(CONTENT_TYPE, "application/json")], Bytes::from_owner(body)) }
+                    async move {
+                        (
+                            [(CONTENT_TYPE, "application/json")],
+                            Bytes::from_owner(body),
+                        )
+                    }
                 }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

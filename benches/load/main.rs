@@ -28,7 +28,11 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     connections: u32,
     /// A PostgreSQL server paycc may create a database on; skipped when unreachable.
-    #[arg(long, env = "PAYCC_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(
+        long,
+        env = "PAYCC_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     postgres: String,
     /// Skip PostgreSQL.
     #[arg(long)]
@@ -106,12 +110,28 @@ async fn measure(
     };
     let duration = Duration::from_secs(args.seconds);
     // Warm up caches and connections; not reported.
-    wrk::run(tmp, &target, Workload::Init, args.connections, Duration::from_secs(2), 0);
+    wrk::run(
+        tmp,
+        &target,
+        Workload::Init,
+        args.connections,
+        Duration::from_secs(2),
+        0,
+    );
     let mut runs = Vec::new();
-    for (i, workload) in [Workload::Init, Workload::Status, Workload::Mixed].into_iter().enumerate() {
+    for (i, workload) in [Workload::Init, Workload::Status, Workload::Mixed]
+        .into_iter()
+        .enumerate()
+    {
         let offset = (i as u64 + 1) * 1_000_000_000;
         let run = wrk::run(tmp, &target, workload, args.connections, duration, offset);
-        eprintln!("{:<10} {:>9.0} req/s  p99 {} µs  errors {}", workload.name(), run.rps(), run.p99_us, run.errors);
+        eprintln!(
+            "{:<10} {:>9.0} req/s  p99 {} µs  errors {}",
+            workload.name(),
+            run.rps(),
+            run.p99_us,
+            run.errors
+        );
         runs.push((workload, run));
     }
     let results = report::BackendRuns {
@@ -122,7 +142,11 @@ async fn measure(
 }
 
 /// The floor server on the same three workloads.
-fn run_floor(args: &Args, tmp: &Path, (init_bytes, status_bytes): (usize, usize)) -> Vec<(Workload, wrk::Run)> {
+fn run_floor(
+    args: &Args,
+    tmp: &Path,
+    (init_bytes, status_bytes): (usize, usize),
+) -> Vec<(Workload, wrk::Run)> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(floor::ROLE, "1")
         .env(floor::INIT_BYTES, init_bytes.to_string())
@@ -133,16 +157,38 @@ fn run_floor(args: &Args, tmp: &Path, (init_bytes, status_bytes): (usize, usize)
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let base = format!("http://{}", line.trim().strip_prefix("floor listening on ").expect("the floor's address"));
+    let base = format!(
+        "http://{}",
+        line.trim()
+            .strip_prefix("floor listening on ")
+            .expect("the floor's address")
+    );
     let kids_file = tmp.join("kids.txt");
-    let target = wrk::Target { base: &base, auth: "Basic eDp5", merchant: "MID000000001", kids_file: &kids_file };
+    let target = wrk::Target {
+        base: &base,
+        auth: "Basic eDp5",
+        merchant: "MID000000001",
+        kids_file: &kids_file,
+    };
     let duration = Duration::from_secs(args.seconds);
-    wrk::run(tmp, &target, Workload::Init, args.connections, Duration::from_secs(2), 0);
+    wrk::run(
+        tmp,
+        &target,
+        Workload::Init,
+        args.connections,
+        Duration::from_secs(2),
+        0,
+    );
     let runs = [Workload::Init, Workload::Status, Workload::Mixed]
         .into_iter()
         .map(|w| {
             let run = wrk::run(tmp, &target, w, args.connections, duration, 0);
-            eprintln!("floor {:<10} {:>9.0} req/s  p99 {} µs", w.name(), run.rps(), run.p99_us);
+            eprintln!(
+                "floor {:<10} {:>9.0} req/s  p99 {} µs",
+                w.name(),
+                run.rps(),
+                run.p99_us
+            );
             (w, run)
         })
         .collect();

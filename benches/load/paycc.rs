@@ -32,7 +32,11 @@ impl Deployment {
 
     fn cli_json(&self, args: &[&str]) -> Value {
         let out = self.command().args(args).output().expect("paycc runs");
-        assert!(out.status.success(), "paycc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "paycc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("paycc printed JSON")
     }
 
@@ -42,7 +46,13 @@ impl Deployment {
         let id = client["clientId"].as_str().unwrap();
         let secret = client["clientSecret"].as_str().unwrap();
         let merchant = self.cli_json(&[
-            "merchant", "create", "--client", id, "--name", "Bench store", "--json",
+            "merchant",
+            "create",
+            "--client",
+            id,
+            "--name",
+            "Bench store",
+            "--json",
         ]);
         Credentials {
             auth: format!("Basic {}", base64_encode(&format!("{id}:{secret}"))),
@@ -64,7 +74,10 @@ impl Deployment {
         let mut line = String::new();
         let base = loop {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "paycc exited before listening");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "paycc exited before listening"
+            );
             if let Some(addr) = line.trim().strip_prefix("paycc listening on ") {
                 break addr.to_owned();
             }
@@ -137,15 +150,23 @@ pub fn install_tls() {
 
 /// `n` approved KYCs made through the API (init, then the sandbox completion), and the
 /// sizes of one init reply and one approved status reply.
-pub async fn approved_kycs(base: &str, creds: &Credentials, n: usize) -> (Vec<String>, (usize, usize)) {
+pub async fn approved_kycs(
+    base: &str,
+    creds: &Credentials,
+    n: usize,
+) -> (Vec<String>, (usize, usize)) {
     let http = reqwest::Client::new();
     let mut kids = Vec::with_capacity(n);
     let mut init_bytes = 0;
     for chunk in (0..n).collect::<Vec<_>>().chunks(64) {
         let mut tasks = tokio::task::JoinSet::new();
         for &i in chunk {
-            let (http, base, auth, merchant) =
-                (http.clone(), base.to_owned(), creds.auth.clone(), creds.merchant.clone());
+            let (http, base, auth, merchant) = (
+                http.clone(),
+                base.to_owned(),
+                creds.auth.clone(),
+                creds.merchant.clone(),
+            );
             tasks.spawn(async move {
                 let body = format!(
                     r#"{{"pan":"ZZZPZ{i:04}Z","name":"Asha Rao","email":"asha@example.in","mobile":"96{i:08}","merchantCode":"{merchant}"}}"#
@@ -205,10 +226,12 @@ pub async fn fresh_postgres_database(admin_url: &str) -> Option<PgDatabase> {
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(admin_url).await.ok()?;
     let name = format!("paycc_bench_{}", std::process::id());
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-        .execute(&mut c)
-        .await
-        .ok()?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut c)
+    .await
+    .ok()?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut c)
         .await

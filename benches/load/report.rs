@@ -24,7 +24,13 @@ pub struct Report {
 
 impl Report {
     pub fn new(connections: u32, seconds: u64) -> Self {
-        Self { connections, seconds, backends: Vec::new(), floor: Vec::new(), slow: None }
+        Self {
+            connections,
+            seconds,
+            backends: Vec::new(),
+            floor: Vec::new(),
+            slow: None,
+        }
     }
 
     pub fn backend(&mut self, name: &'static str, runs: BackendRuns) {
@@ -53,11 +59,18 @@ impl Report {
             self.connections,
             self.seconds
         );
-        let _ = writeln!(s, "| database | workload | req/s | floor req/s | paycc ÷ floor | p50 | p90 | p99 | errors |");
+        let _ = writeln!(
+            s,
+            "| database | workload | req/s | floor req/s | paycc ÷ floor | p50 | p90 | p99 | errors |"
+        );
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
         for (name, b) in &self.backends {
             for (w, r) in &b.runs {
-                let floor = self.floor.iter().find(|(fw, _)| fw.name() == w.name()).map(|(_, f)| f.rps());
+                let floor = self
+                    .floor
+                    .iter()
+                    .find(|(fw, _)| fw.name() == w.name())
+                    .map(|(_, f)| f.rps());
                 let _ = writeln!(
                     s,
                     "| {name} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
@@ -74,7 +87,11 @@ impl Report {
         }
         let _ = writeln!(s);
         for (name, b) in &self.backends {
-            let _ = writeln!(s, "- paycc peak RSS on {name} (all three workloads): {:.1} MiB", b.peak_rss_kib as f64 / 1024.0);
+            let _ = writeln!(
+                s,
+                "- paycc peak RSS on {name} (all three workloads): {:.1} MiB",
+                b.peak_rss_kib as f64 / 1024.0
+            );
         }
         if let Some(slow) = &self.slow {
             let _ = writeln!(
@@ -128,6 +145,10 @@ fn memory_gib() -> u64 {
 fn machine_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_else(|| "an unknown CPU".into())
 }

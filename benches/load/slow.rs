@@ -22,11 +22,20 @@ pub async fn run(dep: &Deployment, in_flight: usize) -> SlowRun {
     let settings = [
         ("PAYCC_PROVIDER", "digio".to_owned()),
         ("PAYCC_DIGIO_API_URL", fake.url.clone()),
-        ("PAYCC_DIGIO_GATEWAY_URL", "https://gateway.digio.test".to_owned()),
+        (
+            "PAYCC_DIGIO_GATEWAY_URL",
+            "https://gateway.digio.test".to_owned(),
+        ),
         ("PAYCC_DIGIO_CLIENT_ID", fake_digio::CLIENT_ID.to_owned()),
-        ("PAYCC_DIGIO_CLIENT_SECRET", fake_digio::CLIENT_SECRET.to_owned()),
+        (
+            "PAYCC_DIGIO_CLIENT_SECRET",
+            fake_digio::CLIENT_SECRET.to_owned(),
+        ),
         ("PAYCC_DIGIO_TEMPLATE", fake_digio::TEMPLATE.to_owned()),
-        ("PAYCC_DIGIO_WEBHOOK_SECRET", fake_digio::WEBHOOK_SECRET.to_owned()),
+        (
+            "PAYCC_DIGIO_WEBHOOK_SECRET",
+            fake_digio::WEBHOOK_SECRET.to_owned(),
+        ),
     ];
     let creds = dep.credentials();
     let server = dep.serve(&settings);
@@ -81,8 +90,17 @@ pub async fn run(dep: &Deployment, in_flight: usize) -> SlowRun {
     }
     let wall = began.elapsed();
     added.sort();
-    let pct = |p: f64| added.get(((added.len() as f64 * p) as usize).min(added.len().saturating_sub(1))).copied().unwrap_or_default();
-    assert_eq!(fake.creates().len(), in_flight, "one provider create per init");
+    let pct = |p: f64| {
+        added
+            .get(((added.len() as f64 * p) as usize).min(added.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        fake.creates().len(),
+        in_flight,
+        "one provider create per init"
+    );
     SlowRun {
         in_flight,
         errors,

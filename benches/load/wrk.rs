@@ -132,7 +132,11 @@ pub fn run(
         Workload::Mixed => "mixed",
     };
     let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{}s", duration.as_secs())])
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{}s", duration.as_secs()),
+        ])
         .args(["--timeout", "5s", "-s"])
         .arg(&script)
         .arg(target.base)
@@ -146,6 +150,11 @@ pub fn run(
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix("BENCH "))
-        .unwrap_or_else(|| panic!("wrk printed no result: {text} {}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "wrk printed no result: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     serde_json::from_str(line).expect("the result parses")
 }

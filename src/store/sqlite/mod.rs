@@ -149,8 +149,11 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     conn.set_prepared_statement_cache_capacity(64);
     // Plans fixed at prepare time: otherwise SQLite re-prepares a cached statement on
     // every run whose plan looked at a bound value (a tenth of a status read's time).
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-        .ctx("fixing query plans")?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .ctx("fixing query plans")?;
     Ok(conn)
 }
 
@@ -205,10 +208,32 @@ fn in_savepoint<T>(
 /// Copies the WAL back into the database file beside the writer instead of inside it:
 /// a checkpoint at commit time stalled the writer (and every request in its batch) for
 /// tens of milliseconds. Passive checkpoints never block the writer or the readers.
+/// Once the writer has been idle for a tick with everything copied back, the WAL is
+/// truncated: reads after a burst of writes otherwise kept searching a large WAL.
 fn checkpointer(conn: Connection, stop: Receiver<()>) {
-    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+    let mut last_size = -1;
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        let idle_and_done = match passive {
+            Ok((size, copied)) => {
+                let idle = size > 0 && size == copied && size == last_size;
+                last_size = size;
+                idle
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+                false
+            }
+        };
+        if idle_and_done {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "sqlite WAL truncation failed; will retry");
+            }
+            last_size = -1;
         }
     }
 }
