@@ -108,32 +108,7 @@ async fn measure(
         merchant: &creds.merchant,
         kids_file: &kids_file,
     };
-    let duration = Duration::from_secs(args.seconds);
-    // Warm up caches and connections; not reported.
-    wrk::run(
-        tmp,
-        &target,
-        Workload::Init,
-        args.connections,
-        Duration::from_secs(2),
-        0,
-    );
-    let mut runs = Vec::new();
-    for (i, workload) in [Workload::Init, Workload::Status, Workload::Mixed]
-        .into_iter()
-        .enumerate()
-    {
-        let offset = (i as u64 + 1) * 1_000_000_000;
-        let run = wrk::run(tmp, &target, workload, args.connections, duration, offset);
-        eprintln!(
-            "{:<10} {:>9.0} req/s  p99 {} µs  errors {}",
-            workload.name(),
-            run.rps(),
-            run.p99_us,
-            run.errors
-        );
-        runs.push((workload, run));
-    }
+    let runs = workloads(tmp, &target, args, "paycc");
     let results = report::BackendRuns {
         runs,
         peak_rss_kib: server.peak_rss_kib(),
@@ -170,29 +145,37 @@ fn run_floor(
         merchant: "MID000000001",
         kids_file: &kids_file,
     };
-    let duration = Duration::from_secs(args.seconds);
-    wrk::run(
-        tmp,
-        &target,
-        Workload::Init,
-        args.connections,
-        Duration::from_secs(2),
-        0,
-    );
-    let runs = [Workload::Init, Workload::Status, Workload::Mixed]
-        .into_iter()
-        .map(|w| {
-            let run = wrk::run(tmp, &target, w, args.connections, duration, 0);
-            eprintln!(
-                "floor {:<10} {:>9.0} req/s  p99 {} µs",
-                w.name(),
-                run.rps(),
-                run.p99_us
-            );
-            (w, run)
-        })
-        .collect();
+    let runs = workloads(tmp, &target, args, "floor");
     let _ = child.kill();
     let _ = child.wait();
     runs
+}
+
+/// A 2 s warm-up (not reported), then init, status and mixed for `args.seconds` each;
+/// every run numbers its new customers from its own offset, so none is a repeat.
+fn workloads(
+    tmp: &Path,
+    target: &wrk::Target<'_>,
+    args: &Args,
+    label: &str,
+) -> Vec<(Workload, wrk::Run)> {
+    let warm_up = Duration::from_secs(2);
+    wrk::run(tmp, target, Workload::Init, args.connections, warm_up, 0);
+    let duration = Duration::from_secs(args.seconds);
+    [Workload::Init, Workload::Status, Workload::Mixed]
+        .into_iter()
+        .enumerate()
+        .map(|(i, workload)| {
+            let offset = (i as u64 + 1) * 1_000_000_000;
+            let run = wrk::run(tmp, target, workload, args.connections, duration, offset);
+            eprintln!(
+                "{label} {:<10} {:>9.0} req/s  p99 {} µs  errors {}",
+                workload.name(),
+                run.rps(),
+                run.p99_us,
+                run.errors
+            );
+            (workload, run)
+        })
+        .collect()
 }
