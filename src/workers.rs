@@ -53,9 +53,13 @@ impl CallbackWorker {
             };
             let full = claimed.len() == free;
             for due in claimed {
-                let Ok(permit) = room.clone().try_acquire_owned() else {
-                    break;
-                };
+                // Free permits were counted before the claim and only this loop takes
+                // them, so this never waits; a claimed event is never left unsent.
+                let permit = room
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
                 let (service, sender) = (service.clone(), self.sender.clone());
                 tokio::spawn(async move {
                     let event_id = due.event_id.clone();
