@@ -312,6 +312,40 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
     );
 }
 
+/// An identical init after the first one's time ran out expires it on the spot (the
+/// sweeper is far off here), and that expiry is announced like the sweeper's.
+async fn expiry_by_an_identical_init_is_announced(backend: Backend) {
+    let opts = Options {
+        kyc_ttl: Duration::from_millis(600),
+        expiry_interval: Duration::from_secs(3600),
+        ..Options::default()
+    };
+    let (app, receiver, _) = app_with(backend, opts).await;
+    let init = app.init_body();
+    let (old, _) = app.open_link(&init).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (new, _) = app.open_link(&init).await;
+    assert_ne!(new, old, "the expired request is not reused");
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let cust_id = cust_id(&app).await;
+    assert_eq!(
+        String::from_utf8(got[0].body.to_vec()).unwrap(),
+        body(
+            &app,
+            &old,
+            &cust_id,
+            "paycc.kyc.failed",
+            "0x0202",
+            "Kyc expired",
+            "expired"
+        )
+    );
+    let r = app.status(&old).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["code"], "0x0202", "{}", r.text);
+}
+
 async fn secrets_are_kept_or_rotated(backend: Backend) {
     let (app, receiver, first) = app_with(backend, Options::default()).await;
     let again = app
@@ -402,6 +436,7 @@ on_both_backends!(
     receiver_down_for_a_while,
     private_addresses_are_refused,
     expiry_and_clients_without_a_url,
+    expiry_by_an_identical_init_is_announced,
     secrets_are_kept_or_rotated,
     finished_events_are_purged_after_their_retention,
 );

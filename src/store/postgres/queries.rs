@@ -77,11 +77,18 @@ static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
         reusable("k", "$2")
     )
 });
+// An open request whose time ran out no longer counts (nor blocks the new one): it is
+// expired, and announced like any other expiry.
 static EXPIRE_STALE_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $2
-         WHERE fingerprint = $1 AND state IN ({}) AND expires_at <= $2",
-        state_list(KycState::expires_by_time)
+        "WITH expired AS (
+           UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $2
+           WHERE fingerprint = $1 AND state IN ({}) AND expires_at <= $2
+           RETURNING kid, merchant_pk, customer_pk),
+         queued AS ({})
+         SELECT COUNT(*) FROM expired",
+        state_list(KycState::expires_by_time),
+        callbacks::queue_from("expired", KycState::Expired, "$2")
     )
 });
 static INSERT_KYC: LazyLock<String> = LazyLock::new(|| {

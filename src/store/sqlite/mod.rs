@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_idempotency.sql"),
     include_str!("migrations/0004_callbacks.sql"),
     include_str!("migrations/0005_one_fingerprint_index.sql"),
+    include_str!("migrations/0006_identical_by_customer.sql"),
 ];
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -53,7 +54,7 @@ impl SqliteStore {
         let mut writer_conn = connect(path)?;
         writer_conn
             .execute_batch(&format!(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-{WRITER_CACHE_KIB}; PRAGMA wal_autocheckpoint=4096;"
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-{WRITER_CACHE_KIB}; PRAGMA wal_autocheckpoint=4096; PRAGMA temp_store=MEMORY;"
             ))
             .ctx("setting WAL mode")?;
         migrate(&mut writer_conn)?;

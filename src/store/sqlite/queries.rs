@@ -60,19 +60,22 @@ fn merchant_record(r: &Row<'_>) -> rusqlite::Result<MerchantRecord> {
 }
 
 // Built once from the domain's states: these run on every init or status read.
+// An identical init is one of the same customer, so both look it up by customer first:
+// a new customer's requests then land at the end of that index, not at a random page.
 static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
-         JOIN customers c ON c.pk = k.customer_pk
-         WHERE k.fingerprint = ?1 AND k.state IN ({}) AND {}",
+        "SELECT k.kid, k.url_sealed FROM kyc_requests k
+         WHERE k.customer_pk = ?1 AND k.fingerprint = ?2 AND k.state IN ({}) AND {}",
         state_list(KycState::is_open),
-        reusable("k", "?2")
+        reusable("k", "?3")
     )
 });
 static EXPIRE_STALE_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE kyc_requests SET state = 'expired', reason = ?3, updated_at = ?2
-         WHERE fingerprint = ?1 AND state IN ({}) AND state IN ({}) AND expires_at <= ?2",
+        "UPDATE kyc_requests SET state = 'expired', reason = ?4, updated_at = ?3
+         WHERE customer_pk = ?1 AND fingerprint = ?2 AND state IN ({}) AND state IN ({})
+           AND expires_at <= ?3
+         RETURNING kid",
         state_list(KycState::is_open),
         state_list(KycState::expires_by_time)
     )
@@ -87,15 +90,35 @@ static KYC_BY_KID: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The open request for this fingerprint, if it may still be reused.
-fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitStored>> {
+/// The customer's open request identical to `new`, if it may still be reused. One whose
+/// time ran out no longer counts (nor blocks the new one): it is expired here, and
+/// announced like any other expiry.
+fn open_identical(
+    conn: &Connection,
+    customer_pk: i64,
+    cust_id: &str,
+    new: &NewKyc,
+) -> StoreResult<Option<InitStored>> {
+    let expired = conn
+        .prepare_cached(&EXPIRE_STALE_IDENTICAL)
+        .and_then(|mut st| {
+            st.query_map(
+                params![customer_pk, new.fingerprint, new.now, EXPIRED_REASON],
+                |r| r.get::<_, String>(0),
+            )?
+            .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .ctx("expiring a stale identical request")?;
+    for kid in &expired {
+        callbacks::queue(conn, kid, KycState::Expired, new.now).ctx("queueing a callback")?;
+    }
     conn.prepare_cached(&OPEN_IDENTICAL)
         .and_then(|mut st| {
-            st.query_row(params![new.fingerprint, new.now], |r| {
+            st.query_row(params![customer_pk, new.fingerprint, new.now], |r| {
                 Ok(InitStored {
                     kid: r.get(0)?,
                     url_sealed: r.get(1)?,
-                    cust_id: r.get(2)?,
+                    cust_id: cust_id.to_owned(),
                     reused: true,
                 })
             })
@@ -105,30 +128,43 @@ fn open_identical(conn: &Connection, new: &NewKyc) -> StoreResult<Option<InitSto
 }
 
 fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
-    // An open request whose time ran out no longer counts (nor blocks the new one).
-    conn.prepare_cached(&EXPIRE_STALE_IDENTICAL)
-        .and_then(|mut st| st.execute(params![new.fingerprint, new.now, EXPIRED_REASON]))
-        .ctx("expiring a stale identical request")?;
-    if let Some(open) = open_identical(conn, &new)? {
-        return Ok(open);
-    }
     let c = &new.customer;
-    let (customer_pk, cust_id): (i64, String) = conn
+    let known: Option<(i64, String)> = conn
         .prepare_cached(
-            "INSERT INTO customers (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-             ON CONFLICT (merchant_pk, pan_hash) DO UPDATE SET
-               mobile_hash = excluded.mobile_hash, details_sealed = excluded.details_sealed,
-               updated_at = excluded.updated_at
-             RETURNING pk, cust_id",
+            "SELECT pk, cust_id FROM customers WHERE merchant_pk = ?1 AND pan_hash = ?2",
         )
         .and_then(|mut st| {
-            st.query_row(
-                params![c.cust_id, new.merchant_pk, c.pan_hash, c.mobile_hash, c.details_sealed, new.now],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            st.query_row(params![new.merchant_pk, c.pan_hash], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
         })
-        .ctx("custId")?;
+        .ctx("looking up a customer")?;
+    let (customer_pk, cust_id) = match known {
+        Some((pk, cust_id)) => {
+            if let Some(open) = open_identical(conn, pk, &cust_id, &new)? {
+                return Ok(open);
+            }
+            conn.prepare_cached(
+                "UPDATE customers SET mobile_hash = ?2, details_sealed = ?3, updated_at = ?4 WHERE pk = ?1",
+            )
+            .and_then(|mut st| st.execute(params![pk, c.mobile_hash, c.details_sealed, new.now]))
+            .ctx("updating a customer")?;
+            (pk, cust_id)
+        }
+        None => {
+            let pk = conn
+                .prepare_cached(
+                    "INSERT INTO customers (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )
+                .and_then(|mut st| {
+                    st.insert(params![c.cust_id, new.merchant_pk, c.pan_hash, c.mobile_hash, c.details_sealed, new.now])
+                })
+                .ctx("custId")?;
+            (pk, c.cust_id.clone())
+        }
+    };
     conn.prepare_cached(
         "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
            url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
