@@ -60,13 +60,11 @@ impl SqliteStore {
         migrate(&mut writer_conn)?;
 
         let (writer, write_rx) = crossbeam_channel::unbounded::<WriteJob>();
-        std::thread::Builder::new()
-            .name("paycc-sqlite-writer".into())
-            .spawn(move || writer_loop(writer_conn, write_rx))
-            .map_err(|e| StoreError::Backend {
-                context: "starting the writer",
-                source: Box::new(e),
-            })?;
+        spawn(
+            "paycc-sqlite-writer".into(),
+            "starting the writer",
+            move || writer_loop(writer_conn, write_rx),
+        )?;
 
         let (reader_tx, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
         for i in 0..readers.max(1) {
@@ -74,27 +72,23 @@ impl SqliteStore {
             conn.execute_batch("PRAGMA query_only=1;")
                 .ctx("opening a reader")?;
             let rx = read_rx.clone();
-            std::thread::Builder::new()
-                .name(format!("paycc-sqlite-reader-{i}"))
-                .spawn(move || {
+            spawn(
+                format!("paycc-sqlite-reader-{i}"),
+                "starting a reader",
+                move || {
                     for job in rx {
                         job(&conn);
                     }
-                })
-                .map_err(|e| StoreError::Backend {
-                    context: "starting a reader",
-                    source: Box::new(e),
-                })?;
+                },
+            )?;
         }
         let (checkpoints, stop) = crossbeam_channel::bounded::<()>(0);
         let conn = connect(path)?;
-        std::thread::Builder::new()
-            .name("paycc-sqlite-checkpointer".into())
-            .spawn(move || checkpointer(conn, stop))
-            .map_err(|e| StoreError::Backend {
-                context: "starting the checkpointer",
-                source: Box::new(e),
-            })?;
+        spawn(
+            "paycc-sqlite-checkpointer".into(),
+            "starting the checkpointer",
+            move || checkpointer(conn, stop),
+        )?;
         Ok(Self {
             writer,
             readers: reader_tx,
@@ -139,6 +133,22 @@ impl SqliteStore {
         rx.await
             .map_err(|_| StoreError::Unavailable("the readers have stopped".into()))?
     }
+}
+
+/// Starts one of the store's named threads.
+fn spawn(
+    name: String,
+    context: &'static str,
+    run: impl FnOnce() + Send + 'static,
+) -> StoreResult<()> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(run)
+        .map(drop)
+        .map_err(|e| StoreError::Backend {
+            context,
+            source: Box::new(e),
+        })
 }
 
 fn connect(path: &Path) -> StoreResult<Connection> {
