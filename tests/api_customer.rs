@@ -175,7 +175,69 @@ async fn customer_check_validates_its_fields(backend: Backend) {
     );
 }
 
+/// The custId a PAN's customer got, read back through the customer check.
+async fn cust_id_of(app: &TestApp, pan: &str) -> String {
+    let r = app
+        .customer(&json!({"merchantCode": app.merchant, "pan": pan}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["data"]["custId"].as_str().unwrap().to_owned()
+}
+
+/// Decodes the creation clock at the front of a custId (base 36, digits first, in
+/// milliseconds since 2024-01-01T00:00Z) into unix milliseconds.
+fn cust_id_clock_ms(cust_id: &str) -> i64 {
+    let clock = i64::from_str_radix(&cust_id[..8], 36).expect("eight base-36 digits");
+    1_704_067_200_000 + clock
+}
+
+async fn cust_ids_tell_creation_order_and_stay_with_the_customer(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut earlier: Option<String> = None;
+    for pan in ["ABCPK0001Z", "ABCPK0002Z", "ABCPK0003Z"] {
+        let before = unix_ms();
+        let mut body = app.init_body();
+        body["pan"] = json!(pan);
+        assert_eq!(app.init(&body).await.status, 200);
+        let after = unix_ms();
+        let cust_id = cust_id_of(&app, pan).await;
+        assert_eq!(cust_id.len(), 12, "{cust_id}");
+        assert!(
+            cust_id
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+            "{cust_id}"
+        );
+        let clock = cust_id_clock_ms(&cust_id);
+        assert!(
+            (before..=after).contains(&clock),
+            "{cust_id}: {clock} outside {before}..={after}"
+        );
+        if let Some(earlier) = &earlier {
+            assert!(cust_id > *earlier, "{cust_id} sorts after {earlier}");
+        }
+        earlier = Some(cust_id);
+        // Two customers a millisecond apart at least, so their clocks differ.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    // A later init for a known PAN (new details) keeps the customer's custId.
+    let first = cust_id_of(&app, "ABCPK0001Z").await;
+    let mut body = app.init_body();
+    body["pan"] = json!("ABCPK0001Z");
+    body["email"] = json!("new.address@example.com");
+    assert_eq!(app.init(&body).await.status, 200);
+    assert_eq!(cust_id_of(&app, "ABCPK0001Z").await, first);
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 on_both_backends!(
+    cust_ids_tell_creation_order_and_stay_with_the_customer,
     before_kyc_the_record_has_the_link_and_no_identity,
     after_approval_the_record_carries_the_verified_identity,
     after_rejection_there_is_no_open_link,

@@ -3,7 +3,7 @@
 use super::*;
 use crate::crypto::Lookup;
 use crate::domain::callback::KycEvent;
-use crate::domain::ids::provider_style_id;
+use crate::domain::ids::{CUST_ID_TAIL, provider_style_id};
 use crate::domain::kyc::KycIdentity;
 use crate::domain::request::InitKyc;
 use crate::domain::state::{EXPIRED_REASON, KycState, Verdict};
@@ -37,7 +37,8 @@ pub enum KycStatus {
     },
 }
 
-/// A custId clash is one in 36¹²; a few fresh draws settle it.
+/// A custId clash needs two new customers in the same millisecond drawing the same
+/// four-character tail (one in 36⁴); a fresh draw settles it.
 const CUST_ID_ATTEMPTS: usize = 3;
 
 impl Service {
@@ -88,7 +89,7 @@ impl Service {
             now,
             expires_at: now + ttl_ms,
             customer: NewCustomer {
-                cust_id: crate::crypto::random_alnum(12),
+                cust_id: new_cust_id(at),
                 pan_hash: self.keys.lookup_hash(Lookup::Pan, &[&details.pan]),
                 mobile_hash: self.keys.lookup_hash(Lookup::Mobile, &[&details.mobile]),
                 details_sealed: self.seal_json(DETAILS_CONTEXT, &details),
@@ -154,7 +155,7 @@ impl Service {
             match self.store.init_kyc(new.clone()).await {
                 Err(StoreError::Conflict("custId")) if attempt < CUST_ID_ATTEMPTS => {
                     attempt += 1;
-                    new.customer.cust_id = crate::crypto::random_alnum(12);
+                    new.customer.cust_id = new_cust_id(OffsetDateTime::now_utc());
                 }
                 other => return Ok(other?),
             }
@@ -330,4 +331,8 @@ fn default_reason(state: KycState) -> &'static str {
         KycState::Expired => EXPIRED_REASON,
         _ => "The KYC provider could not start this request.",
     }
+}
+
+fn new_cust_id(at: OffsetDateTime) -> String {
+    crate::domain::ids::cust_id(at, &crate::crypto::random_alnum(CUST_ID_TAIL))
 }
