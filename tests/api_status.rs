@@ -225,7 +225,48 @@ async fn sandbox_helper_validates_its_body(backend: Backend) {
     assert_eq!(app.status(&kid).await.json["code"], "0x0206");
 }
 
+/// Credentials are checked before the kid means anything: every refusal reads as 401
+/// (GET or POST, own, unknown or malformed kid), and nothing of the request shows.
+async fn every_authentication_failure_is_401_whatever_the_kid(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let kid = app.init_kid().await;
+    let other_secret = app
+        .service
+        .create_client("Other partner")
+        .await
+        .unwrap()
+        .client_secret;
+    for probe in [
+        kid.as_str(),
+        "KID000000000000000AAAAAAAAAAAAAA",
+        "not-a-kid",
+    ] {
+        let mut cases = auth_failures(&app);
+        // Another client's secret does not open this client's id either.
+        cases.push((
+            Some(basic(&app.client_id, &other_secret)),
+            "Invalid client credentials.",
+        ));
+        for (header, message) in cases {
+            for method in [reqwest::Method::GET, reqwest::Method::POST] {
+                let r = app
+                    .send(
+                        method,
+                        &format!("/v1/service/paycc/kyc/status/{probe}"),
+                        None,
+                        header.as_deref(),
+                    )
+                    .await;
+                r.assert_unauthorized(message, &app.secret);
+                assert!(!r.text.contains(&kid), "{}", r.text);
+            }
+        }
+    }
+    assert_eq!(app.status(&kid).await.json["code"], "0x0206");
+}
+
 on_both_backends!(
+    every_authentication_failure_is_401_whatever_the_kid,
     pending_until_the_customer_finishes,
     approved_carries_the_full_kyc_object_and_cust_id,
     rejected_and_expired_are_failures_read_with_200,

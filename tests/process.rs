@@ -187,6 +187,15 @@ async fn admin_cli_manages_clients_merchants_and_shows_kycs_masked(backend: Back
     assert_ne!(new_secret, secret);
     assert_eq!(init(basic(&id, &secret)).await.0, 401);
     assert_eq!(init(basic(&id, &new_secret)).await.0, 200);
+    // The status read stops taking the old secret at once too.
+    assert_eq!(
+        common::status_at(&server.base, &basic(&id, &secret), &kid).await,
+        json!({"code":"0x0201","status":"UNAUTHORIZED","message":"Invalid client credentials."})
+    );
+    assert_eq!(
+        common::status_at(&server.base, &basic(&id, &new_secret), &kid).await["code"],
+        "0x0206"
+    );
     drop(server);
 }
 

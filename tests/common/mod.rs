@@ -486,6 +486,40 @@ pub async fn status_at(base: &str, auth: &str, kid: &str) -> Value {
         .expect("an envelope")
 }
 
+/// Every shape of refused credentials, with the message each gets.
+pub fn auth_failures(app: &TestApp) -> Vec<(Option<String>, &'static str)> {
+    vec![
+        (
+            None,
+            "Authorization header is required (HTTP Basic with your clientId and clientSecret).",
+        ),
+        (
+            Some(format!("Bearer {}", app.secret)),
+            "Authorization must use the Basic scheme.",
+        ),
+        (
+            Some("Basic !!!not-base64!!!".into()),
+            "Authorization header is not valid Basic credentials.",
+        ),
+        (
+            Some("Basic Og==".into()),
+            "Authorization header is not valid Basic credentials.",
+        ),
+        (
+            Some(format!("Basic {}", BASE64_STANDARD.encode("no-colon-here"))),
+            "Authorization header is not valid Basic credentials.",
+        ),
+        (
+            Some(basic("PCCNOSUCHCLIENT00", &app.secret)),
+            "Invalid client credentials.",
+        ),
+        (
+            Some(basic(&app.client_id, "pcsk_wrong")),
+            "Invalid client credentials.",
+        ),
+    ]
+}
+
 pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", BASE64_STANDARD.encode(format!("{id}:{secret}")))
 }
@@ -514,6 +548,19 @@ impl Reply {
     /// Asserts the HTTP status and the exact envelope text.
     pub fn assert_exact(&self, status: u16, envelope: &str) {
         assert_eq!((self.status, self.text.as_str()), (status, envelope));
+    }
+
+    /// The 401 envelope with `message`, the Basic challenge, and no trace of `secret`.
+    pub fn assert_unauthorized(&self, message: &str, secret: &str) {
+        self.assert_exact(
+            401,
+            &format!(r#"{{"code":"0x0201","status":"UNAUTHORIZED","message":"{message}"}}"#),
+        );
+        assert_eq!(
+            self.header("www-authenticate"),
+            Some(r#"Basic realm="paycc""#)
+        );
+        assert!(!self.text.contains(secret));
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
