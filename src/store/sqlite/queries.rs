@@ -127,7 +127,7 @@ fn open_identical(
         .ctx("looking for an identical open request")
 }
 
-fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
+fn insert_kyc(conn: &Connection, new: &NewKyc) -> StoreResult<InitStored> {
     let c = &new.customer;
     let known: Option<(i64, String)> = conn
         .prepare_cached(
@@ -142,7 +142,7 @@ fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
         .ctx("looking up a customer")?;
     let (customer_pk, cust_id) = match known {
         Some((pk, cust_id)) => {
-            if let Some(open) = open_identical(conn, pk, &cust_id, &new)? {
+            if let Some(open) = open_identical(conn, pk, &cust_id, new)? {
                 return Ok(open);
             }
             conn.prepare_cached(
@@ -188,8 +188,8 @@ fn insert_kyc(conn: &Connection, new: NewKyc) -> StoreResult<InitStored> {
     })
     .ctx("kid")?;
     Ok(InitStored {
-        kid: new.kid,
-        url_sealed: new.url_sealed,
+        kid: new.kid.clone(),
+        url_sealed: new.url_sealed.clone(),
         cust_id,
         reused: false,
     })
@@ -351,7 +351,7 @@ impl Store for SqliteStore {
     }
 
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
-        self.write(move |c| insert_kyc(c, new)).await
+        self.write(move |c| insert_kyc(c, &new)).await
     }
 
     async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>> {
