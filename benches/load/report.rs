@@ -1,7 +1,7 @@
 //! The figures: printed, and written to BENCHMARKS.md between markers so the
 //! hand-written notes around them stay.
 
-use super::slow::{PROVIDER_DELAY, SlowRun};
+use super::slow::{PACED_RATE, PROVIDER_DELAY, SlowRun};
 use super::wrk::{Run, Workload};
 use std::fmt::Write;
 use std::path::Path;
@@ -94,17 +94,32 @@ impl Report {
             );
         }
         if let Some(slow) = &self.slow {
+            let (burst, paced) = (&slow.burst, &slow.paced);
             let _ = writeln!(
                 s,
-                "- Slow provider (a Digio fake answering each create after {} ms, SQLite): {} inits sent at once, \
-                 {} errors, all answered within {:.2} s; paycc's added latency (total − {} ms) p50 {:.1} ms, p99 {:.1} ms.",
+                "- Slow provider (a Digio fake answering each create after {} ms, SQLite; paycc's added \
+                 latency is each init's total time − {} ms):\n  \
+                 - {} inits sent at the same instant: {} errors, all answered within {:.2} s; added p50 {:.1} ms, \
+                 p99 {:.1} ms; paycc CPU {} µs per init ({} inits × that on {} cores is {:.2} s before the last can be answered).\n  \
+                 - {} inits at {} per second (~{} in flight): {} errors; added p50 {:.1} ms, p99 {:.1} ms; paycc CPU {} µs per init.",
                 PROVIDER_DELAY.as_millis(),
-                slow.in_flight,
-                slow.errors,
-                slow.wall.as_secs_f64(),
                 PROVIDER_DELAY.as_millis(),
-                slow.added_p50.as_secs_f64() * 1000.0,
-                slow.added_p99.as_secs_f64() * 1000.0
+                burst.sent,
+                burst.errors,
+                burst.wall.as_secs_f64(),
+                burst.added_p50.as_secs_f64() * 1000.0,
+                burst.added_p99.as_secs_f64() * 1000.0,
+                burst.cpu_per_init.as_micros(),
+                burst.sent,
+                cores(),
+                (burst.cpu_per_init * burst.sent as u32).as_secs_f64() / cores() as f64,
+                paced.sent,
+                PACED_RATE,
+                PACED_RATE as u128 * PROVIDER_DELAY.as_millis() / 1000,
+                paced.errors,
+                paced.added_p50.as_secs_f64() * 1000.0,
+                paced.added_p99.as_secs_f64() * 1000.0,
+                paced.cpu_per_init.as_micros(),
             );
         }
         s
