@@ -37,7 +37,8 @@ struct Args {
     /// Skip PostgreSQL.
     #[arg(long)]
     no_postgres: bool,
-    /// Inits sent at once to paycc in front of the slow provider.
+    /// Inits sent to paycc in front of the slow provider: this many at the same instant,
+    /// then as many again at a steady 500 per second.
     #[arg(long, default_value_t = 2000)]
     slow_in_flight: usize,
     /// Where to write the figures.

@@ -91,6 +91,14 @@ struct Inits {
     merchant: String,
 }
 
+/// When one init of a phase is sent.
+enum Start {
+    /// Its moment in a steady pace.
+    At(Instant),
+    /// With all the others, once every one is ready.
+    Together(std::sync::Arc<tokio::sync::Barrier>),
+}
+
 struct Sent {
     added: Vec<Duration>,
     errors: usize,
@@ -101,16 +109,15 @@ impl Inits {
     /// Sends `count` inits numbered from `first`: all at once when `pace` is `None`,
     /// otherwise one every `pace` (open loop: a slow answer does not delay the next).
     async fn send(&self, first: usize, count: usize, pace: Option<Duration>) -> Sent {
-        let start = std::sync::Arc::new(tokio::sync::Barrier::new(count));
+        let together = std::sync::Arc::new(tokio::sync::Barrier::new(count));
         let began = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in first..first + count {
-            let (http, url, auth, start) = (
-                self.http.clone(),
-                self.url.clone(),
-                self.auth.clone(),
-                start.clone(),
-            );
+            let (http, url, auth) = (self.http.clone(), self.url.clone(), self.auth.clone());
+            let start = match pace {
+                Some(p) => Start::At(began + p * (i - first) as u32),
+                None => Start::Together(together.clone()),
+            };
             let body = format!(
                 r#"{{"pan":"SLWPA{:04}{}","name":"Asha Rao","email":"asha@example.in","mobile":"97{:08}","merchantCode":"{}"}}"#,
                 i % 10_000,
@@ -118,12 +125,11 @@ impl Inits {
                 i,
                 self.merchant
             );
-            let due = pace.map(|p| began + p * (i - first) as u32);
             tasks.spawn(async move {
-                match due {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => {
-                        start.wait().await;
+                match start {
+                    Start::At(at) => tokio::time::sleep_until(at.into()).await,
+                    Start::Together(barrier) => {
+                        barrier.wait().await;
                     }
                 }
                 let t = Instant::now();
