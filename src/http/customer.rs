@@ -3,6 +3,7 @@
 use super::AppState;
 use super::envelope::{ApiError, Envelope};
 use super::extract::{Caller, JsonObject};
+use crate::domain::kyc::Photo;
 use crate::domain::request::{CustomerQuery, RawCustomerQuery};
 use crate::service::{CustomerView, ServiceError};
 use axum::extract::State;
@@ -26,7 +27,7 @@ struct CustomerData<'a> {
     cust_id: &'a str,
     kyc_name: Option<&'a str>,
     face_match_percent: Option<String>,
-    image_base64: Option<&'a str>,
+    image_base64: Option<&'a Photo>,
     is_active: &'static str,
     digio_kyc: &'static str,
     digio_kyc_id: Option<&'a str>,
@@ -64,7 +65,7 @@ fn data(v: &CustomerView) -> CustomerData<'_> {
         cust_id: &v.cust_id,
         kyc_name: identity.map(|i| i.pan_name.as_str()),
         face_match_percent: identity.map(|i| i.face_match.to_string()),
-        image_base64: identity.map(|i| i.image.as_str()),
+        image_base64: identity.map(|i| &i.image),
         is_active: if v.active { "1" } else { "0" },
         digio_kyc: if identity.is_some() { "1" } else { "0" },
         digio_kyc_id: v.latest_kid.as_deref(),

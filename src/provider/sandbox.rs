@@ -6,7 +6,7 @@
 use super::*;
 use crate::crypto::{self, Keyring};
 use crate::domain::ids::provider_style_id;
-use crate::domain::kyc::{Address, KycIdentity};
+use crate::domain::kyc::{Address, KycIdentity, Photo};
 use crate::store::Store;
 use base64::prelude::*;
 use sha2::{Digest, Sha256};
@@ -274,7 +274,7 @@ pub fn synthetic_identity(
         aadhaar: format!("xxxxxxxx{last4:04}"),
         gender: ["M", "F"][pick(6, 2)].into(),
         dob: format!("{day:02}/{month:02}/{year}"),
-        image: BASE64_STANDARD.encode(selfie.unwrap_or(PLACEHOLDER_SELFIE)),
+        image: Photo::from_base64(&BASE64_STANDARD.encode(selfie.unwrap_or(PLACEHOLDER_SELFIE))),
         father_name: FATHERS[pick(7, FATHERS.len())].into(),
         current_address: Address {
             address: address.into(),
@@ -304,7 +304,9 @@ mod tests {
         assert!(one.aadhaar.starts_with("xxxxxxxx") && one.aadhaar.len() == 12);
         assert_eq!(one.dob.len(), 10);
         assert!(
-            one.image.starts_with("/9j/"),
+            serde_json::to_string(&one.image)
+                .unwrap()
+                .starts_with(r#""/9j/"#),
             "a JPEG in base64 starts with /9j/"
         );
         assert_eq!(one.pan_name, "SANJAY KUMAR");

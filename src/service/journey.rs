@@ -7,7 +7,7 @@ use super::*;
 use crate::crypto::Lookup;
 use crate::domain::fields::{Mobile, RedirectUrl};
 use crate::domain::ids::is_kid;
-use crate::domain::kyc::KycIdentity;
+use crate::domain::kyc::{KycIdentity, Photo};
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
 use crate::provider::sandbox::{Outcome, Step, synthetic_identity};
@@ -245,7 +245,7 @@ impl Service {
                 name: details.name.clone(),
             };
             let mut identity = synthetic_identity(&record.kid, &applicant, 0, None);
-            identity.image.clear();
+            identity.image = Photo::none();
             identity
         });
         let return_url = match stage {

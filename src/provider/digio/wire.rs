@@ -1,7 +1,7 @@
 //! Digio's JSON, read defensively: every field optional, unknown keys ignored, numbers
 //! that arrive as strings (and strings that arrive as numbers) accepted.
 
-use crate::domain::kyc::{Address, KycIdentity, mask_aadhaar};
+use crate::domain::kyc::{Address, KycIdentity, Photo, mask_aadhaar};
 use crate::provider::{ProviderResult, ProviderState};
 use serde_json::Value;
 
@@ -83,7 +83,7 @@ fn identity(v: &Value) -> KycIdentity {
         aadhaar: mask_aadhaar(&text(aadhaar, "id_number")).unwrap_or_default(),
         gender: text(aadhaar, "gender"),
         dob: text(aadhaar, "dob"),
-        image: text(aadhaar, "image"),
+        image: Photo::from_base64(&text(aadhaar, "image")),
         father_name: text(aadhaar, "father_name"),
         current_address: Address {
             address: match text(address, "address") {
