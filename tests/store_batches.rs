@@ -36,10 +36,9 @@ fn kid(n: usize) -> String {
     format!("KID261201120000000{n:014}")
 }
 
-#[tokio::test]
-async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("paycc.db"), 2).unwrap());
+/// A store on a fresh file with one client and its merchant: (store, client pk, merchant pk).
+async fn open_with_merchant(dir: &std::path::Path) -> (Arc<SqliteStore>, i64, i64) {
+    let store = Arc::new(SqliteStore::open(&dir.join("paycc.db"), 2).unwrap());
     store
         .create_client("client-1", "Partner", b"secret-hash", NOW)
         .await
@@ -56,8 +55,15 @@ async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
         .await
         .unwrap()
         .unwrap();
+    (store, client_pk, merchant.pk)
+}
+
+#[tokio::test]
+async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, client_pk, merchant_pk) = open_with_merchant(dir.path()).await;
     let taken = store
-        .init_kyc(new_kyc(merchant.pk, 0, kid(0)))
+        .init_kyc(new_kyc(merchant_pk, 0, kid(0)))
         .await
         .unwrap();
     assert!(!taken.reused);
@@ -68,7 +74,7 @@ async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
     for n in 1..=300 {
         let store = store.clone();
         let kid = if n % 10 == 0 { kid(0) } else { kid(n) };
-        let new = new_kyc(merchant.pk, n, kid);
+        let new = new_kyc(merchant_pk, n, kid);
         writes.spawn(async move { (n, store.init_kyc(new).await) });
     }
     while let Some(done) = writes.join_next().await {
@@ -105,4 +111,42 @@ async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
     }
     let first = store.kyc(&kid(0), Some(client_pk)).await.unwrap().unwrap();
     assert_eq!(first.cust_id, format!("C{:011}", 0));
+}
+
+/// Reads queued together share one read transaction; each must still see every write
+/// acknowledged before it was asked for, and answer only for its own question.
+#[tokio::test]
+async fn reads_sent_together_see_every_write_acknowledged_before_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, client_pk, merchant_pk) = open_with_merchant(dir.path()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 1..=300 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .init_kyc(new_kyc(merchant_pk, n, kid(n)))
+                .await
+                .unwrap_or_else(|e| panic!("write {n}: {e}"));
+            // Asked for only once the write is acknowledged, alongside everyone else's reads.
+            let (mine, absent) = (kid(n), kid(n + 1000));
+            let (own, foreign, missing) = tokio::join!(
+                store.kyc(&mine, Some(client_pk)),
+                store.kyc(&mine, Some(client_pk + 1)),
+                store.kyc(&absent, Some(client_pk)),
+            );
+            let own = own
+                .unwrap()
+                .unwrap_or_else(|| panic!("read {n} missed its write"));
+            assert_eq!(own.kid, kid(n));
+            assert_eq!(own.cust_id, format!("C{n:011}"));
+            assert!(
+                foreign.unwrap().is_none(),
+                "read {n} answered another client"
+            );
+            assert!(missing.unwrap().is_none());
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
 }
