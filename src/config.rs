@@ -39,7 +39,8 @@ pub struct StoreSettings {
     #[arg(long = "sqlite-readers", env = "PAYCC_SQLITE_READERS", global = true)]
     pub sqlite_readers: Option<usize>,
 
-    /// PostgreSQL connections per node.
+    /// PostgreSQL connections per node, besides one for each kind of batched lookup
+    /// (clients, merchants, KYC requests).
     #[arg(
         long = "db-pool-size",
         env = "PAYCC_DB_POOL_SIZE",

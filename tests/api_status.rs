@@ -265,8 +265,80 @@ async fn every_authentication_failure_is_401_whatever_the_kid(backend: Backend) 
     assert_eq!(app.status(&kid).await.json["code"], "0x0206");
 }
 
+/// Reads and inits sent at once share their lookups (one query per batch on PostgreSQL,
+/// one read transaction on SQLite); each must still answer for its own caller only.
+async fn requests_sent_at_once_each_answer_for_their_own_caller(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (other_auth, other_merchant) = app.other_client().await;
+    let mine = app.auth();
+    let init_url = format!("{}/v1/service/paycc/init/kyc", app.base);
+    let mut kids = Vec::new();
+    for _ in 0..8 {
+        kids.push((app.init_kid_for_new_customer().await, mine.clone()));
+    }
+    for n in 0..8 {
+        let mut body = init_body_for(&other_merchant);
+        body["pan"] = json!(format!("ZYXPK{n:04}Z"));
+        let r = send(
+            &app.http,
+            &init_url,
+            reqwest::Method::POST,
+            Some(body.to_string()),
+            Some(&other_auth),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        kids.push((
+            r.json["data"]["kid"].as_str().unwrap().to_owned(),
+            other_auth.clone(),
+        ));
+    }
+    let wrong_secret = basic(&app.client_id, "not-the-secret");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        for (kid, owner) in &kids {
+            for auth in [&mine, &other_auth, &wrong_secret] {
+                let (http, url) = (
+                    app.http.clone(),
+                    format!("{}/v1/service/paycc/kyc/status/{kid}", app.base),
+                );
+                let expected = if auth == &wrong_secret {
+                    (401, r#"{"code":"0x0201","status":"UNAUTHORIZED","message":"Invalid client credentials."}"#.to_owned())
+                } else if auth == owner {
+                    (
+                        200,
+                        format!(
+                            r#"{{"code":"0x0206","status":"PENDING","message":"Kyc is pending","data":{{"kid":"{kid}","state":"pending"}}}}"#
+                        ),
+                    )
+                } else {
+                    (404, NOT_FOUND.to_owned())
+                };
+                let auth = auth.clone();
+                tasks.spawn(async move {
+                    let r = send(&http, &url, reqwest::Method::GET, None, Some(&auth)).await;
+                    r.assert_exact(expected.0, &expected.1);
+                });
+            }
+        }
+        // An init naming the other client's merchant, among the reads.
+        let (http, url) = (app.http.clone(), init_url.clone());
+        let (body, auth) = (init_body_for(&other_merchant).to_string(), mine.clone());
+        tasks.spawn(async move {
+            send(&http, &url, reqwest::Method::POST, Some(body), Some(&auth)).await.assert_exact(
+                403,
+                r#"{"code":"0x0202","status":"FAILURE","message":"The merchant is not active or does not belong to this client."}"#,
+            );
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
 on_both_backends!(
     every_authentication_failure_is_401_whatever_the_kid,
+    requests_sent_at_once_each_answer_for_their_own_caller,
     pending_until_the_customer_finishes,
     approved_carries_the_full_kyc_object_and_cust_id,
     rejected_and_expired_are_failures_read_with_200,

@@ -171,9 +171,8 @@ async fn two_nodes_share_the_expiry_work_without_overlap() {
     assert_eq!(counted, 120, "each request was expired by exactly one node");
 }
 
-#[tokio::test]
-async fn a_database_outage_fails_fast_and_heals_by_itself() {
-    let Some(_) = Backend::postgres() else { return };
+/// A paycc whose PostgreSQL is reached through a proxy the test can cut.
+async fn app_behind_proxy() -> (TestApp, Proxy) {
     let db = TestDb::create().await;
     let upstream = postgres_server().unwrap();
     let host_port = upstream
@@ -196,6 +195,32 @@ async fn a_database_outage_fails_fast_and_heals_by_itself() {
     store.db_acquire_timeout = Duration::from_secs(1);
     store.db_call_timeout = Duration::from_secs(2);
     let app = TestApp::spawn_on(Backend::Postgres, Some(db), dir, store, Options::default()).await;
+    (app, proxy)
+}
+
+/// Connections the database dropped while paycc was idle (a restart, a failover) are
+/// replaced as they are next used: no request fails for them.
+#[tokio::test]
+async fn connections_dropped_while_idle_cost_no_request() {
+    let Some(_) = Backend::postgres() else { return };
+    let (app, proxy) = app_behind_proxy().await;
+    let kid = app.init_kid().await;
+    let pending = format!(
+        r#"{{"code":"0x0206","status":"PENDING","message":"Kyc is pending","data":{{"kid":"{kid}","state":"pending"}}}}"#
+    );
+    app.status(&kid).await.assert_exact(200, &pending);
+    proxy.cut();
+    proxy.restore();
+    app.status(&kid).await.assert_exact(200, &pending);
+    let mut body = app.init_body();
+    body["email"] = json!("after@example.in");
+    assert_eq!(app.init(&body).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_database_outage_fails_fast_and_heals_by_itself() {
+    let Some(_) = Backend::postgres() else { return };
+    let (app, proxy) = app_behind_proxy().await;
     let ready = |app: &TestApp| {
         let url = format!("{}/readyz", app.ops);
         async move { common::get(url).await.unwrap().status().as_u16() }

@@ -3,10 +3,12 @@
 //! claimed with `FOR UPDATE SKIP LOCKED`, and every call is bounded by a timeout so an
 //! unreachable database fails requests fast instead of hanging them.
 
+mod batch;
 mod callbacks;
 mod queries;
 
-use super::{StoreError, StoreResult};
+use super::{ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
+use batch::Batched;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::future::Future;
 use std::str::FromStr;
@@ -34,6 +36,12 @@ pub struct PgSettings {
 pub struct PgStore {
     pool: PgPool,
     call_timeout: Duration,
+    /// By client id.
+    clients: Batched<String, ClientRecord>,
+    /// By (client pk, merchant code).
+    merchants: Batched<(i64, String), MerchantRecord>,
+    /// By kid, with the pk of the client whose merchant it belongs to.
+    kycs: Batched<String, (i64, KycRecord)>,
 }
 
 impl PgStore {
@@ -49,8 +57,11 @@ impl PgStore {
             .acquire_timeout(settings.acquire_timeout)
             // A connection the database dropped is found out before use, not by a request.
             .test_before_acquire(true)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
         let store = Self {
+            clients: Batched::start(options.clone(), settings.call_timeout, queries::clients),
+            merchants: Batched::start(options.clone(), settings.call_timeout, queries::merchants),
+            kycs: Batched::start(options.clone(), settings.call_timeout, queries::kycs),
             pool,
             call_timeout: settings.call_timeout,
         };

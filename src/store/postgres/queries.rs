@@ -1,5 +1,6 @@
 //! The SQL behind each `Store` operation on PostgreSQL.
 
+use super::batch::Fetched;
 use super::{Ctx, PgStore, callbacks};
 use crate::domain::callback::KycEvent;
 use crate::domain::state::{EXPIRED_REASON, KycState};
@@ -143,6 +144,93 @@ fn identical_from(row: Option<PgRow>) -> StoreResult<Option<InitStored>> {
     })
     .transpose()
     .ctx("reading an identical open request")
+}
+
+/// The lookups that many requests make at once, each as one query over a batch of keys
+/// on the lookup's own connection (see `batch`). The keys come in as a joined `unnest`,
+/// not `= ANY($1)`: PostgreSQL's generic plan for the prepared `ANY` form scanned the
+/// table and compared every row with every key once the table had grown.
+pub(super) async fn clients(
+    mut conn: PgConnection,
+    ids: Vec<String>,
+) -> Fetched<String, ClientRecord> {
+    let found = sqlx::query(
+        "SELECT a.pk, a.client_id, a.name, a.secret_hash
+         FROM unnest($1::TEXT[]) AS wanted (client_id) JOIN api_clients a USING (client_id)",
+    )
+    .bind(ids)
+    .fetch_all(&mut conn)
+    .await
+    .and_then(|rows| {
+        rows.iter()
+            .map(|r| {
+                let client = ClientRecord {
+                    pk: r.try_get("pk")?,
+                    client_id: r.try_get("client_id")?,
+                    name: r.try_get("name")?,
+                    secret_hash: r.try_get("secret_hash")?,
+                };
+                Ok((client.client_id.clone(), client))
+            })
+            .collect()
+    })
+    .ctx("reading clients");
+    (conn, found)
+}
+
+pub(super) async fn merchants(
+    mut conn: PgConnection,
+    keys: Vec<(i64, String)>,
+) -> Fetched<(i64, String), MerchantRecord> {
+    // Codes are unique: at most one row per code, keyed by the client that owns it.
+    let codes: Vec<String> = keys.into_iter().map(|(_, code)| code).collect();
+    let found = sqlx::query(
+        "SELECT m.pk, m.code, m.name, m.active, a.client_id, m.client_pk
+         FROM unnest($1::TEXT[]) AS wanted (code) JOIN merchants m USING (code)
+         JOIN api_clients a ON a.pk = m.client_pk",
+    )
+    .bind(codes)
+    .fetch_all(&mut conn)
+    .await
+    .and_then(|rows| {
+        rows.iter()
+            .map(|r| {
+                let merchant = merchant_record(r)?;
+                Ok(((r.try_get("client_pk")?, merchant.code.clone()), merchant))
+            })
+            .collect()
+    })
+    .ctx("reading merchants");
+    (conn, found)
+}
+
+/// Each with the pk of the client whose merchant the request belongs to.
+pub(super) async fn kycs(
+    mut conn: PgConnection,
+    kids: Vec<String>,
+) -> Fetched<String, (i64, KycRecord)> {
+    let found = sqlx::query(
+        "SELECT k.kid, k.reference, m.code, m.name AS merchant_name, a.client_id, m.client_pk,
+           c.cust_id, k.provider, k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url,
+           k.result_sealed, c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at
+         FROM unnest($1::TEXT[]) AS wanted (kid) JOIN kyc_requests k USING (kid)
+         JOIN merchants m ON m.pk = k.merchant_pk
+         JOIN api_clients a ON a.pk = m.client_pk
+         JOIN customers c ON c.pk = k.customer_pk",
+    )
+    .bind(kids)
+    .fetch_all(&mut conn)
+    .await
+    .and_then(|rows| {
+        rows.iter()
+            .map(|r| {
+                let record = kyc_record(r)?;
+                Ok((record.kid.clone(), (r.try_get("client_pk")?, record)))
+            })
+            .collect()
+    })
+    .ctx("reading KYC requests");
+    (conn, found)
 }
 
 impl PgStore {
@@ -447,26 +535,7 @@ impl Store for PgStore {
     }
 
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-        let q = sqlx::query(
-            "SELECT pk, client_id, name, secret_hash FROM api_clients WHERE client_id = $1",
-        )
-        .bind(client_id);
-        self.bounded(async {
-            q.fetch_optional(&self.pool)
-                .await
-                .ctx("reading a client")?
-                .map(|r| -> Result<ClientRecord, sqlx::Error> {
-                    Ok(ClientRecord {
-                        pk: r.try_get("pk")?,
-                        client_id: r.try_get("client_id")?,
-                        name: r.try_get("name")?,
-                        secret_hash: r.try_get("secret_hash")?,
-                    })
-                })
-                .transpose()
-                .ctx("reading a client")
-        })
-        .await
+        self.bounded(self.clients.get(client_id.to_owned())).await
     }
 
     async fn count_clients(&self) -> StoreResult<i64> {
@@ -540,21 +609,8 @@ impl Store for PgStore {
         client_pk: i64,
         code: &str,
     ) -> StoreResult<Option<MerchantRecord>> {
-        let q = sqlx::query(
-            "SELECT m.pk, m.code, m.name, m.active, a.client_id FROM merchants m
-             JOIN api_clients a ON a.pk = m.client_pk WHERE m.code = $1 AND m.client_pk = $2",
-        )
-        .bind(code)
-        .bind(client_pk);
-        self.bounded(async {
-            q.fetch_optional(&self.pool)
-                .await
-                .ctx("reading a merchant")?
-                .map(|r| merchant_record(&r))
-                .transpose()
-                .ctx("reading a merchant")
-        })
-        .await
+        self.bounded(self.merchants.get((client_pk, code.to_owned())))
+            .await
     }
 
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
@@ -562,27 +618,10 @@ impl Store for PgStore {
     }
 
     async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>> {
-        let q = sqlx::query(
-            "SELECT k.kid, k.reference, m.code, m.name AS merchant_name, a.client_id, c.cust_id, k.provider,
-               k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url, k.result_sealed,
-               c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at
-             FROM kyc_requests k
-             JOIN merchants m ON m.pk = k.merchant_pk
-             JOIN api_clients a ON a.pk = m.client_pk
-             JOIN customers c ON c.pk = k.customer_pk
-             WHERE k.kid = $1 AND ($2::BIGINT IS NULL OR m.client_pk = $2)",
-        )
-        .bind(kid)
-        .bind(client_pk);
-        self.bounded(async {
-            q.fetch_optional(&self.pool)
-                .await
-                .ctx("reading a KYC request")?
-                .map(|r| kyc_record(&r))
-                .transpose()
-                .ctx("reading a KYC request")
-        })
-        .await
+        let found = self.bounded(self.kycs.get(kid.to_owned())).await?;
+        Ok(found
+            .filter(|(owner, _)| client_pk.is_none_or(|c| c == *owner))
+            .map(|(_, record)| record))
     }
 
     async fn customer(
