@@ -3,7 +3,10 @@
 //! of its batch down with it: on a real database file, with the writes sent at once so
 //! that they share batches.
 
+mod common;
+
 use paycc::domain::state::KycState;
+use paycc::store::postgres::{PgSettings, PgStore};
 use paycc::store::sqlite::SqliteStore;
 use paycc::store::{CustomerLookup, NewCustomer, NewKyc, Store, StoreError};
 use std::sync::Arc;
@@ -149,4 +152,63 @@ async fn reads_sent_together_see_every_write_acknowledged_before_them() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap();
     }
+}
+
+/// A custId drawn twice is told apart from a kid taken twice: the first is drawn again by
+/// the caller, the second is refused. On both databases.
+#[tokio::test]
+async fn clashes_name_the_rule_they_broke() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sqlite, _, merchant_pk) = open_with_merchant(dir.path()).await;
+    assert_clashes(sqlite.as_ref(), merchant_pk).await;
+    if common::Backend::postgres().is_some() {
+        let db = common::TestDb::create().await;
+        let settings = PgSettings {
+            pool_size: 4,
+            acquire_timeout: std::time::Duration::from_secs(2),
+            call_timeout: std::time::Duration::from_secs(5),
+        };
+        let pg = PgStore::open(&db.url, &settings).await.unwrap();
+        pg.create_client("client-1", "Partner", b"secret-hash", NOW)
+            .await
+            .unwrap();
+        assert!(
+            pg.create_merchant("client-1", "MID000000001", "Store", NOW)
+                .await
+                .unwrap()
+        );
+        let client_pk = pg.find_client("client-1").await.unwrap().unwrap().pk;
+        let merchant = pg
+            .merchant_of_client(client_pk, "MID000000001")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_clashes(&pg, merchant.pk).await;
+    }
+}
+
+async fn assert_clashes(store: &dyn Store, merchant_pk: i64) {
+    store
+        .init_kyc(new_kyc(merchant_pk, 1, kid(1)))
+        .await
+        .unwrap();
+    let mut same_cust_id = new_kyc(merchant_pk, 2, kid(2));
+    same_cust_id.customer.cust_id = format!("C{:011}", 1);
+    assert!(matches!(
+        store.init_kyc(same_cust_id).await,
+        Err(StoreError::Conflict("custId"))
+    ));
+    assert!(matches!(
+        store.init_kyc(new_kyc(merchant_pk, 3, kid(1))).await,
+        Err(StoreError::Conflict("kid"))
+    ));
+    // Neither clash left its request behind.
+    for n in [2, 3] {
+        assert!(store.kyc(&kid(n), None).await.unwrap().is_none());
+    }
+    let stored = store
+        .init_kyc(new_kyc(merchant_pk, 4, kid(4)))
+        .await
+        .unwrap();
+    assert_eq!((stored.kid, stored.reused), (kid(4), false));
 }
