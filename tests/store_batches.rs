@@ -42,6 +42,12 @@ fn kid(n: usize) -> String {
 /// A store on a fresh file with one client and its merchant: (store, client pk, merchant pk).
 async fn open_with_merchant(dir: &std::path::Path) -> (Arc<SqliteStore>, i64, i64) {
     let store = Arc::new(SqliteStore::open(&dir.join("paycc.db"), 2).unwrap());
+    let (client_pk, merchant_pk) = with_merchant(store.as_ref()).await;
+    (store, client_pk, merchant_pk)
+}
+
+/// Gives a fresh store one client and its merchant: (client pk, merchant pk).
+async fn with_merchant(store: &dyn Store) -> (i64, i64) {
     store
         .create_client("client-1", "Partner", b"secret-hash", NOW)
         .await
@@ -58,7 +64,7 @@ async fn open_with_merchant(dir: &std::path::Path) -> (Arc<SqliteStore>, i64, i6
         .await
         .unwrap()
         .unwrap();
-    (store, client_pk, merchant.pk)
+    (client_pk, merchant.pk)
 }
 
 #[tokio::test]
@@ -169,21 +175,8 @@ async fn clashes_name_the_rule_they_broke() {
             call_timeout: std::time::Duration::from_secs(5),
         };
         let pg = PgStore::open(&db.url, &settings).await.unwrap();
-        pg.create_client("client-1", "Partner", b"secret-hash", NOW)
-            .await
-            .unwrap();
-        assert!(
-            pg.create_merchant("client-1", "MID000000001", "Store", NOW)
-                .await
-                .unwrap()
-        );
-        let client_pk = pg.find_client("client-1").await.unwrap().unwrap().pk;
-        let merchant = pg
-            .merchant_of_client(client_pk, "MID000000001")
-            .await
-            .unwrap()
-            .unwrap();
-        assert_clashes(&pg, merchant.pk).await;
+        let (_, merchant_pk) = with_merchant(&pg).await;
+        assert_clashes(&pg, merchant_pk).await;
     }
 }
 

@@ -6,7 +6,7 @@
 //! batched). Each kind of lookup has a connection of its own, outside the pool, so a
 //! batch never waits behind the pool's write transactions and pays no pings.
 
-use super::Ctx;
+use super::{Ctx, within};
 use crate::store::{StoreError, StoreResult};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::timeout;
 
 /// The most keys one query carries.
 const MAX_KEYS: usize = 256;
@@ -90,30 +89,33 @@ where
     F: Fn(PgConnection, Vec<K>) -> Fut,
     Fut: Future<Output = Fetched<K, V>> + Send + 'static,
 {
-    let late = || StoreError::Unavailable(format!("no answer from PostgreSQL within {limit:?}"));
     let reused = kept.is_some();
     let conn = match kept {
         Some(conn) => conn,
-        None => match timeout(limit, PgConnection::connect_with(options)).await {
-            Ok(connected) => match connected.ctx("connecting for lookups") {
+        None => {
+            let connected = within(limit, async {
+                PgConnection::connect_with(options)
+                    .await
+                    .ctx("connecting for lookups")
+            });
+            match connected.await {
                 Ok(conn) => conn,
                 Err(e) => return (None, Err(e)),
-            },
-            Err(_) => return (None, Err(late())),
-        },
+            }
+        }
     };
     // On a task of its own, so that a panic fails this batch, not the loop.
-    match timeout(limit, tokio::spawn(fetch(conn, keys.clone()))).await {
-        Ok(Ok((conn, Ok(rows)))) => (Some(conn), Ok(rows)),
-        Ok(Ok((_, Err(StoreError::Unavailable(_))))) if reused => {
+    let asked = within(limit, async {
+        tokio::spawn(fetch(conn, keys.clone()))
+            .await
+            .map_err(|_| StoreError::Corrupt("a batched lookup panicked".into()))
+    });
+    match asked.await {
+        Ok((conn, Ok(rows))) => (Some(conn), Ok(rows)),
+        Ok((_, Err(StoreError::Unavailable(_)))) if reused => {
             Box::pin(query(options, limit, fetch, None, keys)).await
         }
-        Ok(Ok((_, Err(e)))) => (None, Err(e)),
-        Ok(Err(_)) => (
-            None,
-            Err(StoreError::Corrupt("a batched lookup panicked".into())),
-        ),
-        Err(_) => (None, Err(late())),
+        Ok((_, Err(e))) | Err(e) => (None, Err(e)),
     }
 }
 

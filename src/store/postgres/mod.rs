@@ -101,15 +101,17 @@ impl PgStore {
 
     /// Runs one store call within the call timeout.
     async fn bounded<T>(&self, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
-        tokio::time::timeout(self.call_timeout, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "no answer from PostgreSQL within {:?}",
-                    self.call_timeout
-                )))
-            })
+        within(self.call_timeout, call).await
     }
+}
+
+/// `call`'s result, or `Unavailable` once `limit` has passed without one.
+async fn within<T>(limit: Duration, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(StoreError::Unavailable(format!(
+            "no answer from PostgreSQL within {limit:?}"
+        )))
+    })
 }
 
 /// Drops a password from anything that quotes a connection URL.

@@ -167,88 +167,72 @@ fn identical_from(row: Option<PgRow>) -> StoreResult<Option<InitStored>> {
 /// is one `LIMIT 1` subquery per key, which the planner cannot fold into a join: with
 /// fresh statistics it hashed the whole customers table for each batch instead of
 /// looking 64 customers up by key (a status read then cost PostgreSQL 83 µs, not 25).
-pub(super) async fn clients(
-    mut conn: PgConnection,
-    ids: Vec<String>,
-) -> Fetched<String, ClientRecord> {
-    let found = sqlx::query(
-        "SELECT a.pk, a.client_id, a.name, a.secret_hash
-         FROM unnest($1::TEXT[]) AS wanted (client_id) JOIN api_clients a USING (client_id)",
-    )
-    .bind(ids)
-    .fetch_all(&mut conn)
-    .await
-    .and_then(|rows| {
-        rows.iter()
-            .map(|r| {
-                let client = ClientRecord {
-                    pk: r.try_get("pk")?,
-                    client_id: r.try_get("client_id")?,
-                    name: r.try_get("name")?,
-                    secret_hash: r.try_get("secret_hash")?,
-                };
-                Ok((client.client_id.clone(), client))
-            })
-            .collect()
+pub(super) async fn clients(conn: PgConnection, ids: Vec<String>) -> Fetched<String, ClientRecord> {
+    let sql = "SELECT a.pk, a.client_id, a.name, a.secret_hash
+               FROM unnest($1::TEXT[]) AS wanted (client_id) JOIN api_clients a USING (client_id)";
+    keyed(conn, sql, ids, "reading clients", |r| {
+        let client = ClientRecord {
+            pk: r.try_get("pk")?,
+            client_id: r.try_get("client_id")?,
+            name: r.try_get("name")?,
+            secret_hash: r.try_get("secret_hash")?,
+        };
+        Ok((client.client_id.clone(), client))
     })
-    .ctx("reading clients");
-    (conn, found)
+    .await
 }
 
 pub(super) async fn merchants(
-    mut conn: PgConnection,
+    conn: PgConnection,
     keys: Vec<(i64, String)>,
 ) -> Fetched<(i64, String), MerchantRecord> {
     // Codes are unique: at most one row per code, keyed by the client that owns it.
-    let codes: Vec<String> = keys.into_iter().map(|(_, code)| code).collect();
-    let found = sqlx::query(
-        "SELECT m.pk, m.code, m.name, m.active, a.client_id, m.client_pk
-         FROM unnest($1::TEXT[]) AS wanted (code) JOIN merchants m USING (code)
-         JOIN api_clients a ON a.pk = m.client_pk",
-    )
-    .bind(codes)
-    .fetch_all(&mut conn)
-    .await
-    .and_then(|rows| {
-        rows.iter()
-            .map(|r| {
-                let merchant = merchant_record(r)?;
-                Ok(((r.try_get("client_pk")?, merchant.code.clone()), merchant))
-            })
-            .collect()
+    let codes = keys.into_iter().map(|(_, code)| code).collect();
+    let sql = "SELECT m.pk, m.code, m.name, m.active, a.client_id, m.client_pk
+               FROM unnest($1::TEXT[]) AS wanted (code) JOIN merchants m USING (code)
+               JOIN api_clients a ON a.pk = m.client_pk";
+    keyed(conn, sql, codes, "reading merchants", |r| {
+        let merchant = merchant_record(r)?;
+        Ok(((r.try_get("client_pk")?, merchant.code.clone()), merchant))
     })
-    .ctx("reading merchants");
-    (conn, found)
+    .await
 }
 
 /// Each with the pk of the client whose merchant the request belongs to.
 pub(super) async fn kycs(
-    mut conn: PgConnection,
+    conn: PgConnection,
     kids: Vec<String>,
 ) -> Fetched<String, (i64, KycRecord)> {
-    let found = sqlx::query(
-        "SELECT found.* FROM unnest($1::TEXT[]) AS wanted (kid) CROSS JOIN LATERAL (
-           SELECT k.kid, k.reference, m.code, m.name AS merchant_name, a.client_id, m.client_pk,
-             c.cust_id, k.provider, k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url,
-             k.result_sealed, c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at
-           FROM kyc_requests k
-           JOIN merchants m ON m.pk = k.merchant_pk
-           JOIN api_clients a ON a.pk = m.client_pk
-           JOIN customers c ON c.pk = k.customer_pk
-           WHERE k.kid = wanted.kid LIMIT 1) AS found",
-    )
-    .bind(kids)
-    .fetch_all(&mut conn)
-    .await
-    .and_then(|rows| {
-        rows.iter()
-            .map(|r| {
-                let record = kyc_record(r)?;
-                Ok((record.kid.clone(), (r.try_get("client_pk")?, record)))
-            })
-            .collect()
+    let sql = "SELECT found.* FROM unnest($1::TEXT[]) AS wanted (kid) CROSS JOIN LATERAL (
+                 SELECT k.kid, k.reference, m.code, m.name AS merchant_name, a.client_id, m.client_pk,
+                   c.cust_id, k.provider, k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url,
+                   k.result_sealed, c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at
+                 FROM kyc_requests k
+                 JOIN merchants m ON m.pk = k.merchant_pk
+                 JOIN api_clients a ON a.pk = m.client_pk
+                 JOIN customers c ON c.pk = k.customer_pk
+                 WHERE k.kid = wanted.kid LIMIT 1) AS found";
+    keyed(conn, sql, kids, "reading KYC requests", |r| {
+        let record = kyc_record(r)?;
+        Ok((record.kid.clone(), (r.try_get("client_pk")?, record)))
     })
-    .ctx("reading KYC requests");
+    .await
+}
+
+/// Runs a batched lookup whose only parameter is the keys, and keys each row it finds.
+async fn keyed<K, V>(
+    mut conn: PgConnection,
+    sql: &'static str,
+    keys: Vec<String>,
+    context: &'static str,
+    row: impl Fn(&PgRow) -> Result<(K, V), sqlx::Error>,
+) -> Fetched<K, V> {
+    let found = sqlx::query(sql)
+        .bind(keys)
+        .fetch_all(&mut conn)
+        .await
+        .and_then(|rows| rows.iter().map(&row).collect())
+        .ctx(context);
     (conn, found)
 }
 
