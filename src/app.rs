@@ -100,6 +100,21 @@ pub fn load_keys(settings: &StoreSettings) -> Result<(Keyring, bool), StartError
         .map_err(bad)
 }
 
+/// What `paycc keys derived-hash-key` prints.
+pub fn derived_hash_key(settings: &StoreSettings) -> Result<String, StartError> {
+    if settings.hash_key.is_some() {
+        return Err(StartError(
+            "PAYCC_HASH_KEY is set: it is the hash key in use; keep it as it is when adding data keys".into(),
+        ));
+    }
+    let Some(spec) = &settings.encryption_key else {
+        return Err(StartError(
+            "PAYCC_ENCRYPTION_KEY is not set: the development key file names its hash key on its hash= line".into(),
+        ));
+    };
+    Keyring::derived_hash_key(spec).map_err(|e| StartError(format!("PAYCC_ENCRYPTION_KEY: {e}")))
+}
+
 fn write_dev_key(dir: &Path, file: &Path) -> Result<String, StartError> {
     let (data, hash) = Keyring::generate_dev();
     let text = format!(
@@ -123,10 +138,41 @@ fn write_dev_key(dir: &Path, file: &Path) -> Result<String, StartError> {
     Ok(text)
 }
 
+/// The store and the keys, once the keys are known to be the ones the database's
+/// hashes were made with.
+async fn open_with_keys(
+    settings: &StoreSettings,
+    keys: &Keyring,
+) -> Result<Arc<dyn Store>, StartError> {
+    let store = open_store(settings).await?;
+    let fingerprint = keys.hash_key_fingerprint();
+    let kept = store
+        .pin_setting(
+            HASH_KEY_FINGERPRINT,
+            &fingerprint,
+            crate::service::now_ms(time::OffsetDateTime::now_utc()),
+        )
+        .await
+        .map_err(|e| {
+            StartError(format!(
+                "cannot check the hash key against the database: {e}"
+            ))
+        })?;
+    if kept != fingerprint {
+        return Err(StartError(
+            "PAYCC_HASH_KEY differs from the hash key this database was first started with: every API secret and PAN/mobile lookup would miss; start with the original PAYCC_HASH_KEY (or, if it was never set, with the original first PAYCC_ENCRYPTION_KEY key)".into(),
+        ));
+    }
+    Ok(store)
+}
+
+/// The setting under which the lookup-hash key's fingerprint is kept.
+const HASH_KEY_FINGERPRINT: &str = "hash_key_fingerprint";
+
 /// A service for admin commands, on the same store and keys as the server.
 pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, StartError> {
     let keys = Arc::new(load_keys(settings)?.0);
-    let store = open_store(settings).await?;
+    let store = open_with_keys(settings, &keys).await?;
     // Admin commands never reach a provider; the sandbox is the inert choice.
     let provider = Arc::new(Sandbox::new(
         store.clone(),
@@ -165,7 +211,7 @@ impl Server {
             );
         }
         let keys = Arc::new(keys);
-        let store = open_store(store_settings).await?;
+        let store = open_with_keys(store_settings, &keys).await?;
         let listener = TcpListener::bind(serve.listen)
             .await
             .map_err(|e| StartError(format!("cannot listen on {}: {e}", serve.listen)))?;
@@ -179,6 +225,7 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError(format!("no local address: {e}")))?;
         let public_url = serve.public_url(bound);
+        refuse_unsafe_public_start(serve, &public_url, dev_key)?;
         let provider: Arc<dyn KycProvider> = match serve.provider {
             ProviderKind::Sandbox => {
                 Arc::new(Sandbox::new(store.clone(), keys.clone(), &public_url))
@@ -201,6 +248,8 @@ impl Server {
                 callback_retention: serve.callback_retention,
                 // Well past the longest an attempt can take, recording included.
                 callback_lease: serve.callback_timeout * 2 + Duration::from_secs(1),
+                name_match_min: serve.name_match_min,
+                on_mismatch: serve.identity_mismatch,
             },
         ));
         let callbacks = CallbackWorker {
@@ -289,6 +338,43 @@ impl Server {
         deliverer.abort();
         ops.abort();
         result
+    }
+}
+
+/// A server customers reach from elsewhere must not run the sandbox (anyone holding a
+/// link approves it) unless that is asked for, nor keep its data under the development
+/// key file. A loopback address is a developer's machine: the two-command start.
+fn refuse_unsafe_public_start(
+    serve: &ServeSettings,
+    public_url: &str,
+    dev_key: bool,
+) -> Result<(), StartError> {
+    if is_loopback_url(public_url) {
+        return Ok(());
+    }
+    if serve.provider == ProviderKind::Sandbox && !serve.allow_sandbox {
+        return Err(StartError(format!(
+            "PAYCC_PUBLIC_URL {public_url} is not a loopback address and the provider is the sandbox, where anyone holding a link approves it: set PAYCC_PROVIDER=digio, or PAYCC_ALLOW_SANDBOX=true for a public demo"
+        )));
+    }
+    if dev_key {
+        return Err(StartError(format!(
+            "PAYCC_PUBLIC_URL {public_url} is not a loopback address: set PAYCC_ENCRYPTION_KEY (and PAYCC_HASH_KEY) instead of the development key file"
+        )));
+    }
+    Ok(())
+}
+
+/// `localhost`, `127.0.0.0/8` or `::1`.
+fn is_loopback_url(url: &str) -> bool {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 

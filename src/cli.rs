@@ -3,7 +3,7 @@
 use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
 use crate::domain::callback::KycEvent;
-use crate::service::{Service, ServiceError, rfc3339};
+use crate::service::{Decision, Service, ServiceError, rfc3339};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -44,6 +44,17 @@ enum Command {
     /// Inspect and re-send the KYC event callbacks to merchants.
     #[command(subcommand)]
     Callbacks(CallbacksCommand),
+    /// Work with the encryption and hash keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print the lookup-hash key that the single PAYCC_ENCRYPTION_KEY stands in for
+    /// (base64). Set PAYCC_HASH_KEY to it before adding a second data key, so every API
+    /// secret and PAN/mobile lookup keeps matching.
+    DerivedHashKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +68,19 @@ enum ClientCommand {
     },
     /// Replace a client's secret; the old one stops working at once.
     RotateSecret {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch a client off: every call with its credentials answers 0x0201, on every
+    /// node, from the next request. Its data and secret are kept.
+    Disable {
+        client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch a disabled client on again.
+    Enable {
         client_id: String,
         #[arg(long)]
         json: bool,
@@ -124,6 +148,25 @@ enum KycCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Give a verdict on a KYC: approve one awaiting approval (e.g. an identity mismatch
+    /// under PAYCC_IDENTITY_MISMATCH=review), or reject any open one. The callback
+    /// follows; a rejection's reason is what the status call reports.
+    Decide {
+        kid: String,
+        #[arg(value_enum)]
+        decision: DecisionArg,
+        /// Why, kept with the KYC (a rejection's reason is shown to the partner).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DecisionArg {
+    Approve,
+    Reject,
 }
 
 pub fn run() -> ExitCode {
@@ -197,17 +240,37 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
         Command::Client(cmd) => client_command(app::admin_service(store).await?, cmd).await,
         Command::Callbacks(cmd) => callbacks_command(app::admin_service(store).await?, cmd).await,
         Command::Merchant(cmd) => merchant_command(app::admin_service(store).await?, cmd).await,
-        Command::Kyc(KycCommand::Show { kid, json }) => {
-            let summary = app::admin_service(store)
-                .await?
-                .kyc_summary(kid.trim())
-                .await
-                .map_err(admin_error)?;
-            emit(json, &summary, || {
-                serde_json::to_string_pretty(&summary).expect("a summary serialises")
-            })
+        Command::Kyc(cmd) => kyc_command(app::admin_service(store).await?, cmd).await,
+        Command::Keys(KeysCommand::DerivedHashKey) => {
+            println!("{}", app::derived_hash_key(store)?);
+            Ok(())
         }
     }
+}
+
+async fn kyc_command(service: Arc<Service>, cmd: KycCommand) -> Result<(), StartError> {
+    let (summary, json) = match cmd {
+        KycCommand::Show { kid, json } => (service.kyc_summary(kid.trim()).await, json),
+        KycCommand::Decide {
+            kid,
+            decision,
+            reason,
+            json,
+        } => {
+            let decision = match decision {
+                DecisionArg::Approve => Decision::Approve,
+                DecisionArg::Reject => Decision::Reject,
+            };
+            (
+                service.decide_kyc(kid.trim(), decision, &reason).await,
+                json,
+            )
+        }
+    };
+    let summary = summary.map_err(admin_error)?;
+    emit(json, &summary, || {
+        serde_json::to_string_pretty(&summary).expect("a summary serialises")
+    })
 }
 
 async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result<(), StartError> {
@@ -292,6 +355,12 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
 
 async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(), StartError> {
     let (creds, json) = match cmd {
+        ClientCommand::Disable { client_id, json } => {
+            return switch_client(&service, client_id.trim(), false, json).await;
+        }
+        ClientCommand::Enable { client_id, json } => {
+            return switch_client(&service, client_id.trim(), true, json).await;
+        }
         ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
         ClientCommand::RotateSecret { client_id, json } => {
             (service.rotate_client_secret(&client_id).await, json)
@@ -320,6 +389,30 @@ async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(),
         format!(
             "clientId:     {}\nclientSecret: {}\n(the secret is shown only this once)",
             creds.client_id, creds.client_secret
+        )
+    })
+}
+
+async fn switch_client(
+    service: &Service,
+    client_id: &str,
+    active: bool,
+    json: bool,
+) -> Result<(), StartError> {
+    service
+        .set_client_active(client_id, active)
+        .await
+        .map_err(admin_error)?;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Switched<'a> {
+        client_id: &'a str,
+        active: bool,
+    }
+    emit(json, &Switched { client_id, active }, || {
+        format!(
+            "client {client_id} {}",
+            if active { "enabled" } else { "disabled" }
         )
     })
 }
@@ -428,6 +521,11 @@ async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(
         print_demo(&service, &base).await?;
     }
     tracing::info!(addr = %server.local_addr(), public_url = %base, provider = service.provider_name(), "paycc listening");
+    if service.provider_name() == crate::provider::sandbox::NAME {
+        tracing::warn!(
+            "SANDBOX: no identity is verified; testers decide every KYC, and every answer carries `Paycc-Environment: sandbox`"
+        );
+    }
     println!("paycc listening on http://{}", server.local_addr());
     println!("paycc ops listening on http://{}", server.ops_addr());
     server

@@ -1,6 +1,7 @@
 //! Typed settings. Every setting comes from a `PAYCC_*` environment variable (or the
 //! matching flag); a bad value stops the start with a one-line reason.
 
+use crate::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -199,8 +200,31 @@ pub struct ServeSettings {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub callback_allow_private: bool,
 
+    /// The least name similarity (0–100) an approval needs: the requested name is
+    /// compared with the Aadhaar and the PAN name (see the README), the lower counts.
+    #[arg(long = "name-match-min", env = "PAYCC_NAME_MATCH_MIN", default_value_t = DEFAULT_NAME_MATCH_MIN,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub name_match_min: u8,
+
+    /// What an approval of someone other than the requested person (PAN differs, or the
+    /// name is below PAYCC_NAME_MATCH_MIN) becomes: `reject` ends the KYC rejected,
+    /// `review` leaves it awaiting an operator's `paycc kyc decide`.
+    #[arg(long = "identity-mismatch", env = "PAYCC_IDENTITY_MISMATCH", default_value = "reject",
+          value_parser = parse_on_mismatch)]
+    pub identity_mismatch: OnMismatch,
+
+    /// Let the sandbox provider serve on a public (non-loopback) PAYCC_PUBLIC_URL, for a
+    /// public demo: anyone holding a link can approve it.
+    #[arg(long = "allow-sandbox", env = "PAYCC_ALLOW_SANDBOX", default_value_t = false,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_sandbox: bool,
+
     #[command(flatten)]
     pub digio: DigioArgs,
+}
+
+fn parse_on_mismatch(raw: &str) -> Result<OnMismatch, String> {
+    OnMismatch::parse(raw).ok_or_else(|| format!("expected reject or review, got {raw:?}"))
 }
 
 /// About a day: 10s, 1m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 8h.

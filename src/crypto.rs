@@ -25,6 +25,10 @@ pub enum CryptoError {
     Unauthentic,
     #[error("a stored value is truncated")]
     Truncated,
+    #[error(
+        "PAYCC_HASH_KEY must be set when PAYCC_ENCRYPTION_KEY holds more than one key (without it the hash key follows the first data key and would change); `paycc keys derived-hash-key` prints the one in use"
+    )]
+    HashKeyNeeded,
 }
 
 struct DataKey {
@@ -60,47 +64,10 @@ pub enum Lookup {
 impl Keyring {
     /// `encryption` is `id:base64key[,id:base64key…]` (the id optional for a single key),
     /// each key 32 bytes; the first one seals new values. `hash_key` (base64, ≥ 32 bytes)
-    /// keys lookups and secret hashes; without it they derive from the first data key,
-    /// which is then not free to rotate.
+    /// keys lookups and secret hashes; without it they derive from the data key, so a
+    /// second data key (a rotation) needs it set: see `derived_hash_key`.
     pub fn from_config(encryption: &str, hash_key: Option<&str>) -> Result<Self, CryptoError> {
-        let mut keys = Vec::new();
-        let mut first_raw = None;
-        for spec in encryption
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            let (id, b64) = spec.split_once(':').unwrap_or(("", spec));
-            let raw = decode_key(id, b64)?;
-            if raw.len() != 32 {
-                return Err(CryptoError::BadKey(
-                    id.into(),
-                    "must decode to exactly 32 bytes",
-                ));
-            }
-            let id = if id.is_empty() {
-                fingerprint(&raw)
-            } else {
-                id.to_owned()
-            };
-            let id_ok = id.len() <= 32
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !id_ok {
-                return Err(CryptoError::BadKey(
-                    id,
-                    "id must be 1-32 letters, digits, '-' or '_'",
-                ));
-            }
-            let key = Key::<Aes256Gcm>::try_from(raw.as_slice()).expect("length checked above");
-            keys.push(DataKey {
-                cipher: Aes256Gcm::new(&key),
-                id,
-            });
-            first_raw.get_or_insert(raw);
-        }
-        let first_raw = first_raw.ok_or(CryptoError::BadKey("(none)".into(), "no key given"))?;
+        let parsed = parse_data_keys(encryption)?;
         let root = match hash_key {
             Some(b64) => {
                 let raw = decode_key("hash", b64)?;
@@ -112,13 +79,42 @@ impl Keyring {
                 }
                 raw
             }
-            None => derive(&first_raw, b"paycc/hash-key"),
+            None if parsed.len() > 1 => return Err(CryptoError::HashKeyNeeded),
+            None => derive(&parsed[0].1, HASH_KEY_LABEL),
         };
+        let keys = parsed
+            .into_iter()
+            .map(|(id, raw)| {
+                let key = Key::<Aes256Gcm>::try_from(raw.as_slice()).expect("length checked");
+                DataKey {
+                    cipher: Aes256Gcm::new(&key),
+                    id,
+                }
+            })
+            .collect();
         Ok(Self {
             keys,
             lookup: mac(&derive(&root, b"paycc/lookup")),
             pepper: mac(&derive(&root, b"paycc/api-secret")),
         })
+    }
+
+    /// The hash key a single data key stands in for when PAYCC_HASH_KEY is unset, in
+    /// base64: set PAYCC_HASH_KEY to it before adding a second data key, and every stored
+    /// hash and API secret keeps matching.
+    pub fn derived_hash_key(encryption: &str) -> Result<String, CryptoError> {
+        match parse_data_keys(encryption)?.as_slice() {
+            [(_, only)] => Ok(BASE64_STANDARD.encode(derive(only, HASH_KEY_LABEL))),
+            _ => Err(CryptoError::HashKeyNeeded),
+        }
+    }
+
+    /// Names the lookup-hash key without revealing it: equal exactly for equal keys. Kept
+    /// in the database so a start with another hash key is refused.
+    pub fn hash_key_fingerprint(&self) -> Vec<u8> {
+        let mut m = self.lookup.clone();
+        m.update(b"paycc/hash-key-fingerprint");
+        m.finalize().into_bytes().to_vec()
     }
 
     /// A fresh key line and hash key, for a development key file.
@@ -222,6 +218,47 @@ impl Keyring {
         m.update(secret.as_bytes());
         m.verify_slice(stored).is_ok()
     }
+}
+
+const HASH_KEY_LABEL: &[u8] = b"paycc/hash-key";
+
+/// `(id, 32 raw bytes)` for each key of a PAYCC_ENCRYPTION_KEY value, at least one.
+fn parse_data_keys(encryption: &str) -> Result<Vec<(String, Vec<u8>)>, CryptoError> {
+    let mut keys = Vec::new();
+    for spec in encryption
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let (id, b64) = spec.split_once(':').unwrap_or(("", spec));
+        let raw = decode_key(id, b64)?;
+        if raw.len() != 32 {
+            return Err(CryptoError::BadKey(
+                id.into(),
+                "must decode to exactly 32 bytes",
+            ));
+        }
+        let id = if id.is_empty() {
+            fingerprint(&raw)
+        } else {
+            id.to_owned()
+        };
+        let id_ok = id.len() <= 32
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(CryptoError::BadKey(
+                id,
+                "id must be 1-32 letters, digits, '-' or '_'",
+            ));
+        }
+        keys.push((id, raw));
+    }
+    if keys.is_empty() {
+        return Err(CryptoError::BadKey("(none)".into(), "no key given"));
+    }
+    Ok(keys)
 }
 
 fn decode_key(id: &str, b64: &str) -> Result<Vec<u8>, CryptoError> {
@@ -367,9 +404,19 @@ mod tests {
     fn derived_keys_without_hash_key() {
         let one = BASE64_STANDARD.encode([9u8; 32]);
         let two = BASE64_STANDARD.encode([8u8; 32]);
-        let k = Keyring::from_config(&format!("a:{one},b:{two}"), None).unwrap();
-        assert_eq!(k.keys.len(), 2);
+        let alone = Keyring::from_config(&format!("a:{one}"), None).unwrap();
+        // Two data keys and no hash key would tie the hash key to whichever is first.
+        assert!(matches!(
+            Keyring::from_config(&format!("b:{two},a:{one}"), None),
+            Err(CryptoError::HashKeyNeeded)
+        ));
         assert!(Keyring::from_config("short", None).is_err());
+        // The derived hash key, set explicitly, keeps hashes stable across a rotation.
+        let derived = Keyring::derived_hash_key(&format!("a:{one}")).unwrap();
+        let rotated = Keyring::from_config(&format!("b:{two},a:{one}"), Some(&derived)).unwrap();
+        assert_eq!(alone.secret_hash("s"), rotated.secret_hash("s"));
+        assert_eq!(alone.hash_key_fingerprint(), rotated.hash_key_fingerprint());
+        assert_ne!(alone.hash_key_fingerprint(), ring().hash_key_fingerprint());
     }
 
     #[test]

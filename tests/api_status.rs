@@ -49,11 +49,21 @@ async fn approved_carries_the_full_kyc_object_and_cust_id(backend: Backend) {
         "pincode",
         "pan",
         "panName",
+        "panMatch",
+        "nameMatch",
         "merchantDetails",
         "custId",
     ];
     assert_keys_in_order(&r.text, &order);
-    assert_eq!(kyc.as_object().unwrap().len(), 11);
+    // The published eleven, then what paycc adds: the identity bound to the request.
+    assert_eq!(kyc.as_object().unwrap().len(), 13);
+    assert!(
+        r.text.contains(
+            r#","panName":"SANJAY KUMAR","panMatch":true,"nameMatch":100},"merchantDetails":"#
+        ),
+        "{}",
+        r.text
+    );
     let aadhaar = kyc["aadhaar"].as_str().unwrap();
     assert!(aadhaar.len() == 12 && aadhaar[8..].bytes().all(|b| b.is_ascii_digit()));
     assert!(["M", "F"].contains(&kyc["gender"].as_str().unwrap()));

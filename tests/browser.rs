@@ -256,9 +256,11 @@ async fn approve_with_an_uploaded_selfie() {
 
     c.goto(&url).await.unwrap();
     wait_title(c, "Verify your identity").await;
-    // Opening the link moves the request to in progress, visible to the partner at once.
-    assert_eq!(app.status(&kid).await.json["data"]["state"], "in_progress");
+    // Looking changes nothing (link previews open links too); consenting starts it,
+    // visible to the partner at once.
+    assert_eq!(app.status(&kid).await.json["data"]["state"], "pending");
     through_to_selfie(c, &url, true).await;
+    assert_eq!(app.status(&kid).await.json["data"]["state"], "in_progress");
     shot(c, "4-selfie").await;
 
     let fixture = std::fs::canonicalize("tests/fixtures/selfie.jpg").unwrap();

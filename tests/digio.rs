@@ -98,7 +98,7 @@ async fn happy_path_init_webhook_status(backend: Backend) {
     app.status(&kid).await.assert_exact(
         200,
         &format!(
-            r#"{{"code":"0x0200","message":"Record fetched successful.","status":"SUCCESS","data":{{"kyc":{{"id":"{kid}","name":"Sanjay Kumar","faceMatch":97,"aadhaar":"xxxxxxxx6355","gender":"M","dob":"25/08/1974","image":"/9j/4AAQSkZJRgABAQ","fatherName":"Ram Kumar","currentAddress":{{"address":"12 Civil Lines","locality_or_post_office":"Court Road","district_or_city":"Saharanpur","state":"Uttar Pradesh","pincode":"247001"}},"pan":"ENGPK1234L","panName":"SANJAY KUMAR"}},"merchantDetails":{{"custId":{cust_id}}}}}}}"#
+            r#"{{"code":"0x0200","message":"Record fetched successful.","status":"SUCCESS","data":{{"kyc":{{"id":"{kid}","name":"Sanjay Kumar","faceMatch":97,"aadhaar":"xxxxxxxx6355","gender":"M","dob":"25/08/1974","image":"/9j/4AAQSkZJRgABAQ","fatherName":"Ram Kumar","currentAddress":{{"address":"12 Civil Lines","locality_or_post_office":"Court Road","district_or_city":"Saharanpur","state":"Uttar Pradesh","pincode":"247001"}},"pan":"ENGPK1234L","panName":"SANJAY KUMAR","panMatch":true,"nameMatch":100}},"merchantDetails":{{"custId":{cust_id}}}}}}}"#
         ),
     );
     let customer = app
@@ -206,7 +206,7 @@ async fn partial_and_malformed_results_are_read_defensively(backend: Backend) {
     fake.set_response(&kid, json!({"id": kid, "status": "approved", "actions": [
         {"type": "selfie", "face_match_result": {"confidence": "88.4"}},
         {"type": "digilocker", "details": {"aadhaar": {"name": "S Kumar", "id_number": 123456789012u64,
-            "current_address_details": {"pincode": 247001}}}}]}));
+            "current_address_details": {"pincode": 247001}}, "pan": {"id_number": "engpk1234l"}}}]}));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let r = app.status(&kid).await;
     assert_eq!(r.json["code"], "0x0200", "{}", r.text);
@@ -225,7 +225,12 @@ async fn partial_and_malformed_results_are_read_defensively(backend: Backend) {
             kyc["pan"].as_str(),
             kyc["fatherName"].as_str()
         ),
-        (Some("247001"), Some(""), Some(""))
+        (Some("247001"), Some("ENGPK1234L"), Some(""))
+    );
+    // "S Kumar" is Sanjay Kumar by the initial; DigiLocker gave no PAN name to compare.
+    assert_eq!(
+        (kyc["panMatch"].as_bool(), kyc["nameMatch"].as_u64()),
+        (Some(true), Some(100))
     );
 }
 

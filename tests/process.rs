@@ -339,7 +339,12 @@ async fn logs_carry_ids_and_never_identity_data_or_secrets() {
 #[tokio::test]
 async fn the_public_url_shapes_links_and_secures_the_journey_cookie() {
     let dep = Deployment::new(Backend::Sqlite).await;
-    let server = dep.start(&[("PAYCC_PUBLIC_URL", "https://kyc.example.test/")]);
+    let (key, _) = paycc::crypto::Keyring::generate_dev();
+    let server = dep.start(&[
+        ("PAYCC_PUBLIC_URL", "https://kyc.example.test/"),
+        ("PAYCC_ALLOW_SANDBOX", "true"),
+        ("PAYCC_ENCRYPTION_KEY", &key),
+    ]);
     assert!(
         server
             .banner

@@ -109,7 +109,7 @@ pub fn split_name(name: &str) -> (String, Option<String>, Option<String>) {
     }
 }
 
-fn is_combining_mark(c: char) -> bool {
+pub(super) fn is_combining_mark(c: char) -> bool {
     // Devanagari through Malayalam blocks, plus the generic combining diacritics.
     matches!(c as u32, 0x0300..=0x036F | 0x0900..=0x0D7F) && !c.is_alphabetic()
 }

@@ -21,6 +21,13 @@ pub struct KycIdentity {
     pub current_address: Address,
     pub pan: String,
     pub pan_name: String,
+    /// Set by paycc, not the provider: whether `pan` is the requested PAN, and how the
+    /// requested name compares with the verified ones (0–100). After the published keys,
+    /// which keep their order; absent from records approved before binding existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pan_match: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_match: Option<u8>,
 }
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]

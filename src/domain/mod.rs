@@ -1,5 +1,6 @@
 //! Pure rules of the KYC domain: no IO, no clocks, no randomness.
 
+pub mod binding;
 pub mod callback;
 pub mod code;
 pub mod fields;

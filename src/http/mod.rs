@@ -41,6 +41,7 @@ pub fn router(service: Arc<Service>, public_url: &str) -> Router {
             "/v1/service/paycc/customer",
             get(customer::check).post(customer::check),
         );
+    let sandbox = service.provider_name() == crate::provider::sandbox::NAME;
     match service.provider_name() {
         crate::provider::sandbox::NAME => {
             api = api
@@ -57,13 +58,31 @@ pub fn router(service: Arc<Service>, public_url: &str) -> Router {
         }
         _ => {}
     }
-    api.route_layer(middleware::from_fn(observe::remember_route))
+    let router = api
+        .route_layer(middleware::from_fn(observe::remember_route))
         .fallback(observe::not_found)
         .method_not_allowed_fallback(observe::method_not_allowed)
         .with_state(AppState {
             service,
             public_https: public_url.starts_with("https://"),
         })
-        .layer(CatchPanicLayer::custom(observe::panic_response))
-        .layer(middleware::from_fn(observe::observe))
+        .layer(CatchPanicLayer::custom(observe::panic_response));
+    // Sandbox answers look exactly like real ones; the header says they are not.
+    let router = if sandbox {
+        router.layer(middleware::map_response(mark_sandbox))
+    } else {
+        router
+    };
+    router.layer(middleware::from_fn(observe::observe))
 }
+
+async fn mark_sandbox(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut().insert(
+        SANDBOX_HEADER,
+        axum::http::HeaderValue::from_static("sandbox"),
+    );
+    res
+}
+
+/// Sent with every answer of a server running the sandbox provider.
+pub const SANDBOX_HEADER: &str = "paycc-environment";

@@ -1,14 +1,15 @@
-//! `POST /v1/sandbox/kyc/{kid}/complete`: finish a sandbox KYC without a browser.
+//! `POST /v1/sandbox/kyc/{kid}/complete`: finish a sandbox KYC without a browser,
+//! optionally with DigiLocker returning someone else (`verifiedPan`, `verifiedName`).
 
 use super::AppState;
 use super::envelope::ApiError;
 use super::extract::{Caller, JsonObject};
 use super::kyc::{path_kid, status_response};
-use crate::domain::fields::Refusal;
+use crate::domain::fields::{Pan, PersonName, Refusal};
 use crate::domain::kyc::parse_face_match;
 use crate::domain::request::{Problem, RawField};
 use crate::provider::sandbox::Outcome;
-use crate::service::ServiceError;
+use crate::service::{SandboxFinish, ServiceError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -46,16 +47,57 @@ pub async fn complete(
             Refusal("The faceMatch field must be a whole number from 0 to 100."),
         )),
     };
-    let (outcome, face_match) = match (outcome, face_match) {
-        (Ok(o), Ok(f)) => (o, f),
-        (o, f) => {
-            let problems = [o.err(), f.err()].into_iter().flatten().collect();
-            return Err(ServiceError::Invalid(problems).into());
-        }
+    let verified_pan = optional_text(body.field("verifiedPan"), "verifiedPan", BAD_PAN, |t| {
+        Pan::parse(t).map(|p| p.as_str().to_owned())
+    });
+    let verified_name = optional_text(body.field("verifiedName"), "verifiedName", BAD_NAME, |t| {
+        PersonName::parse(t).map(|n| n.as_str().to_owned())
+    });
+    let (outcome, face_match, verified_pan, verified_name) =
+        match (outcome, face_match, verified_pan, verified_name) {
+            (Ok(o), Ok(f), Ok(p), Ok(n)) => (o, f, p, n),
+            (o, f, p, n) => {
+                let problems = [o.err(), f.err(), p.err(), n.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                return Err(ServiceError::Invalid(problems).into());
+            }
+        };
+    let finish = SandboxFinish {
+        outcome,
+        face_match,
+        selfie: None,
+        verified_pan,
+        verified_name,
     };
     let status = state
         .service
-        .sandbox_complete(&client, &path_kid(kid), outcome, face_match)
+        .sandbox_complete(&client, &path_kid(kid), finish)
         .await?;
     Ok(status_response(&status))
+}
+
+const BAD_PAN: Refusal = Refusal(
+    "The verifiedPan field must be an individual's PAN: 5 letters (the 4th P), 4 digits and a letter.",
+);
+const BAD_NAME: Refusal = Refusal(
+    "The verifiedName field may contain only letters, spaces, dots, apostrophes and hyphens (up to 200).",
+);
+
+/// An optional text field: absent or blank is `None`; anything else must parse.
+fn optional_text(
+    raw: Option<RawField>,
+    field: &'static str,
+    bad: Refusal,
+    parse: impl Fn(&str) -> Result<String, Refusal>,
+) -> Result<Option<String>, Problem> {
+    match raw {
+        None => Ok(None),
+        Some(RawField::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(RawField::Text(t)) => parse(&t)
+            .map(Some)
+            .map_err(|_| Problem::Invalid(field, bad)),
+        Some(_) => Err(Problem::Invalid(field, bad)),
+    }
 }

@@ -72,9 +72,10 @@ pub struct ProviderResult {
     pub reason: Option<String>,
 }
 
-/// The applicant as the merchant described them; the sandbox uses it to make its
-/// synthetic DigiLocker record match the customer. Identity data: no `Debug`.
-#[derive(Clone)]
+/// A person by PAN and name: the applicant as the merchant described them (the sandbox
+/// makes its synthetic DigiLocker record match them), or who the sandbox's DigiLocker
+/// returns instead. Identity data: no `Debug`.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Applicant {
     pub pan: String,
     pub name: String,

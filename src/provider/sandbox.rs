@@ -19,6 +19,8 @@ const PLACEHOLDER_SELFIE: &[u8] = include_bytes!("../../assets/sandbox-selfie.jp
 
 /// The sealing context of a selfie the journey stored.
 pub const SELFIE_CONTEXT: &str = "sandbox-selfie";
+/// The sealing context of the person a tester made DigiLocker return instead.
+pub const PERSON_CONTEXT: &str = "sandbox-person";
 
 pub struct Sandbox {
     store: Arc<dyn Store>,
@@ -163,6 +165,18 @@ impl KycProvider for Sandbox {
         let face_match = session.face_match.unwrap_or(0);
         Ok(match outcome {
             Outcome::Approved => {
+                let person: Option<Applicant> = match &session.person_sealed {
+                    Some(sealed) => {
+                        let json = self
+                            .keys
+                            .open(PERSON_CONTEXT, sealed)
+                            .map_err(|e| failed(&e))?;
+                        Some(serde_json::from_slice(&json).map_err(|_| {
+                            failed(&format!("the sandbox person of {kid} does not decode"))
+                        })?)
+                    }
+                    None => None,
+                };
                 let selfie = match &session.selfie_sealed {
                     Some(sealed) => Some(
                         self.keys
@@ -175,7 +189,7 @@ impl KycProvider for Sandbox {
                     state: ProviderState::Approved,
                     identity: Some(synthetic_identity(
                         kid,
-                        applicant,
+                        person.as_ref().unwrap_or(applicant),
                         face_match,
                         selfie.as_deref(),
                     )),
@@ -253,6 +267,37 @@ const FATHERS: &[&str] = &[
     "Vijay Singh",
 ];
 
+const OTHER_PEOPLE: &[&str] = &[
+    "Ravi Shankar Iyer",
+    "Meena Joshi",
+    "Farhan Qureshi",
+    "Lakshmi Narayanan",
+    "Gurpreet Kaur Sandhu",
+    "Debashish Banerjee",
+];
+
+/// Someone other than the applicant, the same every time for one kid: who DigiLocker
+/// returns when a tester picks "DigiLocker returns a different person".
+pub fn other_person_than(kid: &str) -> Applicant {
+    let seed = Sha256::digest(format!("other/{kid}").as_bytes());
+    let letter = |i: usize| char::from(b'A' + seed[i] % 26);
+    let name = OTHER_PEOPLE[seed[0] as usize % OTHER_PEOPLE.len()];
+    let surname = name.rsplit(' ').next().unwrap_or(name);
+    let digits = u16::from_be_bytes([seed[1], seed[2]]) % 10_000;
+    // The Q in the first three letters keeps it apart from any PAN the demo data uses.
+    let pan = format!(
+        "Q{}{}P{}{digits:04}{}",
+        letter(3),
+        letter(4),
+        &surname[..1],
+        letter(5)
+    );
+    Applicant {
+        pan,
+        name: name.into(),
+    }
+}
+
 /// A believable DigiLocker record for the applicant, the same every time for one kid:
 /// what the journey previews is what an approval returns.
 pub fn synthetic_identity(
@@ -285,6 +330,8 @@ pub fn synthetic_identity(
         },
         pan: applicant.pan.clone(),
         pan_name: applicant.name.to_uppercase(),
+        pan_match: None,
+        name_match: None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
+use super::kyc::effective_state;
 use super::*;
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
+use crate::domain::state::KycState;
 use crate::store::MerchantRecord;
 
 /// Shown once: only the hash of the secret is kept.
@@ -38,11 +40,21 @@ pub struct KycSummary {
     pub name: String,
     pub email: String,
     pub face_match: Option<u8>,
+    /// Whether the verified PAN is the requested one, and the name similarity (0–100).
+    pub pan_match: Option<bool>,
+    pub name_match: Option<u8>,
     pub aadhaar: Option<String>,
     pub has_photo: bool,
     pub created_at: String,
     pub updated_at: String,
     pub expires_at: String,
+}
+
+/// An operator's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
 }
 
 const CLIENT_SECRET_PREFIX: &str = "pcsk_";
@@ -77,6 +89,69 @@ impl Service {
             client_id: client_id.to_owned(),
             client_secret: secret,
         })
+    }
+
+    /// Switches a client off (every call answers 0x0201) or on again.
+    pub async fn set_client_active(&self, client_id: &str, active: bool) -> ServiceResult<()> {
+        if self.store.set_client_active(client_id, active).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("No such API client"))
+        }
+    }
+
+    /// An operator's verdict on a KYC. Only one awaiting approval with a verified
+    /// identity can be approved (the customer then carries it as verified); any open one
+    /// can be rejected, and the reason is what a status read says.
+    pub async fn decide_kyc(
+        &self,
+        kid: &str,
+        decision: Decision,
+        reason: &str,
+    ) -> ServiceResult<KycSummary> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control)
+        {
+            return Err(ServiceError::Refused(
+                "A reason must be 1-500 printable characters.".into(),
+            ));
+        }
+        let r = self
+            .store
+            .kyc(kid, None)
+            .await?
+            .ok_or(ServiceError::NotFound("No such KYC request"))?;
+        let state = effective_state(r.state, r.expires_at, now_ms(OffsetDateTime::now_utc()));
+        let (to, stored_reason) = match decision {
+            Decision::Approve if state != KycState::AwaitingApproval => {
+                return Err(ServiceError::Conflict(format!(
+                    "Only a KYC awaiting approval can be approved; this one is {state}."
+                )));
+            }
+            Decision::Approve if r.result_sealed.is_none() => {
+                return Err(ServiceError::Conflict(
+                    "This KYC has no verified identity to approve: the provider has not returned one yet.".into(),
+                ));
+            }
+            Decision::Approve => (
+                KycState::Approved,
+                format!("approved by an operator: {reason}"),
+            ),
+            Decision::Reject if !state.is_open() => {
+                return Err(ServiceError::Conflict(format!(
+                    "This KYC has already ended ({state})."
+                )));
+            }
+            Decision::Reject => (KycState::Rejected, reason.to_owned()),
+        };
+        let after = self.move_kyc(&r.kid, to, Some(stored_reason), None).await?;
+        if after != to {
+            return Err(ServiceError::Conflict(format!(
+                "This KYC moved to {after} meanwhile; nothing was changed."
+            )));
+        }
+        tracing::info!(kid = %r.kid, state = %to, "operator decided a KYC");
+        self.kyc_summary(&r.kid).await
     }
 
     /// Creates a merchant under a client; without a code one like `MID123456789` is drawn.
@@ -151,9 +226,13 @@ impl Service {
             .await?
             .ok_or(ServiceError::NotFound("No such KYC request"))?;
         let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &r.customer_details_sealed)?;
+            self.open_json(DETAILS_CONTEXT, &r.kid, &r.customer_details_sealed)?;
         let identity = match &r.result_sealed {
-            Some(s) => Some(self.open_json::<crate::domain::kyc::KycIdentity>(RESULT_CONTEXT, s)?),
+            Some(s) => Some(self.open_json::<crate::domain::kyc::KycIdentity>(
+                RESULT_CONTEXT,
+                &r.kid,
+                s,
+            )?),
             None => None,
         };
         Ok(KycSummary {
@@ -173,6 +252,8 @@ impl Service {
             name: initials(&details.name),
             email: mask_email(&details.email),
             face_match: identity.as_ref().map(|i| i.face_match),
+            pan_match: identity.as_ref().and_then(|i| i.pan_match),
+            name_match: identity.as_ref().and_then(|i| i.name_match),
             aadhaar: identity.as_ref().map(|i| i.aadhaar.clone()),
             has_photo: identity.as_ref().is_some_and(|i| !i.image.is_empty()),
             created_at: rfc3339(r.created_at),

@@ -25,10 +25,13 @@ impl Service {
     pub async fn authenticate(&self, client_id: &str, secret: &str) -> ServiceResult<ApiClient> {
         let found = self.store.find_client(client_id).await?;
         match found {
-            Some(c) if self.keys.secret_matches(secret, &c.secret_hash) => Ok(ApiClient {
-                pk: c.pk,
-                client_id: c.client_id,
-            }),
+            // A disabled client is told nothing more than a wrong secret is.
+            Some(c) if self.keys.secret_matches(secret, &c.secret_hash) && c.active => {
+                Ok(ApiClient {
+                    pk: c.pk,
+                    client_id: c.client_id,
+                })
+            }
             Some(_) => Err(ServiceError::Unauthorized(AuthFailure::BadCredentials)),
             None => {
                 // Spend the same hashing work as for a known client.

@@ -155,7 +155,7 @@ impl Service {
             return Err("the client has no callback URL and secret".into());
         };
         let secret = self
-            .open_text(WEBHOOK_SECRET_CONTEXT, sealed)
+            .open_text(WEBHOOK_SECRET_CONTEXT, &due.event_id, sealed)
             .map_err(|e| e.to_string())?;
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signed = sign_callback(&secret, &due.event_id, timestamp, &body);

@@ -62,11 +62,12 @@ impl Service {
             .customer(client.pk, q.merchant_code.as_str(), key)
             .await?
             .ok_or(ServiceError::NotFound(NO_CUSTOMER))?;
-        let details: CustomerDetails = self.open_json(DETAILS_CONTEXT, &record.details_sealed)?;
+        let details: CustomerDetails =
+            self.open_json(DETAILS_CONTEXT, &record.cust_id, &record.details_sealed)?;
         let verified = match &record.verified {
             Some((kid, sealed)) => Some((
                 kid.clone(),
-                self.open_json::<KycIdentity>(RESULT_CONTEXT, sealed)?,
+                self.open_json::<KycIdentity>(RESULT_CONTEXT, kid, sealed)?,
             )),
             None => None,
         };
@@ -77,15 +78,17 @@ impl Service {
             {
                 l.url_sealed
                     .as_deref()
-                    .map(|s| self.open_text(URL_CONTEXT, s))
+                    .map(|s| self.open_text(URL_CONTEXT, &l.kid, s))
                     .transpose()?
             }
             _ => None,
         };
-        // The verified name wins over the one the merchant typed.
-        let name = verified
-            .as_ref()
-            .map_or(details.name.as_str(), |(_, i)| i.name.as_str());
+        // Once verified, the PAN and names are the verified ones, never the ones the
+        // merchant typed; before, they are the merchant's, with `digioKyc` "0".
+        let (name, pan) = match &verified {
+            Some((_, i)) => (i.name.as_str(), i.pan.clone()),
+            None => (details.name.as_str(), details.pan.clone()),
+        };
         let (first_name, middle_name, last_name) = split_name(name);
         Ok(CustomerView {
             cust_id: record.cust_id,
@@ -94,7 +97,7 @@ impl Service {
             last_name,
             mobile: details.mobile,
             email: details.email,
-            pan: details.pan,
+            pan,
             active: record.active,
             latest_kid: verified
                 .as_ref()

@@ -52,7 +52,8 @@ impl Service {
         };
         match self.store.claim_idempotency_key(&claim).await? {
             KeyState::Done(sealed) => {
-                let stored: StoredReply = self.open_json(REPLY_CONTEXT, &sealed)?;
+                let stored: StoredReply =
+                    self.open_json(REPLY_CONTEXT, &client.client_id, &sealed)?;
                 Ok(InitReply {
                     kid: stored.kid,
                     url: stored.url,

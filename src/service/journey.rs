@@ -3,6 +3,7 @@
 //! sandbox provider, so a customer who leaves resumes where they were.
 
 use super::kyc::effective_state;
+use super::sandbox::{SandboxFinish, session_at};
 use super::*;
 use crate::crypto::Lookup;
 use crate::domain::fields::{Mobile, RedirectUrl};
@@ -10,8 +11,8 @@ use crate::domain::ids::is_kid;
 use crate::domain::kyc::{KycIdentity, Photo};
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
-use crate::provider::sandbox::{Outcome, Step, synthetic_identity};
-use crate::store::{KycRecord, SandboxSession, Transition};
+use crate::provider::sandbox::{Outcome, Step, other_person_than, synthetic_identity};
+use crate::store::KycRecord;
 
 /// Largest selfie accepted (the page scales camera and large photos down first).
 pub const SELFIE_MAX_BYTES: usize = 2 * 1024 * 1024;
@@ -82,6 +83,8 @@ pub enum JourneyAction {
         photo: Option<Vec<u8>>,
         outcome: Outcome,
         face_match: u8,
+        /// The tester's "DigiLocker returns a different person".
+        other_person: bool,
     },
 }
 
@@ -94,38 +97,19 @@ pub enum Advanced {
 }
 
 impl Service {
+    /// The page for a link. Looking changes nothing (link-preview bots open links too):
+    /// the request moves to `in_progress` only when the customer consents.
     pub async fn journey(&self, key: &JourneyKey<'_>) -> Result<JourneyView, JourneyError> {
         let (record, state) = self.journey_record(key).await?;
         if !state.is_open() || state == KycState::AwaitingApproval {
             return self.journey_view(&record, Stage::Finished(state));
         }
-        let now = now_ms(OffsetDateTime::now_utc());
-        let session = match self.store.sandbox_session(&record.kid).await? {
-            Some(s) => s,
-            None => {
-                let fresh = SandboxSession {
-                    step: Step::Consent.as_str().into(),
-                    outcome: None,
-                    face_match: None,
-                    selfie_sealed: None,
-                };
-                self.store
-                    .save_sandbox_session(&record.kid, &fresh, now)
-                    .await?;
-                fresh
-            }
-        };
-        if state.can_move_to(KycState::InProgress) {
-            let opened = Transition {
-                kid: record.kid.clone(),
-                to: KycState::InProgress,
-                reason: None,
-                result_sealed: None,
-                now,
-            };
-            self.store.transition(opened).await?;
-        }
-        let step = Step::parse(&session.step).unwrap_or(Step::Consent);
+        let step = self
+            .store
+            .sandbox_session(&record.kid)
+            .await?
+            .and_then(|s| Step::parse(&s.step))
+            .unwrap_or(Step::Consent);
         self.journey_view(&record, Stage::At(step))
     }
 
@@ -143,17 +127,20 @@ impl Service {
             .as_ref()
             .and_then(|s| Step::parse(&s.step))
             .unwrap_or(Step::Consent);
-        let to = |next: Step| SandboxSession {
-            step: next.as_str().into(),
-            outcome: None,
-            face_match: None,
-            selfie_sealed: None,
-        };
         let now = now_ms(OffsetDateTime::now_utc());
         match (step, action) {
-            (Step::Consent, JourneyAction::Consent) | (Step::Share, JourneyAction::Share) => {
+            (Step::Consent, JourneyAction::Consent) => {
                 self.store
-                    .save_sandbox_session(&record.kid, &to(step.next()), now)
+                    .save_sandbox_session(&record.kid, &session_at(step.next()), now)
+                    .await?;
+                if state.can_move_to(KycState::InProgress) {
+                    self.move_kyc(&record.kid, KycState::InProgress, None, None)
+                        .await?;
+                }
+            }
+            (Step::Share, JourneyAction::Share) => {
+                self.store
+                    .save_sandbox_session(&record.kid, &session_at(step.next()), now)
                     .await?;
             }
             (Step::SignIn, JourneyAction::SignIn { otp }) => {
@@ -163,7 +150,7 @@ impl Service {
                     ));
                 }
                 self.store
-                    .save_sandbox_session(&record.kid, &to(step.next()), now)
+                    .save_sandbox_session(&record.kid, &session_at(step.next()), now)
                     .await?;
             }
             (
@@ -172,6 +159,7 @@ impl Service {
                     photo,
                     outcome,
                     face_match,
+                    other_person,
                 },
             ) => {
                 if photo
@@ -182,9 +170,15 @@ impl Service {
                         "The photo must be a JPEG picture of at most 2 MB.",
                     ));
                 }
-                let ended = self
-                    .finish_sandbox(&record, outcome, face_match, photo.as_deref())
-                    .await?;
+                let other = other_person.then(|| other_person_than(&record.kid));
+                let finish = SandboxFinish {
+                    outcome,
+                    face_match,
+                    selfie: photo.as_deref(),
+                    verified_pan: other.as_ref().map(|p| p.pan.clone()),
+                    verified_name: other.map(|p| p.name),
+                };
+                let ended = self.finish_sandbox(&record, finish).await?;
                 if let Some(url) = self.return_url(&record, ended) {
                     return Ok(Advanced::Leave(url));
                 }
@@ -222,7 +216,8 @@ impl Service {
             .token_hash
             .as_deref()
             .is_some_and(|h| self.keys.lookup_matches(Lookup::Token, &[key.token], h));
-        if !token_ok || record.reference != key.reference {
+        // A deactivated merchant's links open nothing, like a wrong one.
+        if !token_ok || record.reference != key.reference || !record.merchant_active {
             return Err(invalid);
         }
         let state = effective_state(
@@ -237,8 +232,11 @@ impl Service {
     }
 
     fn journey_view(&self, record: &KycRecord, stage: Stage) -> Result<JourneyView, JourneyError> {
-        let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &record.customer_details_sealed)?;
+        let details: CustomerDetails = self.open_json(
+            DETAILS_CONTEXT,
+            &record.kid,
+            &record.customer_details_sealed,
+        )?;
         let preview = (stage == Stage::At(Step::Share)).then(|| {
             let applicant = Applicant {
                 pan: details.pan.clone(),

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::crypto::Lookup;
+use crate::domain::binding::{IdentityMatch, OnMismatch};
 use crate::domain::callback::KycEvent;
 use crate::domain::ids::{CUST_ID_TAIL, provider_style_id};
 use crate::domain::kyc::KycIdentity;
@@ -111,9 +112,10 @@ impl Service {
             let sealed = stored.url_sealed.ok_or_else(|| {
                 ServiceError::Conflict("An identical request is being opened with the KYC provider. Retry in a few seconds.".into())
             })?;
+            let url = self.open_text(URL_CONTEXT, &stored.kid, &sealed)?;
             return Ok(InitReply {
                 kid: stored.kid,
-                url: self.open_text(URL_CONTEXT, &sealed)?,
+                url,
             });
         }
         match self.provider.create_session(&session_req).await {
@@ -192,7 +194,8 @@ impl Service {
             && now - last > self.settings.stale_after.as_millis() as i64
     }
 
-    /// A request of one of the client's merchants; anything else reads as missing.
+    /// A request of one of the client's merchants; anything else reads as missing. A
+    /// deactivated merchant's requests are refused as the merchant is.
     pub(super) async fn owned_kyc(
         &self,
         client: &ApiClient,
@@ -201,10 +204,16 @@ impl Service {
         if !crate::domain::ids::is_kid(kid) {
             return Err(ServiceError::NotFound(NOT_FOUND));
         }
-        self.store
+        let record = self
+            .store
             .kyc(kid, Some(client.pk))
             .await?
-            .ok_or(ServiceError::NotFound(NOT_FOUND))
+            .ok_or(ServiceError::NotFound(NOT_FOUND))?;
+        // A deactivated merchant's KYCs are switched off too, identity and all.
+        if !record.merchant_active {
+            return Err(ServiceError::MerchantUnavailable);
+        }
+        Ok(record)
     }
 
     pub(super) fn status_of(&self, r: &KycRecord) -> ServiceResult<KycStatus> {
@@ -228,7 +237,7 @@ impl Service {
                 })?;
                 KycStatus::Approved {
                     kid,
-                    identity: Box::new(self.open_json(RESULT_CONTEXT, sealed)?),
+                    identity: Box::new(self.open_json(RESULT_CONTEXT, &r.kid, sealed)?),
                     cust_id: r.cust_id.clone(),
                 }
             }
@@ -237,22 +246,35 @@ impl Service {
 
     /// Asks the provider for its record of `r` and moves the request forward to match.
     pub(super) async fn refresh(&self, r: &KycRecord) -> ServiceResult<KycState> {
-        let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &r.customer_details_sealed)?;
-        let applicant = Applicant {
-            pan: details.pan,
-            name: details.name,
-        };
-        let result = self.provider.fetch_result(&r.kid, &applicant).await?;
-        let state = self.apply(&r.kid, result).await?;
+        let requested = self.requested_person(r)?;
+        let result = self.provider.fetch_result(&r.kid, &requested).await?;
+        let state = self.apply(&r.kid, &requested, result).await?;
         self.store
             .mark_checked(&r.kid, now_ms(OffsetDateTime::now_utc()))
             .await?;
         Ok(state)
     }
 
-    async fn apply(&self, kid: &str, result: ProviderResult) -> ServiceResult<KycState> {
-        let to = match result.state {
+    /// The person the merchant asked about for `r`.
+    pub(super) fn requested_person(&self, r: &KycRecord) -> ServiceResult<Applicant> {
+        let details: CustomerDetails =
+            self.open_json(DETAILS_CONTEXT, &r.kid, &r.customer_details_sealed)?;
+        Ok(Applicant {
+            pan: details.pan,
+            name: details.name,
+        })
+    }
+
+    /// Moves the request to what the provider reports. An approval stands only for the
+    /// person asked about: its identity is bound to the requested PAN and name here, for
+    /// every provider, and one of someone else is rejected or left for review.
+    async fn apply(
+        &self,
+        kid: &str,
+        requested: &Applicant,
+        result: ProviderResult,
+    ) -> ServiceResult<KycState> {
+        let mut to = match result.state {
             ProviderState::Requested => KycState::Pending,
             ProviderState::InProgress => KycState::InProgress,
             ProviderState::ApprovalPending => KycState::AwaitingApproval,
@@ -260,22 +282,44 @@ impl Service {
             ProviderState::Rejected => KycState::Rejected,
             ProviderState::Expired => KycState::Expired,
         };
-        if to == KycState::Approved && result.identity.is_none() {
-            return Err(ServiceError::Provider(
-                "an approval arrived without identity data".into(),
-            ));
+        let mut reason = result.reason;
+        let mut identity = result.identity;
+        if to == KycState::Approved {
+            let verified = identity.as_mut().ok_or_else(|| {
+                ServiceError::Provider("an approval arrived without identity data".into())
+            })?;
+            let bound = IdentityMatch::of(&requested.pan, &requested.name, verified);
+            verified.pan_match = Some(bound.pan);
+            verified.name_match = Some(bound.name);
+            let min = self.settings.name_match_min;
+            if let Some(why) = bound.mismatch(min) {
+                to = match self.settings.on_mismatch {
+                    OnMismatch::Reject => KycState::Rejected,
+                    OnMismatch::Review => KycState::AwaitingApproval,
+                };
+                tracing::warn!(kid, parts = bound.failed_parts(min), name_match = bound.name, state = %to,
+                    "the verified identity is not the requested person; not approved");
+                reason = Some(why);
+            }
         }
-        let result_sealed = result
-            .identity
-            .as_ref()
-            .map(|i| self.seal_json(RESULT_CONTEXT, i));
-        let now = now_ms(OffsetDateTime::now_utc());
+        let result_sealed = identity.as_ref().map(|i| self.seal_json(RESULT_CONTEXT, i));
+        self.move_kyc(kid, to, reason, result_sealed).await
+    }
+
+    /// A guarded move; announces it to the callback worker when it queued an event.
+    pub(super) async fn move_kyc(
+        &self,
+        kid: &str,
+        to: KycState,
+        reason: Option<String>,
+        result_sealed: Option<Vec<u8>>,
+    ) -> ServiceResult<KycState> {
         let t = Transition {
             kid: kid.to_owned(),
             to,
-            reason: result.reason,
+            reason,
             result_sealed,
-            now,
+            now: now_ms(OffsetDateTime::now_utc()),
         };
         let after = self
             .store

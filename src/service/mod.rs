@@ -12,7 +12,7 @@ mod kyc;
 mod sandbox;
 mod sync;
 
-pub use admin::{ClientCredentials, KycSummary};
+pub use admin::{ClientCredentials, Decision, KycSummary};
 pub use auth::{ApiClient, AuthFailure};
 pub use callbacks::CallbackSetup;
 pub use customer::CustomerView;
@@ -21,9 +21,11 @@ pub use journey::{
     SELFIE_MAX_BYTES, Stage,
 };
 pub use kyc::{InitReply, KycStatus};
+pub use sandbox::SandboxFinish;
 pub use sync::{WebhookAck, WebhookFailure};
 
 use crate::crypto::{CryptoError, Keyring};
+use crate::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
 use crate::domain::request::Problem;
 use crate::provider::{KycProvider, ProviderError};
 use crate::store::{Store, StoreError};
@@ -113,6 +115,10 @@ pub struct ServiceSettings {
     /// How long a claimed callback stays with its worker before another may take it:
     /// longer than an attempt can last.
     pub callback_lease: Duration,
+    /// The least name similarity (0–100) an approval needs to stand.
+    pub name_match_min: u8,
+    /// What an approval of someone other than the requested person becomes.
+    pub on_mismatch: OnMismatch,
 }
 
 impl ServiceSettings {
@@ -127,6 +133,8 @@ impl ServiceSettings {
             callback_schedule: Vec::new(),
             callback_retention: Duration::from_secs(30 * 86_400),
             callback_lease: Duration::from_secs(60),
+            name_match_min: DEFAULT_NAME_MATCH_MIN,
+            on_mismatch: OnMismatch::Reject,
         }
     }
 }
@@ -175,20 +183,33 @@ impl Service {
         self.keys.seal(context, &json)
     }
 
+    /// Opens a sealed value of `owner` (a kid, custId or client id, named in the error).
+    /// A value that does not decode is reported by column and owner only: the decoder's
+    /// own message can quote the decrypted text.
     fn open_json<T: for<'de> Deserialize<'de>>(
         &self,
         context: &str,
+        owner: &str,
         sealed: &[u8],
     ) -> ServiceResult<T> {
-        let json = self.keys.open(context, sealed)?;
-        serde_json::from_slice(&json).map_err(|e| {
-            ServiceError::Internal(format!("a sealed {context} value does not parse: {e}"))
+        let json = self.open_bytes(context, owner, sealed)?;
+        serde_json::from_slice(&json).map_err(|_| {
+            ServiceError::Internal(format!("the sealed {context} of {owner} does not decode"))
         })
     }
 
-    fn open_text(&self, context: &str, sealed: &[u8]) -> ServiceResult<String> {
-        String::from_utf8(self.keys.open(context, sealed)?)
-            .map_err(|_| ServiceError::Internal(format!("a sealed {context} value is not UTF-8")))
+    fn open_text(&self, context: &str, owner: &str, sealed: &[u8]) -> ServiceResult<String> {
+        String::from_utf8(self.open_bytes(context, owner, sealed)?).map_err(|_| {
+            ServiceError::Internal(format!("the sealed {context} of {owner} is not UTF-8"))
+        })
+    }
+
+    fn open_bytes(&self, context: &str, owner: &str, sealed: &[u8]) -> ServiceResult<Vec<u8>> {
+        self.keys.open(context, sealed).map_err(|e| {
+            ServiceError::Internal(format!(
+                "the sealed {context} of {owner} does not open: {e}"
+            ))
+        })
     }
 }
 

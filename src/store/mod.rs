@@ -34,6 +34,8 @@ pub struct ClientRecord {
     pub client_id: String,
     pub name: String,
     pub secret_hash: Vec<u8>,
+    /// A disabled client is refused as if its credentials were wrong.
+    pub active: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,7 @@ pub struct KycRecord {
     pub reference: String,
     pub merchant_code: String,
     pub merchant_name: String,
+    pub merchant_active: bool,
     pub client_id: String,
     pub cust_id: String,
     pub provider: String,
@@ -228,12 +231,16 @@ pub struct SandboxSession {
     pub outcome: Option<String>,
     pub face_match: Option<u8>,
     pub selfie_sealed: Option<Vec<u8>>,
+    /// Who DigiLocker returns instead of the requested person, if a tester chose so.
+    pub person_sealed: Option<Vec<u8>>,
 }
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Reachable, and the schema is at the version this build expects.
     async fn readiness(&self) -> StoreResult<()>;
+    /// Keeps `value` under `name` unless a value is already kept; returns the kept one.
+    async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>>;
 
     async fn create_client(
         &self,
@@ -250,6 +257,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<bool>;
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+    /// `false` when no such client.
+    async fn set_client_active(&self, client_id: &str, active: bool) -> StoreResult<bool>;
     async fn count_clients(&self) -> StoreResult<i64>;
 
     /// Fails with `Conflict` for a taken code; `Ok(false)` when the client is unknown.

@@ -13,6 +13,7 @@ use paycc::config::{
     Database, DigioArgs, ProviderKind, RetrySchedule, ServeSettings, StoreSettings,
 };
 use paycc::crypto::Keyring;
+use paycc::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
 use paycc::service::Service;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -182,6 +183,8 @@ pub struct Options {
     /// Tests' receivers are on loopback, so private addresses are allowed unless a
     /// test says otherwise.
     pub callback_allow_private: bool,
+    pub name_match_min: u8,
+    pub identity_mismatch: OnMismatch,
 }
 
 impl Default for Options {
@@ -194,6 +197,8 @@ impl Default for Options {
             callback_timeout: Duration::from_secs(2),
             callback_retention: Duration::from_secs(86_400),
             callback_allow_private: true,
+            name_match_min: DEFAULT_NAME_MATCH_MIN,
+            identity_mismatch: OnMismatch::Reject,
         }
     }
 }
@@ -260,6 +265,9 @@ impl TestApp {
             callback_retention: opts.callback_retention,
             callback_concurrency: 8,
             callback_allow_private: opts.callback_allow_private,
+            name_match_min: opts.name_match_min,
+            identity_mismatch: opts.identity_mismatch,
+            allow_sandbox: false,
             digio: opts.digio.unwrap_or_default(),
         };
         let server = Server::bind(&store, &serve).await.expect("paycc binds");

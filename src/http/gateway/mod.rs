@@ -178,6 +178,7 @@ async fn submit(
                 photo: fields.photo,
                 outcome,
                 face_match,
+                other_person: fields.other_person,
             }
         }
         _ => return refusal(JourneyError::Refused(JourneyRefusal::Invalid)),
@@ -210,6 +211,7 @@ struct FormFields {
     otp: String,
     outcome: String,
     face_match: String,
+    other_person: bool,
     photo: Option<Vec<u8>>,
 }
 
@@ -244,6 +246,7 @@ async fn read_form(mut form: Multipart) -> Result<FormFields, FormProblem> {
             "otp" => f.otp = text(),
             "outcome" => f.outcome = text(),
             "faceMatch" => f.face_match = text(),
+            "otherPerson" => f.other_person = !bytes.is_empty(),
             // An empty file input still sends a part: no file chosen.
             "photo" if !bytes.is_empty() => f.photo = Some(bytes.to_vec()),
             _ => {}

@@ -232,6 +232,7 @@ pub fn journey_page(view: &JourneyView, ctx: &FormContext<'_>, error: Option<&st
 <label class="inline" for="outcome-pending"><input type="radio" id="outcome-pending" name="outcome" value="pending"> <span>Leave pending for review</span></label>
 <label for="faceMatch">Face-match score (0–100)</label>
 <input type="number" id="faceMatch" name="faceMatch" min="0" max="100" step="1" value="95" required>
+<label class="inline" for="other-person"><input type="checkbox" id="other-person" name="otherPerson" value="1"> <span>DigiLocker returns a different person (another PAN and name: the approval is refused as an identity mismatch)</span></label>
 </fieldset>
 <div class="actions"><button type="submit">Submit</button></div>
 </form>"#,

@@ -97,6 +97,8 @@ fn identity(v: &Value) -> KycIdentity {
         },
         pan: text(pan, "id_number").to_ascii_uppercase(),
         pan_name: text(pan, "name"),
+        pan_match: None,
+        name_match: None,
     }
 }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_provider_sync.sql"),
     include_str!("migrations/0003_idempotency.sql"),
     include_str!("migrations/0004_callbacks.sql"),
+    include_str!("migrations/0005_trust.sql"),
 ];
 
 /// Any fixed number: every node takes this lock to apply migrations one at a time.

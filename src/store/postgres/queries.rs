@@ -42,6 +42,7 @@ fn kyc_record(r: &PgRow) -> Result<KycRecord, sqlx::Error> {
         updated_at: r.try_get("updated_at")?,
         expires_at: r.try_get("expires_at")?,
         checked_at: r.try_get("checked_at")?,
+        merchant_active: r.try_get("merchant_active")?,
     })
 }
 
@@ -168,7 +169,7 @@ fn identical_from(row: Option<PgRow>) -> StoreResult<Option<InitStored>> {
 /// fresh statistics it hashed the whole customers table for each batch instead of
 /// looking 64 customers up by key (a status read then cost PostgreSQL 83 µs, not 25).
 pub(super) async fn clients(conn: PgConnection, ids: Vec<String>) -> Fetched<String, ClientRecord> {
-    let sql = "SELECT a.pk, a.client_id, a.name, a.secret_hash
+    let sql = "SELECT a.pk, a.client_id, a.name, a.secret_hash, a.active
                FROM unnest($1::TEXT[]) AS wanted (client_id) JOIN api_clients a USING (client_id)";
     keyed(conn, sql, ids, "reading clients", |r| {
         let client = ClientRecord {
@@ -176,6 +177,7 @@ pub(super) async fn clients(conn: PgConnection, ids: Vec<String>) -> Fetched<Str
             client_id: r.try_get("client_id")?,
             name: r.try_get("name")?,
             secret_hash: r.try_get("secret_hash")?,
+            active: r.try_get("active")?,
         };
         Ok((client.client_id.clone(), client))
     })
@@ -206,7 +208,8 @@ pub(super) async fn kycs(
     let sql = "SELECT found.* FROM unnest($1::TEXT[]) AS wanted (kid) CROSS JOIN LATERAL (
                  SELECT k.kid, k.reference, m.code, m.name AS merchant_name, a.client_id, m.client_pk,
                    c.cust_id, k.provider, k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url,
-                   k.result_sealed, c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at
+                   k.result_sealed, c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at,
+                   m.active AS merchant_active
                  FROM kyc_requests k
                  JOIN merchants m ON m.pk = k.merchant_pk
                  JOIN api_clients a ON a.pk = m.client_pk
@@ -489,6 +492,28 @@ impl Store for PgStore {
         .await
     }
 
+    async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        self.bounded(async {
+            sqlx::query(
+                "INSERT INTO paycc_settings (name, value, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(value)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .ctx("keeping a setting")?;
+            // A statement of its own: it sees the row of a node that won the insert.
+            sqlx::query_scalar("SELECT value FROM paycc_settings WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .ctx("reading a setting")
+        })
+        .await
+    }
+
     async fn create_client(
         &self,
         client_id: &str,
@@ -529,6 +554,20 @@ impl Store for PgStore {
 
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
         self.bounded(self.clients.get(client_id.to_owned())).await
+    }
+
+    async fn set_client_active(&self, client_id: &str, active: bool) -> StoreResult<bool> {
+        let q = sqlx::query("UPDATE api_clients SET active = $2 WHERE client_id = $1")
+            .bind(client_id)
+            .bind(active);
+        self.bounded(async {
+            Ok(q.execute(&self.pool)
+                .await
+                .ctx("switching a client")?
+                .rows_affected()
+                == 1)
+        })
+        .await
     }
 
     async fn count_clients(&self) -> StoreResult<i64> {
@@ -708,11 +747,12 @@ impl Store for PgStore {
         now: i64,
     ) -> StoreResult<()> {
         let q = sqlx::query(
-            "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, person_sealed, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (kid) DO UPDATE SET step = excluded.step, outcome = excluded.outcome,
                face_match = excluded.face_match,
                selfie_sealed = COALESCE(excluded.selfie_sealed, sandbox_sessions.selfie_sealed),
+               person_sealed = excluded.person_sealed,
                updated_at = excluded.updated_at",
         )
         .bind(kid)
@@ -720,6 +760,7 @@ impl Store for PgStore {
         .bind(&s.outcome)
         .bind(s.face_match.map(i32::from))
         .bind(&s.selfie_sealed)
+        .bind(&s.person_sealed)
         .bind(now);
         self.bounded(async {
             q.execute(&self.pool)
@@ -732,7 +773,7 @@ impl Store for PgStore {
 
     async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>> {
         let q = sqlx::query(
-            "SELECT step, outcome, face_match, selfie_sealed FROM sandbox_sessions WHERE kid = $1",
+            "SELECT step, outcome, face_match, selfie_sealed, person_sealed FROM sandbox_sessions WHERE kid = $1",
         )
         .bind(kid);
         self.bounded(async {
@@ -746,6 +787,7 @@ impl Store for PgStore {
                         outcome: r.try_get("outcome")?,
                         face_match: face.and_then(|f| u8::try_from(f).ok()),
                         selfie_sealed: r.try_get("selfie_sealed")?,
+                        person_sealed: r.try_get("person_sealed")?,
                     })
                 })
                 .transpose()

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_callbacks.sql"),
     include_str!("migrations/0005_one_fingerprint_index.sql"),
     include_str!("migrations/0006_identical_by_customer.sql"),
+    include_str!("migrations/0007_trust.sql"),
 ];
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;

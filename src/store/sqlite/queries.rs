@@ -24,7 +24,7 @@ pub(super) fn state_of(row: &Row<'_>, idx: usize) -> rusqlite::Result<KycState> 
 
 const KYC_COLUMNS: &str = "k.kid, k.reference, m.code, m.name, a.client_id, c.cust_id, k.provider,
     k.state, k.reason, k.url_sealed, k.token_hash, k.redirect_url, k.result_sealed,
-    c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at";
+    c.details_sealed, k.created_at, k.updated_at, k.expires_at, k.checked_at, m.active";
 
 fn kyc_record(r: &Row<'_>) -> rusqlite::Result<KycRecord> {
     Ok(KycRecord {
@@ -46,6 +46,7 @@ fn kyc_record(r: &Row<'_>) -> rusqlite::Result<KycRecord> {
         updated_at: r.get(15)?,
         expires_at: r.get(16)?,
         checked_at: r.get(17)?,
+        merchant_active: r.get(18)?,
     })
 }
 
@@ -212,6 +213,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO paycc_settings (name, value, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+                params![name, value, now],
+            )
+            .ctx("keeping a setting")?;
+            c.query_row(
+                "SELECT value FROM paycc_settings WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .ctx("reading a setting")
+        })
+        .await
+    }
+
     async fn create_client(
         &self,
         client_id: &str,
@@ -254,7 +274,7 @@ impl Store for SqliteStore {
         let id = client_id.to_owned();
         self.read(move |c| {
             c.prepare_cached(
-                "SELECT pk, client_id, name, secret_hash FROM api_clients WHERE client_id = ?1",
+                "SELECT pk, client_id, name, secret_hash, active FROM api_clients WHERE client_id = ?1",
             )
             .and_then(|mut st| {
                 st.query_row([id], |r| {
@@ -263,11 +283,26 @@ impl Store for SqliteStore {
                         client_id: r.get(1)?,
                         name: r.get(2)?,
                         secret_hash: r.get(3)?,
+                        active: r.get(4)?,
                     })
                 })
                 .optional()
             })
             .ctx("reading a client")
+        })
+        .await
+    }
+
+    async fn set_client_active(&self, client_id: &str, active: bool) -> StoreResult<bool> {
+        let id = client_id.to_owned();
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE api_clients SET active = ?2 WHERE client_id = ?1",
+                    params![id, active],
+                )
+                .ctx("switching a client")?;
+            Ok(n == 1)
         })
         .await
     }
@@ -568,13 +603,14 @@ impl Store for SqliteStore {
         let (kid, s) = (kid.to_owned(), session.clone());
         self.write(move |c| {
             c.execute(
-                "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, person_sealed, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (kid) DO UPDATE SET step = excluded.step, outcome = excluded.outcome,
                    face_match = excluded.face_match,
                    selfie_sealed = COALESCE(excluded.selfie_sealed, selfie_sealed),
+                   person_sealed = excluded.person_sealed,
                    updated_at = excluded.updated_at",
-                params![kid, s.step, s.outcome, s.face_match, s.selfie_sealed, now],
+                params![kid, s.step, s.outcome, s.face_match, s.selfie_sealed, s.person_sealed, now],
             )
             .ctx("saving a sandbox session")?;
             Ok(())
@@ -585,7 +621,7 @@ impl Store for SqliteStore {
     async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>> {
         let kid = kid.to_owned();
         self.read(move |c| {
-            c.prepare_cached("SELECT step, outcome, face_match, selfie_sealed FROM sandbox_sessions WHERE kid = ?1")
+            c.prepare_cached("SELECT step, outcome, face_match, selfie_sealed, person_sealed FROM sandbox_sessions WHERE kid = ?1")
                 .and_then(|mut st| {
                     st.query_row([kid], |r| {
                         Ok(SandboxSession {
@@ -593,6 +629,7 @@ impl Store for SqliteStore {
                             outcome: r.get(1)?,
                             face_match: r.get(2)?,
                             selfie_sealed: r.get(3)?,
+                            person_sealed: r.get(4)?,
                         })
                     })
                     .optional()
