@@ -10,25 +10,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A client and merchant made with the CLI; returns (clientId, Basic auth, merchantCode).
-fn client_and_merchant(dep: &Deployment) -> (String, String, String) {
-    let (ok, out, err) = dep.cli(&["client", "create", "--name", "Acme", "--json"]);
-    assert!(ok, "{err}");
-    let creds: Value = serde_json::from_str(&out).unwrap();
-    let id = creds["clientId"].as_str().unwrap().to_owned();
-    let auth = basic(&id, creds["clientSecret"].as_str().unwrap());
-    let (ok, out, err) = dep.cli(&[
-        "merchant", "create", "--client", &id, "--name", "Shop", "--json",
-    ]);
-    assert!(ok, "{err}");
-    let merchant: Value = serde_json::from_str(&out).unwrap();
-    (
-        id,
-        auth,
-        merchant["merchantCode"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// Inits a KYC for a customer of its own and finishes it in the sandbox.
 async fn approved_kyc(server: &Running, auth: &str, merchant: &str, n: u32) -> String {
     let http = http_client();
@@ -73,7 +54,7 @@ fn outbox_status(dep: &Deployment, kid: &str) -> (Value, Value) {
 
 async fn operators_set_callbacks_and_see_the_outbox(backend: Backend) {
     let dep = Deployment::new(backend).await;
-    let (id, auth, merchant) = client_and_merchant(&dep);
+    let (id, auth, merchant) = dep.client_and_merchant();
     let receiver = Receiver::start().await;
     let url = receiver.url();
 
@@ -154,7 +135,7 @@ async fn operators_set_callbacks_and_see_the_outbox(backend: Backend) {
 
 async fn a_kill_between_state_change_and_delivery_loses_no_event(backend: Backend) {
     let dep = Deployment::new(backend).await;
-    let (id, auth, merchant) = client_and_merchant(&dep);
+    let (id, auth, merchant) = dep.client_and_merchant();
     let receiver = Receiver::start().await;
     let (ok, _, err) = dep.cli(&["client", "set-callback", &id, "--url", &receiver.url()]);
     assert!(ok, "{err}");
@@ -209,7 +190,7 @@ async fn two_nodes_deliver_each_event_once_and_in_order() {
         return;
     };
     let dep = Deployment::new(backend).await;
-    let (id, auth, merchant) = client_and_merchant(&dep);
+    let (id, auth, merchant) = dep.client_and_merchant();
     let receiver = Receiver::start().await;
     let (ok, _, err) = dep.cli(&["client", "set-callback", &id, "--url", &receiver.url()]);
     assert!(ok, "{err}");

@@ -374,7 +374,81 @@ async fn an_identical_init_while_the_first_is_with_digio_waits_its_turn(backend:
     assert_eq!(fake.creates().len(), 1);
 }
 
+/// Sets what Digio's `/response` says of `kid`: approved, with DigiLocker's PAN and both
+/// names replaced, and tells paycc by webhook.
+async fn digio_approves(app: &TestApp, fake: &FakeDigio, kid: &str, pan: &str, name: &str) {
+    let mut answer = fake_digio::approved(kid);
+    let details = &mut answer["actions"][0]["details"];
+    details["pan"]["id_number"] = json!(pan);
+    details["pan"]["name"] = json!(name.to_uppercase());
+    details["aadhaar"]["name"] = json!(name);
+    fake.set_response(kid, answer);
+    let (event, checksum) = FakeDigio::webhook(
+        &format!("EVT-{kid}"),
+        "kyc.request.approved",
+        kid,
+        "approved",
+    );
+    assert_eq!(webhook(app, &event, Some(&checksum)).await.status, 200);
+}
+
+async fn an_approval_of_someone_else_approves_nothing(backend: Backend) {
+    let (app, fake) = spawn(backend, |_| {}).await;
+    let receiver = common::receiver::Receiver::start().await;
+    app.service
+        .set_callback(&app.client_id, &receiver.url(), false)
+        .await
+        .unwrap();
+
+    // The fraud the binding stops: a KYC opened with the victim's PAN and name, and
+    // DigiLocker finished with the fraudster's own Aadhaar and PAN.
+    let kid = app.init_kid().await;
+    digio_approves(&app, &fake, &kid, "QWEPZ9876K", "Sanjay Kumar").await;
+    wait_state(&app, &kid, "rejected").await;
+    app.status(&kid).await.assert_exact(
+        200,
+        &format!(
+            r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc rejected","data":{{"kid":"{kid}","state":"rejected","reason":"identity mismatch: PAN differs from the requested one"}}}}"#
+        ),
+    );
+    let c = app
+        .customer(&json!({"merchantCode": app.merchant, "pan": PAN}))
+        .await;
+    assert_eq!(
+        (
+            c.json["data"]["digioKyc"].as_str(),
+            c.json["data"]["kycName"].is_null()
+        ),
+        (Some("0"), true),
+        "{}",
+        c.text
+    );
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    let event = got[0].json();
+    assert_eq!(
+        (event["event"].as_str(), event["data"]["state"].as_str()),
+        (Some("paycc.kyc.failed"), Some("rejected"))
+    );
+
+    // The right PAN, someone else's name: below the threshold.
+    let mut body = app.init_body();
+    body["pan"] = json!("ABCPK0042Z");
+    let (kid, _) = app.open_link(&body).await;
+    digio_approves(&app, &fake, &kid, "ABCPK0042Z", "Priya Sharma").await;
+    wait_state(&app, &kid, "rejected").await;
+    assert_eq!(
+        app.status(&kid).await.json["data"]["reason"],
+        "identity mismatch: name similarity 47/100 is below 80"
+    );
+    let summary = app.service.kyc_summary(&kid).await.unwrap();
+    assert_eq!(
+        (summary.pan_match, summary.name_match),
+        (Some(true), Some(47))
+    );
+}
+
 on_both_backends!(
+    an_approval_of_someone_else_approves_nothing,
     happy_path_init_webhook_status,
     a_slow_provider_times_out_and_the_request_is_marked_failed,
     provider_errors_and_malformed_answers_are_0x0205,

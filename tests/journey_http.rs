@@ -15,7 +15,14 @@ struct Journey {
 
 /// Opens the link as a browser would, keeping the form-token cookie and field.
 async fn open(app: &TestApp) -> Journey {
-    let url = app.init(&app.init_body()).await.json["data"]["url"]
+    open_for(app, PAN).await
+}
+
+/// `open` for a customer with this PAN.
+async fn open_for(app: &TestApp, pan: &str) -> Journey {
+    let mut body = app.init_body();
+    body["pan"] = serde_json::json!(pan);
+    let url = app.init(&body).await.json["data"]["url"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -304,7 +311,125 @@ async fn refused_uploads_keep_the_customer_on_the_selfie_step(backend: Backend) 
     assert_eq!(app.status(kid).await.json["data"]["state"], "in_progress");
 }
 
+async fn looking_changes_nothing_and_consent_starts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // `open` has fetched the page once; a link-preview bot fetches it again.
+    let j = open(&app).await;
+    let kid = j.url.split('/').nth(5).unwrap().to_owned();
+    assert_eq!(j.title().await, "Verify your identity");
+    app.status(&kid).await.assert_exact(
+        200,
+        &format!(
+            r#"{{"code":"0x0206","status":"PENDING","message":"Kyc is pending","data":{{"kid":"{kid}","state":"pending"}}}}"#
+        ),
+    );
+    let res = j
+        .post(
+            "consent",
+            j.form().text("agree", "on"),
+            Some(&j.cookie),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(j.title().await, "Sign in to DigiLocker");
+    assert_eq!(app.status(&kid).await.json["data"]["state"], "in_progress");
+}
+
+/// Walks a journey to the selfie step and finishes it with `fields`.
+async fn finish_journey(j: &Journey, fields: &[(&'static str, &'static str)]) {
+    let cookie = Some(j.cookie.as_str());
+    for (step, form) in [
+        ("consent", j.form().text("agree", "on")),
+        ("digilocker", j.form().text("otp", "123456")),
+        ("share", j.form()),
+    ] {
+        assert_eq!(
+            j.post(step, form, cookie, None).await.status(),
+            303,
+            "{step}"
+        );
+    }
+    let mut form = j.form();
+    for (k, v) in fields {
+        form = form.text(*k, *v);
+    }
+    assert_eq!(j.post("selfie", form, cookie, None).await.status(), 303);
+}
+
+async fn the_tester_can_make_digilocker_return_someone_else(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let j = open(&app).await;
+    let kid = j.url.split('/').nth(5).unwrap().to_owned();
+    finish_journey(
+        &j,
+        &[
+            ("outcome", "approved"),
+            ("faceMatch", "96"),
+            ("otherPerson", "1"),
+        ],
+    )
+    .await;
+    let r = app.status(&kid).await;
+    assert_eq!(
+        (r.status, r.json["code"].as_str()),
+        (200, Some("0x0202")),
+        "{}",
+        r.text
+    );
+    let reason = r.json["data"]["reason"].as_str().unwrap();
+    assert!(
+        reason
+            .starts_with("identity mismatch: PAN differs from the requested one; name similarity "),
+        "{reason}"
+    );
+    assert_eq!(j.title().await, "Verification unsuccessful");
+    // Without the box, the same journey approves the requested person.
+    let j = open_for(&app, "ABCPK7777Q").await;
+    let kid = j.url.split('/').nth(5).unwrap().to_owned();
+    finish_journey(&j, &[("outcome", "approved"), ("faceMatch", "96")]).await;
+    let r = app.status(&kid).await;
+    assert_eq!(r.json["code"], "0x0200", "{}", r.text);
+    assert_eq!(
+        (
+            r.json["data"]["kyc"]["panMatch"].as_bool(),
+            r.json["data"]["kyc"]["nameMatch"].as_u64()
+        ),
+        (Some(true), Some(100))
+    );
+}
+
+async fn a_deactivated_merchants_links_open_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let j = open(&app).await;
+    app.service
+        .set_merchant_active(&app.merchant, false)
+        .await
+        .unwrap();
+    let res = j.http.get(&j.url).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("This link is not valid") && !html.contains("Test merchant"));
+    let res = j
+        .post(
+            "consent",
+            j.form().text("agree", "on"),
+            Some(&j.cookie),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    app.service
+        .set_merchant_active(&app.merchant, true)
+        .await
+        .unwrap();
+    assert_eq!(j.title().await, "Verify your identity");
+}
+
 on_both_backends!(
+    looking_changes_nothing_and_consent_starts,
+    the_tester_can_make_digilocker_return_someone_else,
+    a_deactivated_merchants_links_open_nothing,
     pages_send_strict_security_headers,
     posts_need_the_cookie_bound_form_token_and_a_same_site_origin,
     every_post_checks_the_link_token,

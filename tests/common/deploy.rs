@@ -70,6 +70,23 @@ impl Deployment {
         )
     }
 
+    /// A client and merchant made with the CLI: (clientId, Basic auth, merchantCode).
+    pub fn client_and_merchant(&self) -> (String, String, String) {
+        let json = |args: &[&str]| -> serde_json::Value {
+            let (ok, out, err) = self.cli(args);
+            assert!(ok, "{args:?}: {err}");
+            serde_json::from_str(&out).unwrap()
+        };
+        let creds = json(&["client", "create", "--name", "Acme", "--json"]);
+        let id = creds["clientId"].as_str().unwrap().to_owned();
+        let auth = super::basic(&id, creds["clientSecret"].as_str().unwrap());
+        let merchant = json(&[
+            "merchant", "create", "--client", &id, "--name", "Shop", "--json",
+        ]);
+        let code = merchant["merchantCode"].as_str().unwrap().to_owned();
+        (id, auth, code)
+    }
+
     /// Starts a `paycc serve` node on free ports and waits until it listens.
     // The child is waited on by `Running`'s drop.
     #[allow(clippy::zombie_processes)]
@@ -136,6 +153,20 @@ pub struct Running {
     /// Everything printed to stdout up to the listening lines.
     pub banner: String,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// A POST with a JSON body and Basic credentials, as a partner's backend sends it.
+    pub async fn post(&self, auth: &str, path: &str, body: serde_json::Value) -> super::Reply {
+        super::send(
+            &super::http_client(),
+            &format!("{}{path}", self.base),
+            reqwest::Method::POST,
+            Some(body.to_string()),
+            Some(auth),
+        )
+        .await
+    }
 }
 
 /// A server process, killed when dropped so a failing test leaves none behind.
