@@ -200,13 +200,7 @@ async fn under_review_an_operator_decides(backend: Backend) {
     let other_pan = "QWEPZ9876K";
 
     // DigiLocker returns someone else's PAN: the KYC waits for a verdict.
-    let kid = server
-        .post(&auth, "/v1/service/paycc/init/kyc", init("ABCPR1234Q"))
-        .await
-        .json["data"]["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let kid = server.init_kid(&auth, init("ABCPR1234Q")).await;
     let done = server
         .post(
             &auth,
@@ -254,21 +248,19 @@ async fn under_review_an_operator_decides(backend: Backend) {
     assert_eq!(c.json["data"]["digioKyc"], "0", "{}", c.text);
 
     // A reason is required; then the operator approves it.
-    let (ok, _, err) = dep.cli(&["kyc", "decide", &kid, "approve", "--reason", " "]);
-    assert!(!ok);
+    let decide = |kid: &str, verdict: &str, reason: &str| {
+        dep.cli(&["kyc", "decide", kid, verdict, "--reason", reason, "--json"])
+    };
+    let refused = |kid: &str, verdict: &str, reason: &str| {
+        let (ok, _, err) = decide(kid, verdict, reason);
+        assert!(!ok, "{kid} {verdict}");
+        err.trim().to_owned()
+    };
     assert_eq!(
-        err.trim(),
+        refused(&kid, "approve", " "),
         "paycc: A reason must be 1-500 printable characters."
     );
-    let (ok, out, err) = dep.cli(&[
-        "kyc",
-        "decide",
-        &kid,
-        "approve",
-        "--reason",
-        "PAN holder confirmed by phone",
-        "--json",
-    ]);
+    let (ok, out, err) = decide(&kid, "approve", "PAN holder confirmed by phone");
     assert!(ok, "{err}");
     let decided: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -278,13 +270,7 @@ async fn under_review_an_operator_decides(backend: Backend) {
             Some("approved by an operator: PAN holder confirmed by phone")
         )
     );
-    let r = server
-        .post(
-            &auth,
-            &format!("/v1/service/paycc/kyc/status/{kid}"),
-            json!({}),
-        )
-        .await;
+    let r = server.status(&auth, &kid).await;
     assert_eq!(r.json["code"], "0x0200", "{}", r.text);
     assert_eq!(
         (
@@ -311,25 +297,13 @@ async fn under_review_an_operator_decides(backend: Backend) {
         ("paycc.kyc.success".into(), "approved".into())
     );
     // An ended KYC takes no second verdict.
-    let (ok, _, err) = dep.cli(&[
-        "kyc",
-        "decide",
-        &kid,
-        "reject",
-        "--reason",
-        "changed my mind",
-    ]);
-    assert!(!ok);
-    assert_eq!(err.trim(), "paycc: This KYC has already ended (approved).");
+    assert_eq!(
+        refused(&kid, "reject", "changed my mind"),
+        "paycc: This KYC has already ended (approved)."
+    );
 
     // A second mismatch, rejected: the partner reads the operator's reason.
-    let kid = server
-        .post(&auth, "/v1/service/paycc/init/kyc", init("ABCPR5678Q"))
-        .await
-        .json["data"]["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let kid = server.init_kid(&auth, init("ABCPR5678Q")).await;
     server
         .post(
             &auth,
@@ -337,23 +311,9 @@ async fn under_review_an_operator_decides(backend: Backend) {
             json!({"outcome": "approved", "verifiedName": "Priya Sharma"}),
         )
         .await;
-    let (ok, _, err) = dep.cli(&[
-        "kyc",
-        "decide",
-        &kid,
-        "reject",
-        "--reason",
-        "Name does not match the account holder.",
-    ]);
+    let (ok, _, err) = decide(&kid, "reject", "Name does not match the account holder.");
     assert!(ok, "{err}");
-    let r = server
-        .post(
-            &auth,
-            &format!("/v1/service/paycc/kyc/status/{kid}"),
-            json!({}),
-        )
-        .await;
-    r.assert_exact(
+    server.status(&auth, &kid).await.assert_exact(
         200,
         &format!(
             r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc rejected","data":{{"kid":"{kid}","state":"rejected","reason":"Name does not match the account holder."}}}}"#
@@ -366,29 +326,15 @@ async fn under_review_an_operator_decides(backend: Backend) {
     );
 
     // Approve needs a KYC awaiting approval with a verified identity.
-    let kid = server
-        .post(&auth, "/v1/service/paycc/init/kyc", init("ABCPR9999Q"))
-        .await
-        .json["data"]["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (ok, _, err) = dep.cli(&["kyc", "decide", &kid, "approve", "--reason", "looks fine"]);
-    assert!(!ok);
+    let kid = server.init_kid(&auth, init("ABCPR9999Q")).await;
     assert_eq!(
-        err.trim(),
+        refused(&kid, "approve", "looks fine"),
         "paycc: Only a KYC awaiting approval can be approved; this one is pending."
     );
-    let (ok, _, err) = dep.cli(&[
-        "kyc",
-        "decide",
-        "KID000000000000000AAAAAAAAAAAAAA",
-        "reject",
-        "--reason",
-        "x",
-    ]);
-    assert!(!ok);
-    assert_eq!(err.trim(), "paycc: No such KYC request");
+    assert_eq!(
+        refused("KID000000000000000AAAAAAAAAAAAAA", "reject", "x"),
+        "paycc: No such KYC request"
+    );
 }
 
 on_both_backends!(

@@ -79,6 +79,12 @@ impl Journey {
         req.send().await.unwrap()
     }
 
+    /// The consent form, ticked, with the cookie.
+    async fn consent(&self) -> reqwest::Response {
+        let form = self.form().text("agree", "on");
+        self.post("consent", form, Some(&self.cookie), None).await
+    }
+
     fn form(&self) -> Form {
         Form::new().text("csrf", self.csrf.clone())
     }
@@ -323,14 +329,7 @@ async fn looking_changes_nothing_and_consent_starts(backend: Backend) {
             r#"{{"code":"0x0206","status":"PENDING","message":"Kyc is pending","data":{{"kid":"{kid}","state":"pending"}}}}"#
         ),
     );
-    let res = j
-        .post(
-            "consent",
-            j.form().text("agree", "on"),
-            Some(&j.cookie),
-            None,
-        )
-        .await;
+    let res = j.consent().await;
     assert_eq!(res.status(), 303);
     assert_eq!(j.title().await, "Sign in to DigiLocker");
     assert_eq!(app.status(&kid).await.json["data"]["state"], "in_progress");
@@ -410,14 +409,7 @@ async fn a_deactivated_merchants_links_open_nothing(backend: Backend) {
     assert_eq!(res.status(), 404);
     let html = res.text().await.unwrap();
     assert!(html.contains("This link is not valid") && !html.contains("Test merchant"));
-    let res = j
-        .post(
-            "consent",
-            j.form().text("agree", "on"),
-            Some(&j.cookie),
-            None,
-        )
-        .await;
+    let res = j.consent().await;
     assert_eq!(res.status(), 404);
     app.service
         .set_merchant_active(&app.merchant, true)

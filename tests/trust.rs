@@ -5,35 +5,16 @@
 
 mod common;
 use base64::prelude::*;
-use common::deploy::{Deployment, Running};
+use common::deploy::Deployment;
 use common::*;
 use paycc::crypto::Keyring;
 use serde_json::{Value, json};
-
-/// Inits a KYC for the default customer on `server`; returns its kid.
-async fn init_kid(server: &Running, auth: &str, merchant: &str) -> String {
-    let r = server
-        .post(auth, "/v1/service/paycc/init/kyc", init_body_for(merchant))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.json["data"]["kid"].as_str().unwrap().to_owned()
-}
-
-async fn status(server: &Running, auth: &str, kid: &str) -> Reply {
-    server
-        .post(
-            auth,
-            &format!("/v1/service/paycc/kyc/status/{kid}"),
-            json!({}),
-        )
-        .await
-}
 
 async fn a_disabled_client_is_refused_on_every_node(backend: Backend) {
     let dep = Deployment::new(backend).await;
     let (id, auth, merchant) = dep.client_and_merchant();
     let (one, two) = (dep.start(&[]), dep.start(&[]));
-    let kid = init_kid(&one, &auth, &merchant).await;
+    let kid = one.init_kid(&auth, init_body_for(&merchant)).await;
 
     let (ok, out, err) = dep.cli(&["client", "disable", &id, "--json"]);
     assert!(ok, "{err}");
@@ -44,7 +25,7 @@ async fn a_disabled_client_is_refused_on_every_node(backend: Backend) {
     let refused =
         r#"{"code":"0x0201","status":"UNAUTHORIZED","message":"Invalid client credentials."}"#;
     for node in [&one, &two] {
-        status(node, &auth, &kid).await.assert_exact(401, refused);
+        node.status(&auth, &kid).await.assert_exact(401, refused);
         node.post(
             &auth,
             "/v1/service/paycc/init/kyc",
@@ -65,7 +46,7 @@ async fn a_disabled_client_is_refused_on_every_node(backend: Backend) {
     assert!(ok);
     assert_eq!(out.trim(), format!("client {id} enabled"));
     for node in [&one, &two] {
-        assert_eq!(status(node, &auth, &kid).await.json["code"], "0x0206");
+        assert_eq!(node.status(&auth, &kid).await.json["code"], "0x0206");
     }
     let (ok, _, err) = dep.cli(&["client", "disable", "PCCNOSUCHCLIENT00"]);
     assert!(!ok);
@@ -76,7 +57,7 @@ async fn a_deactivated_merchants_kycs_are_switched_off(backend: Backend) {
     let dep = Deployment::new(backend).await;
     let (_, auth, merchant) = dep.client_and_merchant();
     let server = dep.start(&[]);
-    let approved = init_kid(&server, &auth, &merchant).await;
+    let approved = server.init_kid(&auth, init_body_for(&merchant)).await;
     let done = server
         .post(
             &auth,
@@ -87,24 +68,17 @@ async fn a_deactivated_merchants_kycs_are_switched_off(backend: Backend) {
     assert_eq!(done.json["code"], "0x0200", "{}", done.text);
     let mut body = init_body_for(&merchant);
     body["pan"] = json!("ABCPK4321Q");
-    let open = server
-        .post(&auth, "/v1/service/paycc/init/kyc", body)
-        .await
-        .json["data"]["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let open = server.init_kid(&auth, body).await;
 
     let (ok, _, err) = dep.cli(&["merchant", "deactivate", &merchant]);
     assert!(ok, "{err}");
     let refused = r#"{"code":"0x0202","status":"FAILURE","message":"The merchant is not active or does not belong to this client."}"#;
     // No identity, no photo: the approved KYC reads like the merchant does.
-    status(&server, &auth, &approved)
+    server
+        .status(&auth, &approved)
         .await
         .assert_exact(403, refused);
-    status(&server, &auth, &open)
-        .await
-        .assert_exact(403, refused);
+    server.status(&auth, &open).await.assert_exact(403, refused);
     server
         .post(
             &auth,
@@ -124,11 +98,8 @@ async fn a_deactivated_merchants_kycs_are_switched_off(backend: Backend) {
     // Nothing was changed: the open one is still open once the merchant is back.
     let (ok, _, _) = dep.cli(&["merchant", "activate", &merchant]);
     assert!(ok);
-    assert_eq!(
-        status(&server, &auth, &approved).await.json["code"],
-        "0x0200"
-    );
-    assert_eq!(status(&server, &auth, &open).await.json["code"], "0x0206");
+    assert_eq!(server.status(&auth, &approved).await.json["code"], "0x0200");
+    assert_eq!(server.status(&auth, &open).await.json["code"], "0x0206");
 }
 
 /// `paycc serve` with these settings: its one stderr line if it refused to start.
@@ -330,8 +301,8 @@ async fn keys_cannot_silently_change(backend: Backend) {
         ("PAYCC_HASH_KEY", &derived),
     ]);
     // The old secret still matches, and the merchant's customers are found by PAN.
-    let kid = init_kid(&server, &auth, &merchant).await;
-    assert_eq!(status(&server, &auth, &kid).await.json["code"], "0x0206");
+    let kid = server.init_kid(&auth, init_body_for(&merchant)).await;
+    assert_eq!(server.status(&auth, &kid).await.json["code"], "0x0206");
     let c = server
         .post(
             &auth,
@@ -353,7 +324,7 @@ async fn an_undecodable_sealed_value_is_logged_without_its_content() {
         &deploy::banner_value(&server.banner, "clientSecret:"),
     );
     let merchant = deploy::banner_value(&server.banner, "merchantCode:");
-    let kid = init_kid(&server, &auth, &merchant).await;
+    let kid = server.init_kid(&auth, init_body_for(&merchant)).await;
     let done = server
         .post(
             &auth,
@@ -384,7 +355,7 @@ async fn an_undecodable_sealed_value_is_logged_without_its_content() {
     )
     .unwrap();
 
-    status(&server, &auth, &kid).await.assert_exact(
+    server.status(&auth, &kid).await.assert_exact(
         500,
         r#"{"code":"0x0205","status":"SOMETHING_WENT_WRONG","message":"Something went wrong. Please try again later."}"#,
     );

@@ -156,6 +156,19 @@ pub struct Running {
 }
 
 impl Running {
+    /// The status call for `kid`.
+    pub async fn status(&self, auth: &str, kid: &str) -> super::Reply {
+        let path = format!("/v1/service/paycc/kyc/status/{kid}");
+        self.post(auth, &path, serde_json::json!({})).await
+    }
+
+    /// Opens a KYC with this init body; returns its kid.
+    pub async fn init_kid(&self, auth: &str, body: serde_json::Value) -> String {
+        let r = self.post(auth, "/v1/service/paycc/init/kyc", body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json["data"]["kid"].as_str().unwrap().to_owned()
+    }
+
     /// A POST with a JSON body and Basic credentials, as a partner's backend sends it.
     pub async fn post(&self, auth: &str, path: &str, body: serde_json::Value) -> super::Reply {
         super::send(
