@@ -152,7 +152,9 @@ enum KycCommand {
     /// under PAYCC_IDENTITY_MISMATCH=review), or reject any open one. The callback
     /// follows; a rejection's reason is what the status call reports.
     Decide {
+        /// The KYC's kid.
         kid: String,
+        /// `approve` (only one awaiting approval with a verified identity) or `reject`.
         #[arg(value_enum)]
         decision: DecisionArg,
         /// Why, kept with the KYC (a rejection's reason is shown to the partner).

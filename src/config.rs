@@ -27,7 +27,8 @@ pub struct StoreSettings {
     pub encryption_key: Option<String>,
 
     /// Base64 key (≥ 32 bytes) for lookup hashes and API-secret hashes; derived from the
-    /// first data key when unset. Set it before rotating data keys.
+    /// data key when unset and there is one, required with more than one (`paycc keys
+    /// derived-hash-key` prints the derived one). A database refuses any other.
     #[arg(
         long = "hash-key",
         env = "PAYCC_HASH_KEY",

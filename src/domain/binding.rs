@@ -234,6 +234,20 @@ mod tests {
     }
 
     #[test]
+    fn the_scores_the_readme_quotes() {
+        let score = |other| name_score("Sanjay Kumar", other);
+        assert_eq!(
+            [
+                score("Sanjai Kumar"),
+                score("Sanjay Verma"),
+                score("Priya Sharma")
+            ],
+            [93, 60, 47]
+        );
+        assert_eq!((score("Sanjay Ram Kumar"), score("S. K.")), (90, 50));
+    }
+
+    #[test]
     fn honorifics_go_only_from_the_front() {
         assert_eq!(words("Smt. Priya Kumari"), ["priya", "kumari"]);
         assert_eq!(words("Dr. Mrs. A.K. Sharma"), ["a", "k", "sharma"]);
