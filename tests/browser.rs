@@ -398,6 +398,41 @@ async fn leave_pending_for_review_with_the_generated_picture() {
 }
 
 #[tokio::test]
+async fn digilocker_returning_someone_else_is_refused() {
+    let Some(b) = browser(1280, 900).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (kid, url) = app.open_link(&app.init_body()).await;
+    through_to_selfie(c, &url, false).await;
+    click(c, "#other-person").await;
+    submit(c).await;
+    wait_title(c, "Verification unsuccessful").await;
+    check_page(c).await;
+    let status = app.status(&kid).await;
+    assert_eq!(
+        (
+            status.json["code"].as_str(),
+            status.json["data"]["state"].as_str()
+        ),
+        (Some("0x0202"), Some("rejected"))
+    );
+    assert!(
+        status.json["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("identity mismatch: PAN differs from the requested one"),
+        "{}",
+        status.text
+    );
+    let customer = app
+        .customer(&json!({"merchantCode": app.merchant, "pan": PAN}))
+        .await;
+    assert_eq!(customer.json["data"]["digioKyc"], "0");
+}
+
+#[tokio::test]
 async fn forged_token_shows_nothing_of_the_customer() {
     let Some(b) = browser(1280, 900).await else {
         return;
