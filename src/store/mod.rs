@@ -2,6 +2,7 @@
 //! the backends know SQL. Every write returns after its transaction has committed.
 
 pub mod postgres;
+pub mod schema;
 mod sql;
 pub mod sqlite;
 

@@ -7,20 +7,13 @@ mod batch;
 mod callbacks;
 mod queries;
 
+use super::schema::{Dialect, MIGRATIONS};
 use super::{ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
 use batch::Batched;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
-
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_provider_sync.sql"),
-    include_str!("migrations/0003_idempotency.sql"),
-    include_str!("migrations/0004_callbacks.sql"),
-    include_str!("migrations/0005_trust.sql"),
-];
 
 /// Any fixed number: every node takes this lock to apply migrations one at a time.
 const MIGRATION_LOCK: i64 = 0x7061_7963_6301;
@@ -86,8 +79,9 @@ impl PgStore {
                 .fetch_one(&mut *tx)
                 .await
                 .ctx("reading the schema version")?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            sqlx::raw_sql(*sql)
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            // Embedded text with the dialect's words filled in: never input.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql(Dialect::Postgres)))
                 .execute(&mut *tx)
                 .await
                 .ctx("applying a migration")?;

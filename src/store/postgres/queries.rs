@@ -70,12 +70,15 @@ static EXPIRE_DUE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-// Built once from the domain's states: these run on every init.
+// Built once from the domain's states: these run on every init. An identical init is
+// one of the same customer (the fingerprint covers merchant and PAN), so each finds the
+// customer by (merchant, PAN hash) first and the request by the per-customer index.
+const CUSTOMER_BY_PAN: &str = "(SELECT pk FROM customers WHERE merchant_pk = $3 AND pan_hash = $4)";
 static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
-         WHERE k.fingerprint = $1 AND {}",
+         WHERE k.customer_pk = {CUSTOMER_BY_PAN} AND k.fingerprint = $1 AND {}",
         reusable("k", "$2")
     )
 });
@@ -87,13 +90,14 @@ static OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
 static EXPIRE_STALE_THEN_OPEN_IDENTICAL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH expired AS (
-           UPDATE kyc_requests SET state = 'expired', reason = $3, updated_at = $2
-           WHERE fingerprint = $1 AND state IN ({}) AND expires_at <= $2
+           UPDATE kyc_requests SET state = 'expired', reason = $5, updated_at = $2
+           WHERE customer_pk = {CUSTOMER_BY_PAN} AND fingerprint = $1 AND state IN ({})
+             AND expires_at <= $2
            RETURNING kid, merchant_pk, customer_pk),
          queued AS ({})
          SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
          JOIN customers c ON c.pk = k.customer_pk
-         WHERE k.fingerprint = $1 AND {}",
+         WHERE k.customer_pk = {CUSTOMER_BY_PAN} AND k.fingerprint = $1 AND {}",
         state_list(KycState::expires_by_time),
         callbacks::queue_from("expired", KycState::Expired, "$2"),
         reusable("k", "$2")
@@ -116,7 +120,7 @@ static UPSERT_CUSTOMER_INSERT_KYC: LazyLock<String> = LazyLock::new(|| {
            INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
              url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
            SELECT $1, $2, $3, customer.pk, $4, $5, $6, $7, $8, $9, $10, $10, $11 FROM customer
-           ON CONFLICT (fingerprint) WHERE state IN ({}) DO NOTHING
+           ON CONFLICT (customer_pk, fingerprint) WHERE state IN ({}) DO NOTHING
            RETURNING kid)
          SELECT customer.cust_id, EXISTS (SELECT 1 FROM request) AS inserted FROM customer",
         state_list(KycState::is_open)
@@ -127,6 +131,8 @@ async fn open_identical(conn: &mut PgConnection, new: &NewKyc) -> StoreResult<Op
     let row = sqlx::query(OPEN_IDENTICAL.as_str())
         .bind(&new.fingerprint)
         .bind(new.now)
+        .bind(new.merchant_pk)
+        .bind(&new.customer.pan_hash)
         .fetch_optional(&mut *conn)
         .await
         .ctx("looking for an identical open request")?;
@@ -141,6 +147,8 @@ async fn expire_stale_then_open_identical(
     let row = sqlx::query(EXPIRE_STALE_THEN_OPEN_IDENTICAL.as_str())
         .bind(&new.fingerprint)
         .bind(new.now)
+        .bind(new.merchant_pk)
+        .bind(&new.customer.pan_hash)
         .bind(EXPIRED_REASON)
         .fetch_optional(&mut *conn)
         .await
@@ -305,7 +313,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await.ctx("starting an init")?;
         if let Some(open) = expire_stale_then_open_identical(&mut tx, &new).await? {
             // Nothing was expired (an open identical request rules out a stale one: the
-            // partial unique index holds one open request per fingerprint), so this ends
+            // partial unique index holds one open request per customer and fingerprint), so this ends
             // a transaction that wrote nothing.
             tx.commit().await.ctx("ending an init")?;
             return Ok(open);
@@ -482,7 +490,7 @@ impl Store for PgStore {
                     .fetch_one(&self.pool)
                     .await
                     .ctx("reading the schema version")?;
-            let wanted = super::MIGRATIONS.len() as i64;
+            let wanted = crate::store::schema::MIGRATIONS.len() as i64;
             if found < wanted {
                 Err(StoreError::SchemaBehind { found, wanted })
             } else {

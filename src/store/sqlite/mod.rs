@@ -5,6 +5,7 @@
 mod callbacks;
 mod queries;
 
+use super::schema::{Dialect, MIGRATIONS};
 use super::{StoreError, StoreResult};
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, ErrorCode};
@@ -27,16 +28,6 @@ const MAX_BATCH: usize = 1024;
 /// The most reads one read transaction carries, so that a long queue still lets the
 /// checkpointer past the snapshot now and then.
 const MAX_READ_BATCH: usize = 64;
-
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_provider_sync.sql"),
-    include_str!("migrations/0003_idempotency.sql"),
-    include_str!("migrations/0004_callbacks.sql"),
-    include_str!("migrations/0005_one_fingerprint_index.sql"),
-    include_str!("migrations/0006_identical_by_customer.sql"),
-    include_str!("migrations/0007_trust.sql"),
-];
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -232,7 +223,7 @@ fn connect(path: &Path) -> StoreResult<Connection> {
 /// Applies the embedded migrations not yet recorded in `user_version`, each in one
 /// immediate transaction so concurrent starters apply each exactly once.
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
+    for (i, migration) in MIGRATIONS.iter().enumerate() {
         let version = i as i64 + 1;
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -243,7 +234,8 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
         if current >= version {
             continue;
         }
-        tx.execute_batch(sql).ctx("applying a migration")?;
+        tx.execute_batch(&migration.sql(Dialect::Sqlite))
+            .ctx("applying a migration")?;
         tx.execute_batch(&format!("PRAGMA user_version = {version}"))
             .ctx("recording the schema version")?;
         tx.commit().ctx("committing a migration")?;

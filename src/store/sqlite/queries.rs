@@ -203,7 +203,7 @@ impl Store for SqliteStore {
             let found: i64 = c
                 .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .ctx("reading the schema version")?;
-            let wanted = super::MIGRATIONS.len() as i64;
+            let wanted = crate::store::schema::MIGRATIONS.len() as i64;
             if found < wanted {
                 Err(StoreError::SchemaBehind { found, wanted })
             } else {

@@ -2,36 +2,36 @@
 -- (crypto::Keyring::seal); columns ending in _hash hold keyed HMAC-SHA256 digests.
 
 CREATE TABLE api_clients (
-    pk              INTEGER PRIMARY KEY,
+    pk              {pk},
     client_id       TEXT    NOT NULL UNIQUE,
     name            TEXT    NOT NULL,
-    secret_hash     BLOB    NOT NULL,
-    created_at      INTEGER NOT NULL,
-    secret_rotated_at INTEGER
+    secret_hash     {bytes}    NOT NULL,
+    created_at      {int} NOT NULL,
+    secret_rotated_at {int}
 );
 
 CREATE TABLE merchants (
-    pk              INTEGER PRIMARY KEY,
+    pk              {pk},
     code            TEXT    NOT NULL UNIQUE,
-    client_pk       INTEGER NOT NULL REFERENCES api_clients(pk),
+    client_pk       {int} NOT NULL REFERENCES api_clients(pk),
     name            TEXT    NOT NULL,
-    active          INTEGER NOT NULL DEFAULT 1,
-    created_at      INTEGER NOT NULL
+    active          {bool} NOT NULL DEFAULT {true},
+    created_at      {int} NOT NULL
 );
 
 CREATE TABLE customers (
-    pk              INTEGER PRIMARY KEY,
+    pk              {pk},
     cust_id         TEXT    NOT NULL UNIQUE,
-    merchant_pk     INTEGER NOT NULL REFERENCES merchants(pk),
-    pan_hash        BLOB    NOT NULL,
-    mobile_hash     BLOB    NOT NULL,
+    merchant_pk     {int} NOT NULL REFERENCES merchants(pk),
+    pan_hash        {bytes}    NOT NULL,
+    mobile_hash     {bytes}    NOT NULL,
     -- {pan, name, email, mobile} as the merchant last sent them.
-    details_sealed  BLOB    NOT NULL,
+    details_sealed  {bytes}    NOT NULL,
     -- The approved KYC whose identity this customer carries.
     verified_kid    TEXT,
-    active          INTEGER NOT NULL DEFAULT 1,
-    created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL,
+    active          {bool} NOT NULL DEFAULT {true},
+    created_at      {int} NOT NULL,
+    updated_at      {int} NOT NULL,
     UNIQUE (merchant_pk, pan_hash)
 );
 CREATE INDEX customers_by_mobile ON customers (merchant_pk, mobile_hash, updated_at);
@@ -39,21 +39,21 @@ CREATE INDEX customers_by_mobile ON customers (merchant_pk, mobile_hash, updated
 CREATE TABLE kyc_requests (
     kid             TEXT    PRIMARY KEY,
     reference       TEXT    NOT NULL UNIQUE,
-    merchant_pk     INTEGER NOT NULL REFERENCES merchants(pk),
-    customer_pk     INTEGER NOT NULL REFERENCES customers(pk),
+    merchant_pk     {int} NOT NULL REFERENCES merchants(pk),
+    customer_pk     {int} NOT NULL REFERENCES customers(pk),
     provider        TEXT    NOT NULL,
     state           TEXT    NOT NULL,
     reason          TEXT,
     -- Keyed hash of (merchant, pan, name, email, mobile): an identical init reuses an open request.
-    fingerprint     BLOB    NOT NULL,
-    url_sealed      BLOB,
-    token_hash      BLOB,
+    fingerprint     {bytes}    NOT NULL,
+    url_sealed      {bytes},
+    token_hash      {bytes},
     redirect_url    TEXT,
     -- The verified identity (domain::kyc::KycIdentity as JSON), once approved.
-    result_sealed   BLOB,
-    created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL,
-    expires_at      INTEGER NOT NULL
+    result_sealed   {bytes},
+    created_at      {int} NOT NULL,
+    updated_at      {int} NOT NULL,
+    expires_at      {int} NOT NULL
 );
 -- At most one open request per identical init: the database, not a check, enforces it.
 CREATE UNIQUE INDEX kyc_requests_one_open_per_fingerprint ON kyc_requests (fingerprint)
@@ -71,6 +71,6 @@ CREATE TABLE sandbox_sessions (
     step            TEXT    NOT NULL,
     outcome         TEXT,
     face_match      INTEGER,
-    selfie_sealed   BLOB,
-    updated_at      INTEGER NOT NULL
+    selfie_sealed   {bytes},
+    updated_at      {int} NOT NULL
 );

@@ -3,13 +3,13 @@
 -- the same transaction as the state change it announces, and the delivery worker
 -- sends it. Rows hold ids and a state word only, never personal data.
 ALTER TABLE api_clients ADD COLUMN callback_url TEXT;
-ALTER TABLE api_clients ADD COLUMN callback_secret_sealed BYTEA;
+ALTER TABLE api_clients ADD COLUMN callback_secret_sealed {bytes};
 
 CREATE TABLE callback_events (
-    pk              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pk              {serial_pk},
     -- Stable across retries: merchants de-duplicate on it.
     event_id        TEXT    NOT NULL UNIQUE,
-    client_pk       BIGINT  NOT NULL REFERENCES api_clients(pk),
+    client_pk       {int} NOT NULL REFERENCES api_clients(pk),
     kid             TEXT    NOT NULL,
     cust_id         TEXT    NOT NULL,
     merchant_code   TEXT    NOT NULL,
@@ -17,14 +17,14 @@ CREATE TABLE callback_events (
     state           TEXT    NOT NULL,
     -- 'pending' until delivered, or 'dead' once the retry schedule ran out.
     status          TEXT    NOT NULL DEFAULT 'pending',
-    attempts        BIGINT  NOT NULL DEFAULT 0,
-    next_attempt_at BIGINT  NOT NULL,
+    attempts        {int} NOT NULL DEFAULT 0,
+    next_attempt_at {int} NOT NULL,
     -- A worker holds the row until then; after it, the row is free again.
-    lease_until     BIGINT  NOT NULL DEFAULT 0,
+    lease_until     {int} NOT NULL DEFAULT 0,
     last_error      TEXT,
-    created_at      BIGINT  NOT NULL,
-    updated_at      BIGINT  NOT NULL,
-    delivered_at    BIGINT
+    created_at      {int} NOT NULL,
+    updated_at      {int} NOT NULL,
+    delivered_at    {int}
 );
 CREATE INDEX callback_events_due ON callback_events (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX callback_events_by_kid ON callback_events (kid, pk);
