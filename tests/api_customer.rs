@@ -104,7 +104,7 @@ async fn after_approval_the_record_carries_the_verified_identity(backend: Backen
         .as_str()
         .unwrap()
         .to_owned();
-    app.complete(&second, "approved", 80).await;
+    assert_eq!(app.complete(&second, "approved", 80).await.status, 200);
     let after = app.status(&second).await;
     assert_eq!(after.json["data"]["merchantDetails"]["custId"], d["custId"]);
 }
@@ -112,7 +112,7 @@ async fn after_approval_the_record_carries_the_verified_identity(backend: Backen
 async fn after_rejection_there_is_no_open_link(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
-    app.complete(&kid, "rejected", 10).await;
+    assert_eq!(app.complete(&kid, "rejected", 10).await.status, 200);
     let d = app
         .customer(&json!({"merchantCode": app.merchant, "pan": PAN}))
         .await

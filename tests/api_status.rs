@@ -102,7 +102,7 @@ async fn approved_carries_the_full_kyc_object_and_cust_id(backend: Backend) {
 async fn rejected_and_expired_are_failures_read_with_200(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let kid = app.init_kid().await;
-    app.complete(&kid, "rejected", 31).await;
+    assert_eq!(app.complete(&kid, "rejected", 31).await.status, 200);
     app.status(&kid).await.assert_exact(
         200,
         &format!(r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc rejected","data":{{"kid":"{kid}","state":"rejected","reason":"Rejected in the sandbox (face match 31%)."}}}}"#),
@@ -113,7 +113,7 @@ async fn rejected_and_expired_are_failures_read_with_200(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    app.complete(&kid2, "expired", 0).await;
+    assert_eq!(app.complete(&kid2, "expired", 0).await.status, 200);
     app.status(&kid2).await.assert_exact(
         200,
         &format!(r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc expired","data":{{"kid":"{kid2}","state":"expired","reason":"The KYC link expired before the customer completed it."}}}}"#),

@@ -142,7 +142,7 @@ async fn retries_after_a_500_then_succeeds(backend: Backend) {
     let (app, receiver, _) = app_with(backend, Options::default()).await;
     receiver.answer(&[(500, Duration::ZERO), (503, Duration::ZERO)]);
     let kid = app.init_kid().await;
-    app.complete(&kid, "rejected", 10).await;
+    assert_eq!(app.complete(&kid, "rejected", 10).await.status, 200);
     let got = receiver.wait_for(3, WAIT).await;
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|r| r.body == got[0].body && r.header("webhook-id") == got[0].header("webhook-id")),
@@ -161,14 +161,16 @@ async fn retries_after_a_500_then_succeeds(backend: Backend) {
 }
 
 async fn slow_receiver_times_out_and_is_retried(backend: Backend) {
+    // The retry waits long enough for the failed attempt to be seen before it.
     let opts = Options {
         callback_timeout: Duration::from_millis(500),
+        callback_schedule: vec![Duration::from_secs(2); 3],
         ..Options::default()
     };
     let (app, receiver, _) = app_with(backend, opts).await;
     receiver.answer(&[(200, Duration::from_secs(3))]);
     let kid = app.init_kid().await;
-    app.complete(&kid, "approved", 95).await;
+    assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
     let event = format!("evt_{kid}_approved");
     let deadline = tokio::time::Instant::now() + WAIT;
     let failed = loop {
@@ -178,9 +180,10 @@ async fn slow_receiver_times_out_and_is_retried(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    if failed.status == "pending" {
-        assert_eq!(failed.last_error.as_deref(), Some("no answer within 500ms"));
-    }
+    assert_eq!(
+        (failed.status.as_str(), failed.last_error.as_deref()),
+        ("pending", Some("no answer within 500ms"))
+    );
     let row = wait_status(&app, &event, "delivered").await;
     assert_eq!(row.attempts, 2, "{row:?}");
     assert_eq!(receiver.received().len(), 2);
@@ -194,7 +197,7 @@ async fn dead_after_the_schedule_then_retried_by_an_operator(backend: Backend) {
     let (app, receiver, _) = app_with(backend, opts).await;
     receiver.answer(&[(500, Duration::ZERO); 3]);
     let kid = app.init_kid().await;
-    app.complete(&kid, "approved", 95).await;
+    assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
     let event = format!("evt_{kid}_approved");
     let row = wait_status(&app, &event, "dead").await;
     assert_eq!(row.attempts, 3);
@@ -227,7 +230,7 @@ async fn receiver_down_for_a_while(backend: Backend) {
         .await
         .unwrap();
     let kid = app.init_kid().await;
-    app.complete(&kid, "approved", 95).await;
+    assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
     let event = format!("evt_{kid}_approved");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -264,7 +267,7 @@ async fn private_addresses_are_refused(backend: Backend) {
             .await
             .unwrap();
         let kid = app.init_kid_for_new_customer().await;
-        app.complete(&kid, "approved", 95).await;
+        assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
         let row = wait_status(&app, &format!("evt_{kid}_approved"), "dead").await;
         assert_eq!(row.last_error.as_deref(), Some(refused));
     }
@@ -283,7 +286,7 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
     let app = TestApp::spawn_with(backend, opts).await;
     // No URL yet: the change queues nothing.
     let quiet = app.init_kid_for_new_customer().await;
-    app.complete(&quiet, "rejected", 10).await;
+    assert_eq!(app.complete(&quiet, "rejected", 10).await.status, 200);
     assert!(
         app.service
             .list_callbacks(false, 10)
@@ -365,7 +368,7 @@ async fn secrets_are_kept_or_rotated(backend: Backend) {
     let secret = rotated.webhook_secret.unwrap();
     assert_ne!(Some(&secret), first.webhook_secret.as_ref());
     let kid = app.init_kid().await;
-    app.complete(&kid, "approved", 95).await;
+    assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
     let got = receiver.wait_for(1, WAIT).await;
     assert_eq!(
         got[0].header("signature"),
@@ -401,11 +404,11 @@ async fn finished_events_are_purged_after_their_retention(backend: Backend) {
     };
     let (app, receiver, _) = app_with(backend, opts).await;
     let delivered = app.init_kid_for_new_customer().await;
-    app.complete(&delivered, "approved", 95).await;
+    assert_eq!(app.complete(&delivered, "approved", 95).await.status, 200);
     receiver.wait_for(1, WAIT).await;
     receiver.answer(&[(500, Duration::ZERO)]);
     let failing = app.init_kid_for_new_customer().await;
-    app.complete(&failing, "rejected", 5).await;
+    assert_eq!(app.complete(&failing, "rejected", 5).await.status, 200);
     let deadline = tokio::time::Instant::now() + WAIT;
     let left = loop {
         let left: Vec<String> = app

@@ -113,7 +113,7 @@ async fn happy_path_init_webhook_status(backend: Backend) {
     );
     // An identical init after the end opens a new Digio request; while open it would not.
     let again = app.init(&body).await;
-    assert_ne!(again.json["data"]["kid"], kid.as_str());
+    assert_new_kid(&again, &kid);
     let third = app.init(&body).await;
     assert_eq!(third.json["data"], again.json["data"]);
     assert_eq!(

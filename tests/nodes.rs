@@ -1,6 +1,6 @@
 //! Several `paycc serve` nodes on one PostgreSQL database: no duplicates under racing
 //! inits, background work split without overlap, and surviving a database outage.
-//! PostgreSQL only; skipped when it is unreachable, mandatory under CI=true.
+//! PostgreSQL only; without it these fail, unless `PAYCC_TEST_SKIP=postgres`.
 
 mod common;
 use common::deploy::{Deployment, Running};

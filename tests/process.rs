@@ -52,28 +52,60 @@ async fn acknowledged_kids_survive_kill_9(backend: Backend) {
     );
     let merchant = banner_value(&server.banner, "merchantCode:");
     let http = common::http_client();
-    let mut tasks = Vec::new();
-    for i in 0..100u32 {
+    // Clients that keep opening KYCs until the server is gone; each answer they get is
+    // an acknowledgement.
+    let (acked, mut answers) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
         let (http, base, auth, merchant) = (
             http.clone(),
             server.base.clone(),
             auth.clone(),
             merchant.clone(),
         );
-        tasks.push(tokio::spawn(async move {
-            let body = json!({"pan": format!("ABCPK{i:04}Q"), "name": "Asha Rao", "email": "a@example.in",
-                "mobile": format!("8{i:09}"), "merchantCode": merchant});
-            let r: Value = http.post(format!("{base}/v1/service/paycc/init/kyc")).header("Authorization", auth)
-                .body(body.to_string()).send().await.unwrap().json().await.unwrap();
-            r["data"]["kid"].as_str().unwrap().to_owned()
+        let (acked, next) = (acked.clone(), next.clone());
+        clients.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let body = json!({"pan": format!("ABCPK{:04}Q", i % 10_000), "name": "Asha Rao", "email": "a@example.in",
+                    "mobile": format!("8{i:09}"), "merchantCode": merchant});
+                let sent = http.post(format!("{base}/v1/service/paycc/init/kyc")).header("Authorization", &auth)
+                    .body(body.to_string()).send().await;
+                // After the kill: a request cut off half-way, or one refused at connect.
+                let answer: Value = match sent {
+                    Ok(res) => match res.json().await {
+                        Ok(answer) => answer,
+                        Err(_) => return true,
+                    },
+                    Err(e) => return !e.is_connect(),
+                };
+                let kid = answer["data"]["kid"].as_str().expect("every init is answered with a kid");
+                let _ = acked.send(kid.to_owned());
+            }
         }));
     }
+    drop(acked);
     let mut kids = Vec::new();
-    for t in tasks {
-        kids.push(t.await.unwrap());
+    while kids.len() < 200 {
+        kids.push(
+            answers
+                .recv()
+                .await
+                .expect("the clients run until the kill"),
+        );
     }
-    // SIGKILL: no shutdown, no flush; only what was committed before each answer remains.
+    // SIGKILL with requests in flight: no shutdown, no flush; only what was committed
+    // before each answer remains.
     drop(server);
+    let mut cut_off = 0;
+    for c in clients {
+        cut_off += usize::from(c.await.unwrap());
+    }
+    assert!(cut_off > 0, "no request was in flight at the kill");
+    while let Some(kid) = answers.recv().await {
+        kids.push(kid);
+    }
     let restarted = dep.start(&[]);
     for kid in &kids {
         let r = status_at(&restarted.base, &auth, kid).await;

@@ -25,7 +25,7 @@ CREATE TABLE customers (
     merchant_pk     {int} NOT NULL REFERENCES merchants(pk),
     pan_hash        {bytes}    NOT NULL,
     mobile_hash     {bytes}    NOT NULL,
-    -- {pan, name, email, mobile} as the merchant last sent them.
+    -- (pan, name, email, mobile) as the merchant last sent them.
     details_sealed  {bytes}    NOT NULL,
     -- The approved KYC whose identity this customer carries.
     verified_kid    TEXT,

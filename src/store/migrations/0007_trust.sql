@@ -1,7 +1,7 @@
 -- An API client can be switched off without rotating its secret.
 ALTER TABLE api_clients ADD COLUMN active {bool} NOT NULL DEFAULT {true};
 
--- {pan, name} of the person a sandbox tester made DigiLocker return instead of the
+-- (pan, name) of the person a sandbox tester made DigiLocker return instead of the
 -- requested one.
 ALTER TABLE sandbox_sessions ADD COLUMN person_sealed {bytes};
 
