@@ -8,7 +8,7 @@ mod common;
 use paycc::domain::state::KycState;
 use paycc::store::postgres::{PgSettings, PgStore};
 use paycc::store::sqlite::SqliteStore;
-use paycc::store::{CustomerLookup, NewCustomer, NewKyc, Store, StoreError};
+use paycc::store::{CustomerLookup, NewCustomer, NewKyc, Store, StoreError, Unique};
 use std::sync::Arc;
 
 const NOW: i64 = 1_764_600_000_000;
@@ -90,7 +90,7 @@ async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
         let (n, result) = done.unwrap();
         if n % 10 == 0 {
             assert!(
-                matches!(result, Err(StoreError::Conflict("kid"))),
+                matches!(result, Err(StoreError::Conflict(Unique::Kid))),
                 "write {n}: {result:?}"
             );
         } else {
@@ -189,11 +189,11 @@ async fn assert_clashes(store: &dyn Store, merchant_pk: i64) {
     same_cust_id.customer.cust_id = format!("C{:011}", 1);
     assert!(matches!(
         store.init_kyc(same_cust_id).await,
-        Err(StoreError::Conflict("custId"))
+        Err(StoreError::Conflict(Unique::CustId))
     ));
     assert!(matches!(
         store.init_kyc(new_kyc(merchant_pk, 3, kid(1))).await,
-        Err(StoreError::Conflict("kid"))
+        Err(StoreError::Conflict(Unique::Kid))
     ));
     // Neither clash left its request behind.
     for n in [2, 3] {

@@ -183,9 +183,9 @@ impl Service {
         {
             Ok(true) => Ok(chosen),
             Ok(false) => Err(ServiceError::NotFound("No such API client")),
-            Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!(
-                "Merchant code {chosen} is taken."
-            ))),
+            Err(StoreError::Conflict(crate::store::Unique::MerchantCode)) => Err(
+                ServiceError::Conflict(format!("Merchant code {chosen} is taken.")),
+            ),
             Err(e) => Err(e.into()),
         }
     }

@@ -10,7 +10,7 @@ use crate::domain::request::InitKyc;
 use crate::domain::state::{EXPIRED_REASON, KycState, Verdict};
 use crate::provider::{Applicant, ProviderError, ProviderResult, ProviderState, SessionRequest};
 use crate::store::{
-    ActivatedKyc, InitStored, KycRecord, NewCustomer, NewKyc, StoreError, Transition,
+    ActivatedKyc, InitStored, KycRecord, NewCustomer, NewKyc, StoreError, Transition, Unique,
 };
 
 /// The kid and the journey link; the link carries the access token, so no `Debug`.
@@ -155,7 +155,7 @@ impl Service {
         let mut attempt = 1;
         loop {
             match self.store.init_kyc(new.clone()).await {
-                Err(StoreError::Conflict("custId")) if attempt < CUST_ID_ATTEMPTS => {
+                Err(StoreError::Conflict(Unique::CustId)) if attempt < CUST_ID_ATTEMPTS => {
                     attempt += 1;
                     new.customer.cust_id = new_cust_id(OffsetDateTime::now_utc());
                 }

@@ -1,6 +1,8 @@
 //! Persistence behind one seam. The service speaks in records and sealed bytes; only
 //! the backends know SQL. Every write returns after its transaction has committed.
 
+pub mod db;
+pub mod ops;
 pub mod postgres;
 pub mod schema;
 mod sql;
@@ -8,13 +10,14 @@ pub mod sqlite;
 
 use crate::domain::state::KycState;
 use async_trait::async_trait;
+pub use db::Unique;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the database schema is at version {found}, this build needs {wanted}")]
     SchemaBehind { found: i64, wanted: i64 },
-    #[error("{0} already exists")]
-    Conflict(&'static str),
+    #[error("unique rule {0} broken")]
+    Conflict(Unique),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error("database error while {context}: {source}")]

@@ -68,10 +68,6 @@ pub fn due_callbacks(now: &str, limit: &str, lock: &str) -> String {
     )
 }
 
-/// The columns of a claimed event as `DueCallback` reads them, for a row set `e` joined
-/// to its client `a`.
-pub const DUE_CALLBACK_COLUMNS: &str = "e.pk, e.event_id, e.kid, e.cust_id, e.merchant_code, e.state, e.attempts, a.callback_url, a.callback_secret_sealed";
-
 /// Delivered and dead events past their retention; `before` is the placeholder.
 pub fn purge_callbacks(before: &str) -> String {
     format!(

@@ -142,7 +142,7 @@ fn same_error(e: &StoreError) -> StoreError {
             found: *found,
             wanted: *wanted,
         },
-        StoreError::Conflict(what) => StoreError::Conflict(what),
+        StoreError::Conflict(rule) => StoreError::Conflict(*rule),
         StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
         StoreError::Backend { context, source } => StoreError::Backend {
             context,

@@ -4,9 +4,10 @@
 //! unreachable database fails requests fast instead of hanging them.
 
 mod batch;
-mod callbacks;
+mod conn;
 mod queries;
 
+use super::db::Unique;
 use super::schema::{Dialect, MIGRATIONS};
 use super::{ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
 use batch::Batched;
@@ -126,7 +127,9 @@ pub(crate) trait Ctx<T> {
 impl<T> Ctx<T> for Result<T, sqlx::Error> {
     fn ctx(self, context: &'static str) -> StoreResult<T> {
         self.map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(context),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(Unique::from_postgres(db.constraint()))
+            }
             // A dropped or half-open connection surfaces as I/O, TLS or protocol trouble.
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

@@ -2,9 +2,10 @@
 //! (group commit), and a few reader threads. WAL mode with `synchronous=FULL`, so a
 //! write is acknowledged only after its batch's commit has been fsync'd.
 
-mod callbacks;
+mod conn;
 mod queries;
 
+use super::db::Unique;
 use super::schema::{Dialect, MIGRATIONS};
 use super::{StoreError, StoreResult};
 use crossbeam_channel::{Receiver, Sender};
@@ -220,6 +221,19 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
+/// Reachable, and every migration applied.
+fn schema_ready(conn: &Connection) -> StoreResult<()> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .ctx("reading the schema version")?;
+    let wanted = MIGRATIONS.len() as i64;
+    if found < wanted {
+        Err(StoreError::SchemaBehind { found, wanted })
+    } else {
+        Ok(())
+    }
+}
+
 /// Applies the embedded migrations not yet recorded in `user_version`, each in one
 /// immediate transaction so concurrent starters apply each exactly once.
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -378,20 +392,40 @@ pub(crate) trait Ctx<T> {
 
 impl<T> Ctx<T> for rusqlite::Result<T> {
     fn ctx(self, context: &'static str) -> StoreResult<T> {
-        self.map_err(|e| match e.sqlite_error_code() {
-            Some(ErrorCode::ConstraintViolation) if e.to_string().contains("UNIQUE") => {
-                StoreError::Conflict(context)
-            }
-            Some(
-                ErrorCode::DatabaseBusy
-                | ErrorCode::DatabaseLocked
-                | ErrorCode::DiskFull
-                | ErrorCode::CannotOpen,
-            ) => StoreError::Unavailable(format!("{context}: {e}")),
-            _ => StoreError::Backend {
-                context,
-                source: Box::new(e),
-            },
+        self.map_err(|e| match unique_rule(&e) {
+            Some(rule) => StoreError::Conflict(rule),
+            None => other_error(context, e),
         })
+    }
+}
+
+/// The unique rule a write broke: SQLite names it only by its columns, in the message
+/// of a `SQLITE_CONSTRAINT_UNIQUE` or `_PRIMARYKEY` error.
+fn unique_rule(e: &rusqlite::Error) -> Option<Unique> {
+    const UNIQUE: std::ffi::c_int = rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE;
+    const PRIMARY_KEY: std::ffi::c_int = rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY;
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(message))
+            if f.extended_code == UNIQUE || f.extended_code == PRIMARY_KEY =>
+        {
+            let columns = message.split_once(": ").map_or("", |(_, cols)| cols);
+            Some(Unique::from_sqlite(columns))
+        }
+        _ => None,
+    }
+}
+
+fn other_error(context: &'static str, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen,
+        ) => StoreError::Unavailable(format!("{context}: {e}")),
+        _ => StoreError::Backend {
+            context,
+            source: Box::new(e),
+        },
     }
 }

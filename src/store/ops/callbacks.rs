@@ -1,0 +1,155 @@
+//! The callback outbox. An event is queued in the same transaction as the state change it
+//! announces; workers on any node claim due events for a lease, so none is sent twice at
+//! once, and each kid's events go out in order.
+
+use super::rows;
+use crate::domain::state::KycState;
+use crate::store::db::{Conn, args};
+use crate::store::schema::Dialect;
+use crate::store::sql::{attempt_outcome, due_callbacks, insert_callback_events, list_callbacks};
+use crate::store::*;
+use std::sync::LazyLock;
+
+static QUEUE: LazyLock<String> = LazyLock::new(|| {
+    insert_callback_events(
+        "(SELECT kid, merchant_pk, customer_pk FROM kyc_requests WHERE kid = $3)",
+        "CAST($1 AS TEXT)",
+        "$2",
+    )
+});
+
+/// The SQL that queues, inside a larger statement, the events of the rows `source`
+/// yields entering `state` (PostgreSQL's data-modifying `WITH`).
+pub fn queue_from(source: &str, state: KycState, now: &str) -> String {
+    insert_callback_events(source, &format!("'{}'", state.as_str()), now)
+}
+
+/// Queues the event announcing that `kid` entered `state`, if its client takes callbacks.
+pub async fn queue(c: &mut impl Conn, kid: &str, state: KycState, now: i64) -> StoreResult<()> {
+    c.execute(
+        "queueing a callback",
+        QUEUE.as_str(),
+        args![state.as_str(), now, kid],
+    )
+    .await
+    .map(drop)
+}
+
+// SQLite: one writer marks the due rows, then reads them with their client.
+static CLAIM_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE callback_events SET lease_until = $1 WHERE pk IN ({}) RETURNING pk AS n",
+        due_callbacks("$2", "$3", "")
+    )
+});
+static CLAIMED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM callback_events e JOIN api_clients a ON a.pk = e.client_pk WHERE e.pk = $1",
+        rows::DUE_CALLBACK_COLUMNS
+    )
+});
+// PostgreSQL: one statement; rows another node is claiming are skipped, not waited on.
+static CLAIM_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH due AS ({}),
+         claimed AS (UPDATE callback_events c SET lease_until = $1 FROM due WHERE c.pk = due.pk
+                     RETURNING c.*)
+         SELECT {} FROM claimed e JOIN api_clients a ON a.pk = e.client_pk",
+        due_callbacks("$2", "$3", "FOR UPDATE OF e SKIP LOCKED"),
+        rows::DUE_CALLBACK_COLUMNS
+    )
+});
+
+/// Claims up to `limit` events due at `now` until `lease_until`.
+pub async fn claim(
+    c: &mut impl Conn,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> StoreResult<Vec<DueCallback>> {
+    let context = "claiming callbacks";
+    match c.dialect() {
+        Dialect::Postgres => {
+            c.fetch(
+                context,
+                CLAIM_POSTGRES.as_str(),
+                args![lease_until, now, limit],
+                rows::due_callback,
+            )
+            .await
+        }
+        Dialect::Sqlite => {
+            let pks = c
+                .fetch(
+                    context,
+                    CLAIM_SQLITE.as_str(),
+                    args![lease_until, now, limit],
+                    rows::int,
+                )
+                .await?;
+            let mut due = Vec::with_capacity(pks.len());
+            for pk in pks {
+                due.extend(
+                    c.fetch_one(context, CLAIMED.as_str(), args![pk], rows::due_callback)
+                        .await?,
+                );
+            }
+            Ok(due)
+        }
+    }
+}
+
+/// Records how an attempt ended and releases the claim.
+pub async fn finish(c: &mut impl Conn, a: &CallbackAttempt) -> StoreResult<()> {
+    let (status, next) = attempt_outcome(a.result);
+    c.execute(
+        "recording a callback attempt",
+        "UPDATE callback_events SET attempts = attempts + 1, lease_until = 0, status = $1,
+           next_attempt_at = COALESCE($2, next_attempt_at), last_error = $3, updated_at = $4,
+           delivered_at = CASE WHEN $1 = 'delivered' THEN $4 ELSE delivered_at END
+         WHERE pk = $5",
+        args![status, next, &a.error, a.now, a.pk],
+    )
+    .await
+    .map(drop)
+}
+
+static LIST: LazyLock<[String; 2]> =
+    LazyLock::new(|| [list_callbacks(false, "$1"), list_callbacks(true, "$1")]);
+
+pub async fn list(
+    c: &mut impl Conn,
+    failed_only: bool,
+    limit: i64,
+) -> StoreResult<Vec<CallbackRecord>> {
+    c.fetch(
+        "listing callbacks",
+        LIST[usize::from(failed_only)].as_str(),
+        args![limit],
+        rows::callback_record,
+    )
+    .await
+}
+
+/// Forgets delivered and dead events last touched before `before`; how many.
+pub async fn purge(c: &mut impl Conn, before: i64) -> StoreResult<usize> {
+    static PURGE: LazyLock<String> = LazyLock::new(|| crate::store::sql::purge_callbacks("$1"));
+    let n = c
+        .execute("purging callback events", PURGE.as_str(), args![before])
+        .await?;
+    Ok(n as usize)
+}
+
+/// Puts an event back in the queue, due now, with a fresh schedule; `false` when unknown.
+pub async fn retry(c: &mut impl Conn, event_id: &str, now: i64) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "queueing a callback again",
+            "UPDATE callback_events SET status = 'pending', attempts = 0, next_attempt_at = $1,
+               lease_until = 0, updated_at = $1
+             WHERE event_id = $2",
+            args![now, event_id],
+        )
+        .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,205 @@
+//! API clients, their merchants and callback settings, and the database's own settings.
+
+use super::rows;
+use crate::store::db::{Conn, args};
+use crate::store::*;
+
+pub async fn pin_setting(
+    c: &mut impl Conn,
+    name: &str,
+    value: &[u8],
+    now: i64,
+) -> StoreResult<Vec<u8>> {
+    c.execute(
+        "keeping a setting",
+        "INSERT INTO paycc_settings (name, value, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (name) DO NOTHING",
+        args![name, value, now],
+    )
+    .await?;
+    // A statement of its own: on PostgreSQL it sees the row of a node that won the insert.
+    c.fetch_one(
+        "reading a setting",
+        "SELECT value AS b FROM paycc_settings WHERE name = $1",
+        args![name],
+        rows::bytes,
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt(format!("the setting {name} was not kept")))
+}
+
+pub async fn create_client(
+    c: &mut impl Conn,
+    client_id: &str,
+    name: &str,
+    secret_hash: &[u8],
+    now: i64,
+) -> StoreResult<()> {
+    c.execute(
+        "creating a client",
+        "INSERT INTO api_clients (client_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4)",
+        args![client_id, name, secret_hash, now],
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn set_client_secret(
+    c: &mut impl Conn,
+    client_id: &str,
+    secret_hash: &[u8],
+    now: i64,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "rotating a client secret",
+            "UPDATE api_clients SET secret_hash = $1, secret_rotated_at = $2 WHERE client_id = $3",
+            args![secret_hash, now, client_id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn set_client_active(
+    c: &mut impl Conn,
+    client_id: &str,
+    active: bool,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "switching a client",
+            "UPDATE api_clients SET active = $1 WHERE client_id = $2",
+            args![active, client_id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+static FIND_CLIENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM api_clients a WHERE a.client_id = $1",
+        rows::CLIENT_COLUMNS
+    )
+});
+
+pub async fn find_client(c: &mut impl Conn, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+    c.fetch_one(
+        "reading a client",
+        FIND_CLIENT.as_str(),
+        args![client_id],
+        rows::client_record,
+    )
+    .await
+}
+
+pub async fn count_clients(c: &mut impl Conn) -> StoreResult<i64> {
+    let n = c
+        .fetch_one(
+            "counting clients",
+            "SELECT COUNT(*) AS n FROM api_clients",
+            args![],
+            rows::int,
+        )
+        .await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// `Ok(false)` when the client is unknown.
+pub async fn create_merchant(
+    c: &mut impl Conn,
+    client_id: &str,
+    code: &str,
+    name: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "creating a merchant",
+            "INSERT INTO merchants (code, client_pk, name, created_at)
+             SELECT $1, pk, $2, $3 FROM api_clients WHERE client_id = $4",
+            args![code, name, now, client_id],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+static LIST_MERCHANTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM merchants m JOIN api_clients a ON a.pk = m.client_pk ORDER BY m.pk",
+        rows::MERCHANT_COLUMNS
+    )
+});
+
+pub async fn list_merchants(c: &mut impl Conn) -> StoreResult<Vec<MerchantRecord>> {
+    c.fetch(
+        "listing merchants",
+        LIST_MERCHANTS.as_str(),
+        args![],
+        rows::merchant_record,
+    )
+    .await
+}
+
+pub async fn set_merchant_active(c: &mut impl Conn, code: &str, active: bool) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "switching a merchant",
+            "UPDATE merchants SET active = $1 WHERE code = $2",
+            args![active, code],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+static MERCHANT_OF_CLIENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM merchants m JOIN api_clients a ON a.pk = m.client_pk
+         WHERE m.code = $1 AND m.client_pk = $2",
+        rows::MERCHANT_COLUMNS
+    )
+});
+
+pub async fn merchant_of_client(
+    c: &mut impl Conn,
+    client_pk: i64,
+    code: &str,
+) -> StoreResult<Option<MerchantRecord>> {
+    c.fetch_one(
+        "reading a merchant",
+        MERCHANT_OF_CLIENT.as_str(),
+        args![code, client_pk],
+        rows::merchant_record,
+    )
+    .await
+}
+
+pub async fn client_callback(
+    c: &mut impl Conn,
+    client_id: &str,
+) -> StoreResult<Option<ClientCallback>> {
+    c.fetch_one(
+        "reading a client's callback",
+        "SELECT callback_url, callback_secret_sealed FROM api_clients WHERE client_id = $1",
+        args![client_id],
+        rows::client_callback,
+    )
+    .await
+}
+
+pub async fn set_client_callback(
+    c: &mut impl Conn,
+    client_id: &str,
+    url: &str,
+    secret_sealed: Option<&[u8]>,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "setting a client's callback",
+            "UPDATE api_clients SET callback_url = $1,
+               callback_secret_sealed = COALESCE($2, callback_secret_sealed)
+             WHERE client_id = $3",
+            args![url, secret_sealed, client_id],
+        )
+        .await?;
+    Ok(n == 1)
+}

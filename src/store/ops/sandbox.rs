@@ -1,0 +1,40 @@
+//! The sandbox provider's record of each journey.
+
+use super::rows;
+use crate::store::db::{Conn, args};
+use crate::store::*;
+
+/// Creates or replaces the record; a `None` selfie keeps the stored one.
+pub async fn save(c: &mut impl Conn, kid: &str, s: &SandboxSession, now: i64) -> StoreResult<()> {
+    c.execute(
+        "saving a sandbox session",
+        "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, person_sealed, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (kid) DO UPDATE SET step = excluded.step, outcome = excluded.outcome,
+           face_match = excluded.face_match,
+           selfie_sealed = COALESCE(excluded.selfie_sealed, sandbox_sessions.selfie_sealed),
+           person_sealed = excluded.person_sealed,
+           updated_at = excluded.updated_at",
+        args![
+            kid,
+            &s.step,
+            &s.outcome,
+            s.face_match.map(i64::from),
+            &s.selfie_sealed,
+            &s.person_sealed,
+            now
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn get(c: &mut impl Conn, kid: &str) -> StoreResult<Option<SandboxSession>> {
+    c.fetch_one(
+        "reading a sandbox session",
+        "SELECT step, outcome, face_match, selfie_sealed, person_sealed FROM sandbox_sessions WHERE kid = $1",
+        args![kid],
+        rows::sandbox_session,
+    )
+    .await
+}

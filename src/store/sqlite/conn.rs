@@ -1,0 +1,124 @@
+//! `Conn` on a SQLite connection. Statements run synchronously on the caller's thread (the
+//! writer or a reader), so the operation's future is complete on its first poll.
+
+use super::Ctx;
+use crate::store::StoreResult;
+use crate::store::db::{Arg, Conn, Decode, DecodeResult, Row};
+use crate::store::schema::Dialect;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, ToSql};
+use std::future::{Future, ready};
+use std::task::{Context, Poll, Waker};
+
+pub(super) struct Lite<'c>(pub &'c Connection);
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Arg::Int(Some(v)) => ToSqlOutput::Owned(Value::Integer(v)),
+            Arg::Flag(v) => ToSqlOutput::Owned(Value::Integer(i64::from(v))),
+            Arg::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Arg::Bytes(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Arg::Int(None) | Arg::Text(None) | Arg::Bytes(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+impl Row for rusqlite::Row<'_> {
+    fn int(&self, column: &str) -> DecodeResult<Option<i64>> {
+        Ok(self.get(column)?)
+    }
+    fn text(&self, column: &str) -> DecodeResult<Option<String>> {
+        Ok(self.get(column)?)
+    }
+    fn bytes(&self, column: &str) -> DecodeResult<Option<Vec<u8>>> {
+        Ok(self.get(column)?)
+    }
+    fn flag(&self, column: &str) -> DecodeResult<bool> {
+        Ok(self.get(column)?)
+    }
+}
+
+impl Lite<'_> {
+    fn prepared(
+        &self,
+        context: &'static str,
+        sql: &'static str,
+    ) -> StoreResult<rusqlite::CachedStatement<'_>> {
+        debug_assert!(
+            placeholders_in_order(sql),
+            "placeholders must first appear as $1, $2, …: {sql}"
+        );
+        self.0.prepare_cached(sql).ctx(context)
+    }
+}
+
+impl Conn for Lite<'_> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute(
+        &mut self,
+        context: &'static str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        let done = self.prepared(context, sql).and_then(|mut st| {
+            st.execute(rusqlite::params_from_iter(args))
+                .map(|n| n as u64)
+                .ctx(context)
+        });
+        ready(done)
+    }
+
+    fn fetch<T: Send + 'static>(
+        &mut self,
+        context: &'static str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        decode: Decode<T>,
+    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
+        let rows = self.prepared(context, sql).and_then(|mut st| {
+            let mut rows = st.query(rusqlite::params_from_iter(args)).ctx(context)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().ctx(context)? {
+                out.push(decode(row).map_err(|e| crate::store::db::corrupt(context, e))?);
+            }
+            Ok(out)
+        });
+        ready(rows)
+    }
+}
+
+/// Runs a store operation on a SQLite connection: it never waits, so one poll ends it.
+pub(super) fn run_now<T>(operation: impl Future<Output = T>) -> T {
+    let mut operation = std::pin::pin!(operation);
+    match operation
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(value) => value,
+        Poll::Pending => unreachable!("a SQLite store operation waited"),
+    }
+}
+
+/// Whether `$1, $2, …` each first appear in that order, so that SQLite's numbering of
+/// named parameters (by first appearance) matches their numbers.
+fn placeholders_in_order(sql: &str) -> bool {
+    let mut next = 1;
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        rest = &rest[at + 1..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(n) = digits.parse::<usize>() else {
+            continue;
+        };
+        if n == next {
+            next += 1;
+        } else if n > next {
+            return false;
+        }
+    }
+    true
+}
