@@ -1,0 +1,748 @@
+//! The store contract, tested once and run on both databases: every `Store` operation is
+//! called through the trait with the same assertions on SQLite and PostgreSQL, including
+//! where the two once drifted (the latest request's tie-break, clashes, callback leases,
+//! expiry).
+
+mod common;
+
+use paycc::domain::state::KycState;
+use paycc::store::postgres::{PgSettings, PgStore};
+use paycc::store::sqlite::SqliteStore;
+use paycc::store::*;
+use std::time::Duration;
+
+const NOW: i64 = 1_764_600_000_000;
+const DAY: i64 = 86_400_000;
+
+/// Runs each `async fn(&dyn Store)` on a fresh SQLite file and a fresh PostgreSQL database.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = super::SqliteStore::open(&dir.path().join("paycc.db"), 2).unwrap();
+                super::$name(&store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if crate::common::Backend::postgres().is_none() {
+                    return;
+                }
+                let db = crate::common::TestDb::create().await;
+                let store = super::PgStore::open(&db.url, &super::pg_settings()).await.unwrap();
+                super::$name(&store).await;
+            })*
+        }
+    };
+}
+
+fn pg_settings() -> PgSettings {
+    PgSettings {
+        pool_size: 4,
+        acquire_timeout: Duration::from_secs(5),
+        call_timeout: Duration::from_secs(10),
+    }
+}
+
+fn kid(n: usize) -> String {
+    format!("KID261201120000000{n:014}")
+}
+
+/// An init of customer `customer` (its PAN hash) whose fingerprint is `n`.
+fn new_kyc(merchant_pk: i64, customer: usize, n: usize) -> NewKyc {
+    NewKyc {
+        kid: kid(n),
+        reference: format!("REF{n:029}"),
+        merchant_pk,
+        provider: "sandbox",
+        state: KycState::Pending,
+        fingerprint: format!("fingerprint-{n}").into_bytes(),
+        url_sealed: Some(format!("url-{n}").into_bytes()),
+        token_hash: Some(format!("token-{n}").into_bytes()),
+        redirect_url: Some("https://shop.example/back".into()),
+        now: NOW,
+        expires_at: NOW + DAY,
+        customer: NewCustomer {
+            cust_id: format!("C{n:011}"),
+            pan_hash: format!("pan-{customer}").into_bytes(),
+            mobile_hash: format!("mobile-{customer}").into_bytes(),
+            details_sealed: format!("details-{n}").into_bytes(),
+        },
+    }
+}
+
+/// A client with one merchant: (client pk, merchant pk).
+async fn client_with_merchant(store: &dyn Store, client: &str, code: &str) -> (i64, i64) {
+    store
+        .create_client(client, "Partner", b"hash", NOW)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .create_merchant(client, code, "Shop", NOW)
+            .await
+            .unwrap()
+    );
+    let client_pk = store.find_client(client).await.unwrap().unwrap().pk;
+    let merchant = store
+        .merchant_of_client(client_pk, code)
+        .await
+        .unwrap()
+        .unwrap();
+    (client_pk, merchant.pk)
+}
+
+fn transition(kid: &str, to: KycState, at: i64) -> Transition {
+    Transition {
+        kid: kid.to_owned(),
+        to,
+        reason: None,
+        result_sealed: None,
+        now: at,
+    }
+}
+
+async fn clients_and_merchants(store: &dyn Store) {
+    assert_eq!(store.count_clients().await.unwrap(), 0);
+    let (client_pk, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    let found = store.find_client("PCCA").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            found.pk,
+            found.client_id.as_str(),
+            found.name.as_str(),
+            found.secret_hash.as_slice(),
+            found.active
+        ),
+        (client_pk, "PCCA", "Partner", b"hash".as_slice(), true)
+    );
+    assert!(store.find_client("PCCNONE").await.unwrap().is_none());
+    assert!(matches!(
+        store.create_client("PCCA", "Again", b"x", NOW).await,
+        Err(StoreError::Conflict(Unique::ClientId))
+    ));
+    assert!(
+        store
+            .set_client_secret("PCCA", b"hash2", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_client_secret("PCCNONE", b"x", NOW).await.unwrap());
+    assert!(store.set_client_active("PCCA", false).await.unwrap());
+    let found = store.find_client("PCCA").await.unwrap().unwrap();
+    assert_eq!(
+        (found.secret_hash.as_slice(), found.active),
+        (b"hash2".as_slice(), false)
+    );
+    assert!(!store.set_client_active("PCCNONE", false).await.unwrap());
+
+    assert!(
+        !store
+            .create_merchant("PCCNONE", "MID2", "X", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.create_merchant("PCCA", "MID1", "Dup", NOW).await,
+        Err(StoreError::Conflict(Unique::MerchantCode))
+    ));
+    let (other_pk, _) = client_with_merchant(store, "PCCB", "MID3").await;
+    assert_eq!(store.count_clients().await.unwrap(), 2);
+    assert!(
+        store
+            .merchant_of_client(other_pk, "MID1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.set_merchant_active("MID1", false).await.unwrap());
+    assert!(!store.set_merchant_active("MIDNONE", false).await.unwrap());
+    let listed: Vec<(String, bool, String)> = store
+        .list_merchants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.code, m.active, m.client_id))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("MID1".into(), false, "PCCA".into()),
+            ("MID3".into(), true, "PCCB".into())
+        ]
+    );
+    let m = store
+        .merchant_of_client(client_pk, "MID1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (m.pk, m.name.as_str(), m.active),
+        (merchant_pk, "Shop", false)
+    );
+}
+
+async fn settings_are_kept_once(store: &dyn Store) {
+    assert_eq!(
+        store.pin_setting("s", b"first", NOW).await.unwrap(),
+        b"first"
+    );
+    assert_eq!(
+        store.pin_setting("s", b"second", NOW).await.unwrap(),
+        b"first"
+    );
+}
+
+async fn inits_reads_and_customers(store: &dyn Store) {
+    let (client_pk, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    let (other_pk, _) = client_with_merchant(store, "PCCB", "MID2").await;
+    let first = store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
+    assert_eq!(
+        (first.kid.as_str(), first.cust_id.as_str(), first.reused),
+        (kid(1).as_str(), "C00000000001", false)
+    );
+    // The identical init answers the open request.
+    let mut again = new_kyc(merchant_pk, 1, 1);
+    again.kid = kid(99);
+    again.reference = "REF-again".into();
+    let reused = store.init_kyc(again).await.unwrap();
+    assert_eq!(
+        (reused.kid, reused.reused, reused.url_sealed),
+        (kid(1), true, Some(b"url-1".to_vec()))
+    );
+    // Another init of the same customer in the same millisecond: the greater kid is the
+    // latest, on both databases.
+    let second = store.init_kyc(new_kyc(merchant_pk, 1, 2)).await.unwrap();
+    assert_eq!(
+        (second.cust_id.as_str(), second.reused),
+        ("C00000000001", false)
+    );
+
+    let record = store.kyc(&kid(1), Some(client_pk)).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            record.merchant_code.as_str(),
+            record.client_id.as_str(),
+            record.cust_id.as_str(),
+            record.state,
+            record.merchant_active,
+            record.redirect_url.as_deref(),
+            record.customer_details_sealed.as_slice(),
+            record.expires_at,
+            record.checked_at
+        ),
+        (
+            "MID1",
+            "PCCA",
+            "C00000000001",
+            KycState::Pending,
+            true,
+            Some("https://shop.example/back"),
+            b"details-2".as_slice(),
+            NOW + DAY,
+            None
+        )
+    );
+    assert!(store.kyc(&kid(1), Some(other_pk)).await.unwrap().is_none());
+    assert!(store.kyc(&kid(1), None).await.unwrap().is_some());
+    assert!(store.kyc(&kid(7), None).await.unwrap().is_none());
+
+    for key in [
+        CustomerLookup::PanHash(b"pan-1".to_vec()),
+        CustomerLookup::MobileHash(b"mobile-1".to_vec()),
+    ] {
+        let c = store
+            .customer(client_pk, "MID1", key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.cust_id.as_str(), c.active, c.verified.is_none()),
+            ("C00000000001", true, true)
+        );
+        assert_eq!(c.latest.unwrap().kid, kid(2));
+    }
+    assert!(
+        store
+            .customer(other_pk, "MID1", CustomerLookup::PanHash(b"pan-1".to_vec()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The guarded moves, and the verified identity an approval gives the customer.
+    assert_eq!(
+        store
+            .transition(transition(&kid(1), KycState::InProgress, NOW + 1))
+            .await
+            .unwrap(),
+        Some(KycState::InProgress)
+    );
+    assert_eq!(
+        store
+            .transition(transition(&kid(1), KycState::Pending, NOW + 2))
+            .await
+            .unwrap(),
+        Some(KycState::InProgress)
+    );
+    let mut approve = transition(&kid(1), KycState::Approved, NOW + 3);
+    approve.result_sealed = Some(b"identity".to_vec());
+    assert_eq!(
+        store.transition(approve).await.unwrap(),
+        Some(KycState::Approved)
+    );
+    let mut reject = transition(&kid(1), KycState::Rejected, NOW + 4);
+    reject.reason = Some("too late".into());
+    assert_eq!(
+        store.transition(reject).await.unwrap(),
+        Some(KycState::Approved)
+    );
+    assert_eq!(
+        store
+            .transition(transition(&kid(7), KycState::Approved, NOW))
+            .await
+            .unwrap(),
+        None
+    );
+    let c = store
+        .customer(
+            client_pk,
+            "MID1",
+            CustomerLookup::PanHash(b"pan-1".to_vec()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.verified, Some((kid(1), b"identity".to_vec())));
+    let record = store.kyc(&kid(1), None).await.unwrap().unwrap();
+    assert_eq!(
+        (record.result_sealed, record.reason, record.updated_at),
+        (Some(b"identity".to_vec()), None, NOW + 3)
+    );
+}
+
+async fn clashes_name_their_rule(store: &dyn Store) {
+    let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
+    let mut same_cust_id = new_kyc(merchant_pk, 2, 2);
+    same_cust_id.customer.cust_id = "C00000000001".into();
+    assert!(matches!(
+        store.init_kyc(same_cust_id).await,
+        Err(StoreError::Conflict(Unique::CustId))
+    ));
+    let mut same_kid = new_kyc(merchant_pk, 3, 3);
+    same_kid.kid = kid(1);
+    assert!(matches!(
+        store.init_kyc(same_kid).await,
+        Err(StoreError::Conflict(Unique::Kid))
+    ));
+    for n in [2, 3] {
+        assert!(
+            store.kyc(&kid(n), None).await.unwrap().is_none(),
+            "nothing of the clash is left"
+        );
+    }
+}
+
+async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
+    let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    let receiver = "https://partner.example/hooks";
+    assert!(
+        store
+            .set_client_callback("PCCA", receiver, Some(b"secret"))
+            .await
+            .unwrap()
+    );
+    let mut short = new_kyc(merchant_pk, 1, 1);
+    short.expires_at = NOW + 10;
+    store.init_kyc(short).await.unwrap();
+    store.init_kyc(new_kyc(merchant_pk, 2, 2)).await.unwrap();
+    assert_eq!(store.expire_due(NOW + 5, 10).await.unwrap(), 0);
+    assert_eq!(store.expire_due(NOW + 10, 10).await.unwrap(), 1);
+    assert_eq!(store.expire_due(NOW + 10, 10).await.unwrap(), 0);
+    let expired = store.kyc(&kid(1), None).await.unwrap().unwrap();
+    assert_eq!(
+        (expired.state, expired.reason.is_some()),
+        (KycState::Expired, true)
+    );
+    // An identical init after the expiry opens a new request.
+    let mut identical = new_kyc(merchant_pk, 1, 1);
+    identical.kid = kid(3);
+    identical.reference = "REF-3".into();
+    identical.now = NOW + 20;
+    identical.expires_at = NOW + DAY;
+    assert_eq!(store.init_kyc(identical).await.unwrap().reused, false);
+
+    // A request stored before the provider named it, activated; another, failed.
+    for (n, state) in [(4, KycState::Created), (5, KycState::Created)] {
+        let mut created = new_kyc(merchant_pk, n, n);
+        created.state = state;
+        created.kid = format!("REF{n:029}");
+        created.url_sealed = None;
+        created.token_hash = None;
+        store.init_kyc(created).await.unwrap();
+    }
+    let session = ActivatedKyc {
+        kid: kid(4),
+        url_sealed: b"url".to_vec(),
+        token_hash: b"token".to_vec(),
+        now: NOW + 30,
+    };
+    store
+        .activate_kyc(&format!("REF{:029}", 4), &session)
+        .await
+        .unwrap();
+    let active = store.kyc(&kid(4), None).await.unwrap().unwrap();
+    assert_eq!(
+        (active.state, active.token_hash),
+        (KycState::Pending, Some(b"token".to_vec()))
+    );
+    store
+        .fail_kyc(&format!("REF{:029}", 5), "provider down", NOW + 30)
+        .await
+        .unwrap();
+    let failed = store
+        .kyc(&format!("REF{:029}", 5), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (failed.state, failed.reason.as_deref()),
+        (KycState::Failed, Some("provider down"))
+    );
+
+    // Re-checks: each open request claimed once until it is stale again.
+    let claimed = store
+        .claim_for_recheck("sandbox", NOW + 100, NOW + 100, 10)
+        .await
+        .unwrap();
+    let mut claimed_sorted = claimed.clone();
+    claimed_sorted.sort();
+    assert_eq!(claimed_sorted, [kid(2), kid(3), kid(4)]);
+    assert!(
+        store
+            .claim_for_recheck("sandbox", NOW + 100, NOW + 101, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_for_recheck("digio", NOW + 1000, NOW + 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.mark_checked(&kid(2), NOW + 500).await.unwrap();
+    assert_eq!(
+        store.kyc(&kid(2), None).await.unwrap().unwrap().checked_at,
+        Some(NOW + 500)
+    );
+
+    assert!(
+        store
+            .record_webhook_event("digio", "EVT1", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_webhook_event("digio", "EVT1", NOW)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_webhook_event("other", "EVT1", NOW)
+            .await
+            .unwrap()
+    );
+
+    // The expiry was announced: the client takes callbacks.
+    let events = store.list_callbacks(false, 10).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.kid.clone(), e.state))
+            .collect::<Vec<_>>(),
+        [(kid(1), KycState::Expired)]
+    );
+}
+
+async fn idempotency_keys(store: &dyn Store) {
+    let (client_pk, _) = client_with_merchant(store, "PCCA", "MID1").await;
+    let claim = |hash: &[u8], now: i64| IdempotencyClaim {
+        client_pk,
+        key: "order-1".into(),
+        request_hash: hash.to_vec(),
+        now,
+        stale_before: now - 60_000,
+    };
+    assert_eq!(
+        store
+            .claim_idempotency_key(&claim(b"a", NOW))
+            .await
+            .unwrap(),
+        KeyState::Taken
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(&claim(b"a", NOW + 1))
+            .await
+            .unwrap(),
+        KeyState::InFlight
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key(&claim(b"b", NOW + 1))
+            .await
+            .unwrap(),
+        KeyState::Mismatch
+    );
+    // Its holder died without a reply: taken again once stale.
+    assert_eq!(
+        store
+            .claim_idempotency_key(&claim(b"a", NOW + 120_000))
+            .await
+            .unwrap(),
+        KeyState::Taken
+    );
+    store
+        .complete_idempotency_key(client_pk, "order-1", b"reply")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(&claim(b"a", NOW + 130_000))
+            .await
+            .unwrap(),
+        KeyState::Done(b"reply".to_vec())
+    );
+    // A completed key is not released; a taken one is.
+    store
+        .release_idempotency_key(client_pk, "order-1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key(&claim(b"a", NOW + 130_000))
+            .await
+            .unwrap(),
+        KeyState::Done(b"reply".to_vec())
+    );
+    let mut other = claim(b"c", NOW);
+    other.key = "order-2".into();
+    assert_eq!(
+        store.claim_idempotency_key(&other).await.unwrap(),
+        KeyState::Taken
+    );
+    store
+        .release_idempotency_key(client_pk, "order-2")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_idempotency_key(&other).await.unwrap(),
+        KeyState::Taken
+    );
+    assert_eq!(store.purge_idempotency_keys(NOW + 1).await.unwrap(), 1);
+    assert_eq!(
+        store.purge_idempotency_keys(NOW + 200_000).await.unwrap(),
+        1
+    );
+}
+
+async fn the_callback_outbox(store: &dyn Store) {
+    let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    assert!(store.client_callback("PCCNONE").await.unwrap().is_none());
+    let none = store.client_callback("PCCA").await.unwrap().unwrap();
+    assert_eq!((none.url, none.secret_sealed), (None, None));
+    assert!(
+        store
+            .set_client_callback("PCCA", "https://a.example", Some(b"s1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_client_callback("PCCA", "https://b.example", None)
+            .await
+            .unwrap()
+    );
+    let set = store.client_callback("PCCA").await.unwrap().unwrap();
+    assert_eq!(
+        (set.url.as_deref(), set.secret_sealed),
+        (Some("https://b.example"), Some(b"s1".to_vec()))
+    );
+    assert!(
+        !store
+            .set_client_callback("PCCNONE", "https://x.example", None)
+            .await
+            .unwrap()
+    );
+
+    store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
+    store
+        .transition(transition(&kid(1), KycState::AwaitingApproval, NOW + 1))
+        .await
+        .unwrap();
+    store
+        .transition(transition(&kid(1), KycState::Approved, NOW + 2))
+        .await
+        .unwrap();
+    // A kid's events go out in order: the second waits for the first.
+    let due = store
+        .claim_callbacks(NOW + 10, NOW + 1_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    let first = &due[0];
+    assert_eq!(
+        (
+            first.kid.as_str(),
+            first.state,
+            first.cust_id.as_str(),
+            first.merchant_code.as_str(),
+            first.attempts
+        ),
+        (
+            kid(1).as_str(),
+            KycState::AwaitingApproval,
+            "C00000000001",
+            "MID1",
+            0
+        )
+    );
+    assert_eq!(first.event_id, format!("evt_{}_awaiting_approval", kid(1)));
+    assert_eq!(first.callback.url.as_deref(), Some("https://b.example"));
+    // Leased: no other claim takes it before the lease ends.
+    assert!(
+        store
+            .claim_callbacks(NOW + 20, NOW + 2_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .finish_callback_attempt(&CallbackAttempt {
+            pk: first.pk,
+            result: AttemptResult::Delivered,
+            error: None,
+            now: NOW + 30,
+        })
+        .await
+        .unwrap();
+    let next = store
+        .claim_callbacks(NOW + 40, NOW + 1_040, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|d| d.state).collect::<Vec<_>>(),
+        [KycState::Approved]
+    );
+    store
+        .finish_callback_attempt(&CallbackAttempt {
+            pk: next[0].pk,
+            result: AttemptResult::RetryAt(NOW + 5_000),
+            error: Some("HTTP 500".into()),
+            now: NOW + 50,
+        })
+        .await
+        .unwrap();
+    // Not due before its retry, due after it (the lease was given back).
+    assert!(
+        store
+            .claim_callbacks(NOW + 60, NOW + 1_060, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .claim_callbacks(NOW + 5_000, NOW + 6_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .finish_callback_attempt(&CallbackAttempt {
+            pk: next[0].pk,
+            result: AttemptResult::Dead,
+            error: Some("HTTP 500".into()),
+            now: NOW + 5_010,
+        })
+        .await
+        .unwrap();
+    let listed = store.list_callbacks(false, 10).await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|e| (e.state, e.status.as_str(), e.attempts))
+            .collect::<Vec<_>>(),
+        [
+            (KycState::Approved, "dead", 2),
+            (KycState::AwaitingApproval, "delivered", 1)
+        ]
+    );
+    assert_eq!(listed[1].delivered_at, Some(NOW + 30));
+    let failed = store.list_callbacks(true, 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].last_error.as_deref(), Some("HTTP 500"));
+    let event_id = failed[0].event_id.clone();
+    assert!(store.retry_callback(&event_id, NOW + 6_000).await.unwrap());
+    assert!(!store.retry_callback("evt_none", NOW).await.unwrap());
+    let retried = store
+        .claim_callbacks(NOW + 6_000, NOW + 7_000, 10)
+        .await
+        .unwrap();
+    assert_eq!((retried.len(), retried[0].attempts), (1, 0));
+    // Delivered and dead events past retention go; pending ones stay.
+    assert_eq!(store.purge_callbacks(NOW + 100_000).await.unwrap(), 1);
+    assert_eq!(store.list_callbacks(false, 10).await.unwrap().len(), 1);
+}
+
+async fn sandbox_sessions(store: &dyn Store) {
+    let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
+    assert!(store.sandbox_session(&kid(1)).await.unwrap().is_none());
+    let at = |step: &str, selfie: Option<&[u8]>, person: Option<&[u8]>| SandboxSession {
+        step: step.into(),
+        outcome: None,
+        face_match: Some(97),
+        selfie_sealed: selfie.map(<[u8]>::to_vec),
+        person_sealed: person.map(<[u8]>::to_vec),
+    };
+    store
+        .save_sandbox_session(&kid(1), &at("selfie", Some(b"jpeg"), Some(b"someone")), NOW)
+        .await
+        .unwrap();
+    // Saving without a selfie keeps the stored one; the person is replaced.
+    store
+        .save_sandbox_session(&kid(1), &at("done", None, None), NOW)
+        .await
+        .unwrap();
+    let s = store.sandbox_session(&kid(1)).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            s.step.as_str(),
+            s.face_match,
+            s.selfie_sealed,
+            s.person_sealed
+        ),
+        ("done", Some(97), Some(b"jpeg".to_vec()), None)
+    );
+}
+
+contract!(
+    clients_and_merchants,
+    settings_are_kept_once,
+    inits_reads_and_customers,
+    clashes_name_their_rule,
+    expiry_and_provider_bookkeeping,
+    idempotency_keys,
+    the_callback_outbox,
+    sandbox_sessions,
+);
