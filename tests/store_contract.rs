@@ -374,7 +374,7 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
     identical.reference = "REF-3".into();
     identical.now = NOW + 20;
     identical.expires_at = NOW + DAY;
-    assert_eq!(store.init_kyc(identical).await.unwrap().reused, false);
+    assert!(!store.init_kyc(identical).await.unwrap().reused);
 
     // A request stored before the provider named it, activated; another, failed.
     for (n, state) in [(4, KycState::Created), (5, KycState::Created)] {
