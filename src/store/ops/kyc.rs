@@ -25,8 +25,7 @@ const CUSTOMER_BY_PAN: &str = "(SELECT pk FROM customers WHERE merchant_pk = $1 
 statement!(
     EXPIRE_STALE_IDENTICAL,
     "UPDATE kyc_requests SET state = 'expired', reason = $1, updated_at = $2
-     WHERE customer_pk = (SELECT pk FROM customers WHERE merchant_pk = $3 AND pan_hash = $4)
-       AND fingerprint = $5 AND state IN ({}) AND expires_at <= $2
+     WHERE customer_pk = $3 AND fingerprint = $4 AND state IN ({}) AND expires_at <= $2
      RETURNING kid",
     state_list(KycState::expires_by_time)
 );
@@ -34,9 +33,9 @@ statement!(
     OPEN_IDENTICAL,
     "SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
      JOIN customers c ON c.pk = k.customer_pk
-     WHERE k.customer_pk = {CUSTOMER_BY_PAN} AND k.fingerprint = $3 AND k.state IN ({}) AND {}",
+     WHERE k.customer_pk = $1 AND k.fingerprint = $2 AND k.state IN ({}) AND {}",
     state_list(KycState::is_open),
-    reusable("k", "$4")
+    reusable("k", "$3")
 );
 // PostgreSQL: the stale identical request expired (and announced) and the open one found
 // in one statement, one round trip fewer per init. The SELECT reads the snapshot from
@@ -75,10 +74,15 @@ statement!(
        SELECT $7, $8, $2, customer.pk, $9, $10, $11, $12, $13, $14, $6, $6, $15 FROM customer
        ON CONFLICT (customer_pk, fingerprint) WHERE state IN ({}) DO NOTHING
        RETURNING kid)
-     SELECT customer.cust_id AS t, CASE WHEN EXISTS (SELECT 1 FROM request) THEN 1 ELSE 0 END AS n
-     FROM customer",
+     SELECT customer.pk, customer.cust_id, EXISTS (SELECT 1 FROM request) AS inserted FROM customer",
     state_list(KycState::is_open)
 );
+
+/// The upserted customer's pk, whether the request went in, and the custId.
+fn upserted(r: &dyn crate::store::db::Row) -> crate::store::db::DecodeResult<(i64, bool, String)> {
+    use crate::store::db::Columns;
+    Ok((r.i64("pk")?, r.flag("inserted")?, r.string("cust_id")?))
+}
 
 fn identical(r: &dyn crate::store::db::Row) -> crate::store::db::DecodeResult<InitStored> {
     use crate::store::db::Columns;
@@ -100,75 +104,67 @@ pub async fn init(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored> {
     }
 }
 
-/// SQLite: one writer, so nothing can come between the look and the write.
+/// SQLite: one writer, so nothing can come between the look and the write. A new
+/// customer's init is two inserts after the look; a known one's first settles an
+/// identical request.
 async fn init_in_turn(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored> {
     let k = &new.customer;
-    let expired = c
-        .fetch(
-            "expiring a stale identical request",
-            EXPIRE_STALE_IDENTICAL.as_str(),
-            args![
-                EXPIRED_REASON,
-                new.now,
-                new.merchant_pk,
-                &k.pan_hash,
-                &new.fingerprint
-            ],
-            rows::text_kid,
-        )
-        .await?;
-    for kid in &expired {
-        callbacks::queue(c, kid, KycState::Expired, new.now).await?;
-    }
-    let open = c
+    let known = c
         .fetch_one(
-            "looking for an identical open request",
-            OPEN_IDENTICAL.as_str(),
-            args![new.merchant_pk, &k.pan_hash, &new.fingerprint, new.now],
-            identical,
-        )
-        .await?;
-    if let Some(open) = open {
-        return Ok(open);
-    }
-    let updated = c
-        .fetch_one(
-            "updating a customer",
-            "UPDATE customers SET mobile_hash = $1, details_sealed = $2, updated_at = $3
-             WHERE merchant_pk = $4 AND pan_hash = $5 RETURNING pk AS n, cust_id AS t",
-            args![
-                &k.mobile_hash,
-                &k.details_sealed,
-                new.now,
-                new.merchant_pk,
-                &k.pan_hash
-            ],
+            "looking up a customer",
+            "SELECT pk AS n, cust_id AS t FROM customers WHERE merchant_pk = $1 AND pan_hash = $2",
+            args![new.merchant_pk, &k.pan_hash],
             rows::pk_and_text,
         )
         .await?;
-    let (customer_pk, cust_id) = match updated {
-        Some(known) => known,
-        None => c
-            .fetch_one(
+    let cust_id = match known {
+        Some((pk, cust_id)) => {
+            let expired = c
+                .fetch(
+                    "expiring a stale identical request",
+                    EXPIRE_STALE_IDENTICAL.as_str(),
+                    args![EXPIRED_REASON, new.now, pk, &new.fingerprint],
+                    rows::text_kid,
+                )
+                .await?;
+            for kid in &expired {
+                callbacks::queue(c, kid, KycState::Expired, new.now).await?;
+            }
+            if let Some(open) = open_identical(c, pk, new).await? {
+                return Ok(open);
+            }
+            c.execute(
+                "updating a customer",
+                "UPDATE customers SET mobile_hash = $1, details_sealed = $2, updated_at = $3 WHERE pk = $4",
+                args![&k.mobile_hash, &k.details_sealed, new.now, pk],
+            )
+            .await?;
+            cust_id
+        }
+        None => {
+            // No RETURNING: SQLite collects returned rows in a temporary table (an eighth
+            // of an init's instructions); the request finds its customer by key instead.
+            c.execute(
                 "creating a customer",
                 "INSERT INTO customers (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING pk AS n, cust_id AS t",
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
                 args![&k.cust_id, new.merchant_pk, &k.pan_hash, &k.mobile_hash, &k.details_sealed, new.now],
-                rows::pk_and_text,
             )
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("an inserted customer returned nothing".into()))?,
+            .await?;
+            k.cust_id.clone()
+        }
     };
     c.execute(
         "storing a KYC request",
         "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
            url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
+         VALUES ($1, $2, $3, (SELECT pk FROM customers WHERE merchant_pk = $3 AND pan_hash = $4),
+                 $5, $6, $7, $8, $9, $10, $11, $11, $12)",
         args![
             &new.kid,
             &new.reference,
             new.merchant_pk,
-            customer_pk,
+            &k.pan_hash,
             new.provider,
             new.state.as_str(),
             &new.fingerprint,
@@ -186,6 +182,21 @@ async fn init_in_turn(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
         cust_id,
         reused: false,
     })
+}
+
+/// The customer's open request identical to `new`, if it may still be reused.
+async fn open_identical(
+    c: &mut impl Conn,
+    customer_pk: i64,
+    new: &NewKyc,
+) -> StoreResult<Option<InitStored>> {
+    c.fetch_one(
+        "looking for an identical open request",
+        OPEN_IDENTICAL.as_str(),
+        args![customer_pk, &new.fingerprint, new.now],
+        identical,
+    )
+    .await
 }
 
 /// PostgreSQL: two statements in the caller's transaction, the second safe against an
@@ -209,7 +220,7 @@ async fn init_at_once(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
     if let Some(open) = open {
         return Ok(open);
     }
-    let (inserted, cust_id) = c
+    let (customer_pk, inserted, cust_id) = c
         .fetch_one(
             "storing a KYC request",
             UPSERT_CUSTOMER_INSERT_KYC.as_str(),
@@ -230,11 +241,11 @@ async fn init_at_once(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
                 &new.redirect_url,
                 new.expires_at
             ],
-            rows::pk_and_text,
+            upserted,
         )
         .await?
         .ok_or_else(|| StoreError::Corrupt("an upserted customer returned nothing".into()))?;
-    if inserted == 1 {
+    if inserted {
         return Ok(InitStored {
             kid: new.kid.clone(),
             url_sealed: new.url_sealed.clone(),
@@ -242,14 +253,7 @@ async fn init_at_once(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
             reused: false,
         });
     }
-    c.fetch_one(
-        "reading an identical open request",
-        OPEN_IDENTICAL.as_str(),
-        args![new.merchant_pk, &k.pan_hash, &new.fingerprint, new.now],
-        identical,
-    )
-    .await?
-    .ok_or_else(|| {
+    open_identical(c, customer_pk, new).await?.ok_or_else(|| {
         StoreError::Corrupt("an identical request blocked the insert but cannot be read".into())
     })
 }
