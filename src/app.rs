@@ -5,7 +5,7 @@ use crate::crypto::Keyring;
 use crate::delivery::CallbackSender;
 use crate::provider::digio::{Digio, DigioSettings};
 use crate::provider::{KycProvider, sandbox::Sandbox};
-use crate::service::{Service, ServiceSettings};
+use crate::service::{Service, ServiceSettings, StoredJourneys};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::{Store, sqlite::SqliteStore};
 use crate::workers::{CallbackWorker, periodically};
@@ -175,7 +175,7 @@ pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, Sta
     let store = open_with_keys(settings, &keys).await?;
     // Admin commands never reach a provider; the sandbox is the inert choice.
     let provider = Arc::new(Sandbox::new(
-        store.clone(),
+        Arc::new(StoredJourneys(store.clone())),
         keys.clone(),
         "http://localhost",
     ));
@@ -227,9 +227,11 @@ impl Server {
         let public_url = serve.public_url(bound);
         refuse_unsafe_public_start(serve, &public_url, dev_key)?;
         let provider: Arc<dyn KycProvider> = match serve.provider {
-            ProviderKind::Sandbox => {
-                Arc::new(Sandbox::new(store.clone(), keys.clone(), &public_url))
-            }
+            ProviderKind::Sandbox => Arc::new(Sandbox::new(
+                Arc::new(StoredJourneys(store.clone())),
+                keys.clone(),
+                &public_url,
+            )),
             ProviderKind::Digio => {
                 Arc::new(Digio::new(digio_settings(&serve.digio)?).map_err(StartError)?)
             }

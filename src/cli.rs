@@ -517,13 +517,12 @@ async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(
     let server = Server::bind(store, serve).await?;
     let service = server.service();
     let base = server.public_url().to_owned();
-    if service.provider_name() == crate::provider::sandbox::NAME
-        && service.is_empty().await.map_err(admin_error)?
-    {
+    let simulated = service.provider_offers().simulated_journey;
+    if simulated && service.is_empty().await.map_err(admin_error)? {
         print_demo(&service, &base).await?;
     }
     tracing::info!(addr = %server.local_addr(), public_url = %base, provider = service.provider_name(), "paycc listening");
-    if service.provider_name() == crate::provider::sandbox::NAME {
+    if simulated {
         tracing::warn!(
             "SANDBOX: no identity is verified; testers decide every KYC, and every answer carries `Paycc-Environment: sandbox`"
         );

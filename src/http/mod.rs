@@ -41,22 +41,18 @@ pub fn router(service: Arc<Service>, public_url: &str) -> Router {
             "/v1/service/paycc/customer",
             get(customer::check).post(customer::check),
         );
-    let sandbox = service.provider_name() == crate::provider::sandbox::NAME;
-    match service.provider_name() {
-        crate::provider::sandbox::NAME => {
-            api = api
-                .route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete))
-                .merge(gateway::routes());
-        }
-        crate::provider::digio::NAME => {
-            // Digio's events can carry photos: a larger body limit than the API's 16 KiB.
-            api = api.route(
-                "/v1/webhooks/digio",
-                post(webhooks::digio)
-                    .layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
-            );
-        }
-        _ => {}
+    let offers = service.provider_offers();
+    if offers.simulated_journey {
+        api = api
+            .route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete))
+            .merge(gateway::routes());
+    }
+    if offers.webhook_signature.is_some() {
+        // Provider events can carry photos: a larger body limit than the API's 16 KiB.
+        api = api.route(
+            &format!("/v1/webhooks/{}", service.provider_name()),
+            post(webhooks::receive).layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        );
     }
     let router = api
         .route_layer(middleware::from_fn(observe::remember_route))
@@ -68,7 +64,7 @@ pub fn router(service: Arc<Service>, public_url: &str) -> Router {
         })
         .layer(CatchPanicLayer::custom(observe::panic_response));
     // Sandbox answers look exactly like real ones; the header says they are not.
-    let router = if sandbox {
+    let router = if offers.simulated_journey {
         router.layer(middleware::map_response(mark_sandbox))
     } else {
         router

@@ -1,6 +1,6 @@
-//! `POST /v1/webhooks/digio`: Digio's event deliveries. The checksum is verified over
-//! the raw body before anything else; the answer comes at once, the re-read of the
-//! request runs in the background.
+//! `POST /v1/webhooks/{provider}` (Digio's event deliveries): the signature, from the
+//! header the provider names, is verified over the raw body before anything else; the
+//! answer comes at once, the re-read of the request runs in the background.
 
 use super::AppState;
 use super::envelope::{ApiError, Code, Envelope};
@@ -12,10 +12,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub async fn digio(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let signature = headers
-        .get("x-digio-checksum")
-        .and_then(|v| v.to_str().ok());
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let header = state
+        .service
+        .provider_offers()
+        .webhook_signature
+        .unwrap_or_default();
+    let signature = headers.get(header).and_then(|v| v.to_str().ok());
     match state.service.provider_webhook(&body, signature).await {
         Ok(ack) => {
             let outcome = if ack == WebhookAck::Accepted {
@@ -26,7 +29,7 @@ pub async fn digio(State(state): State<AppState>, headers: HeaderMap, body: Byte
             Envelope::success("Webhook received", json!({ "status": outcome })).into_response()
         }
         Err(WebhookFailure::Refused(WebhookError::BadSignature)) => {
-            tracing::warn!("webhook refused: bad or missing X-Digio-Checksum");
+            tracing::warn!(header, "webhook refused: bad or missing signature");
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 Code::Unauthorized,
@@ -40,7 +43,7 @@ pub async fn digio(State(state): State<AppState>, headers: HeaderMap, body: Byte
             format!("The webhook could not be read: {e}."),
         )
         .into_response(),
-        // Digio retries non-2xx deliveries: a storage hiccup here is retried by it.
+        // Providers retry non-2xx deliveries: a storage hiccup here is retried by them.
         Err(WebhookFailure::Failed(e)) => ApiError::from(e).into_response(),
     }
 }

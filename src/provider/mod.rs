@@ -100,9 +100,23 @@ pub enum WebhookError {
     Unsupported,
 }
 
+/// What a provider offers beyond opening journeys and reading results, so that the
+/// layers above ask it instead of comparing names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offers {
+    /// paycc serves the customer's journey and a tester helper itself, and a tester, not
+    /// a document check, decides each result.
+    pub simulated_journey: bool,
+    /// The header a webhook delivery's signature travels in, when the provider sends
+    /// webhooks (to `POST /v1/webhooks/{name}`).
+    pub webhook_signature: Option<&'static str>,
+}
+
 #[async_trait]
 pub trait KycProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+
+    fn offers(&self) -> Offers;
 
     /// Whether opening a session is a call to another service (it may fail or be slow,
     /// so the request is stored first) rather than done in process.

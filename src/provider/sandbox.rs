@@ -1,13 +1,13 @@
 //! The sandbox provider: paycc plays the provider so integrators can build and test
 //! without an account. Ids and tokens look like Digio's; the journey pages live under
-//! `/gateway/login/…` on paycc itself; a tester decides the outcome, recorded in
-//! `sandbox_sessions`, and an approval comes back with realistic synthetic data.
+//! `/gateway/login/…` on paycc itself; a tester decides the outcome, which this provider
+//! reads back through its own port (`JourneyLog`), and an approval comes back with
+//! realistic synthetic data.
 
 use super::*;
 use crate::crypto::{self, Keyring};
 use crate::domain::ids::provider_style_id;
 use crate::domain::kyc::{Address, KycIdentity, Photo};
-use crate::store::Store;
 use base64::prelude::*;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -23,9 +23,27 @@ pub const SELFIE_CONTEXT: &str = "sandbox-selfie";
 pub const PERSON_CONTEXT: &str = "sandbox-person";
 
 pub struct Sandbox {
-    store: Arc<dyn Store>,
+    journeys: Arc<dyn JourneyLog>,
     keys: Arc<Keyring>,
     public_url: String,
+}
+
+/// How a journey ended, as the sandbox reads it back.
+pub struct JourneyEnd {
+    /// `None` while the customer is still on the way.
+    pub outcome: Option<String>,
+    pub face_match: Option<u8>,
+    pub selfie_sealed: Option<Vec<u8>>,
+    /// Who DigiLocker returns instead of the requested person, if a tester chose so.
+    pub person_sealed: Option<Vec<u8>>,
+}
+
+/// Where the sandbox reads its journeys from: a port of its own, which the application
+/// fills from wherever journeys are kept, so this provider needs no store.
+#[async_trait]
+pub trait JourneyLog: Send + Sync + 'static {
+    /// `None` for a journey the customer has not started.
+    async fn journey(&self, kid: &str) -> Result<Option<JourneyEnd>, String>;
 }
 
 /// How a tester finished a sandbox journey.
@@ -103,9 +121,9 @@ impl Step {
 }
 
 impl Sandbox {
-    pub fn new(store: Arc<dyn Store>, keys: Arc<Keyring>, public_url: &str) -> Self {
+    pub fn new(journeys: Arc<dyn JourneyLog>, keys: Arc<Keyring>, public_url: &str) -> Self {
         Self {
-            store,
+            journeys,
             keys,
             public_url: public_url.trim_end_matches('/').to_owned(),
         }
@@ -116,6 +134,13 @@ impl Sandbox {
 impl KycProvider for Sandbox {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn offers(&self) -> Offers {
+        Offers {
+            simulated_journey: true,
+            webhook_signature: None,
+        }
     }
 
     fn is_remote(&self) -> bool {
@@ -144,11 +169,7 @@ impl KycProvider for Sandbox {
         applicant: &Applicant,
     ) -> Result<ProviderResult, ProviderError> {
         let failed = |e: &dyn std::fmt::Display| ProviderError::Failed(e.to_string());
-        let session = self
-            .store
-            .sandbox_session(kid)
-            .await
-            .map_err(|e| failed(&e))?;
+        let session = self.journeys.journey(kid).await.map_err(|e| failed(&e))?;
         let state_only = |state| ProviderResult {
             state,
             identity: None,

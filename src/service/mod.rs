@@ -21,7 +21,7 @@ pub use journey::{
     SELFIE_MAX_BYTES, Stage,
 };
 pub use kyc::{InitReply, KycStatus};
-pub use sandbox::SandboxFinish;
+pub use sandbox::{SandboxFinish, StoredJourneys};
 pub use sync::{WebhookAck, WebhookFailure};
 
 use crate::crypto::{CryptoError, Keyring};
@@ -176,6 +176,11 @@ impl Service {
 
     pub fn provider_name(&self) -> &'static str {
         self.provider.name()
+    }
+
+    /// What the provider offers beyond journeys and results.
+    pub fn provider_offers(&self) -> crate::provider::Offers {
+        self.provider.offers()
     }
 
     fn seal_json<T: Serialize>(&self, context: &str, value: &T) -> Vec<u8> {

@@ -7,8 +7,9 @@ use super::kyc::{self, NOT_FOUND};
 use super::*;
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
-use crate::provider::sandbox::{self, Outcome, PERSON_CONTEXT, Step};
-use crate::store::{KycRecord, SandboxSession};
+use crate::provider::sandbox::{self, JourneyEnd, JourneyLog, Outcome, PERSON_CONTEXT, Step};
+use crate::store::{KycRecord, SandboxSession, Store};
+use async_trait::async_trait;
 
 /// How a tester ended a sandbox journey. Holds identity data: no `Debug`.
 pub struct SandboxFinish<'a> {
@@ -29,6 +30,26 @@ pub(super) fn session_at(step: Step) -> SandboxSession {
         face_match: None,
         selfie_sealed: None,
         person_sealed: None,
+    }
+}
+
+/// The sandbox's journeys, kept in the store.
+pub struct StoredJourneys(pub Arc<dyn Store>);
+
+#[async_trait]
+impl JourneyLog for StoredJourneys {
+    async fn journey(&self, kid: &str) -> Result<Option<JourneyEnd>, String> {
+        let session = self
+            .0
+            .sandbox_session(kid)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(session.map(|s| JourneyEnd {
+            outcome: s.outcome,
+            face_match: s.face_match,
+            selfie_sealed: s.selfie_sealed,
+            person_sealed: s.person_sealed,
+        }))
     }
 }
 
@@ -63,7 +84,7 @@ impl Service {
     }
 
     pub(super) fn is_sandbox(&self) -> bool {
-        self.provider.name() == sandbox::NAME
+        self.provider.offers().simulated_journey
     }
 
     /// Records how the journey ended (with the customer's selfie and the person

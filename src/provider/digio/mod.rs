@@ -177,6 +177,13 @@ impl KycProvider for Digio {
         NAME
     }
 
+    fn offers(&self) -> Offers {
+        Offers {
+            simulated_journey: false,
+            webhook_signature: Some("x-digio-checksum"),
+        }
+    }
+
     fn is_remote(&self) -> bool {
         true
     }
