@@ -69,6 +69,17 @@ impl KycState {
         self.rank() < Self::AwaitingApproval.rank()
     }
 
+    /// The state as of `now` (unix ms) for a request whose link runs out at
+    /// `expires_at`: `expired` once its time ran out while it still waited on the
+    /// customer, before any sweep got to it, so reads never depend on the sweeper's timing.
+    pub fn as_of(self, expires_at: i64, now: i64) -> KycState {
+        if self.expires_by_time() && expires_at <= now {
+            Self::Expired
+        } else {
+            self
+        }
+    }
+
     /// The rank guard: a move is allowed only to a strictly higher rank.
     pub fn can_move_to(self, next: KycState) -> bool {
         next.rank() > self.rank()
@@ -133,5 +144,13 @@ mod tests {
         for s in KycState::ALL {
             assert_eq!(KycState::parse(s.as_str()), Some(s));
         }
+    }
+
+    #[test]
+    fn time_runs_out_only_while_waiting_on_the_customer() {
+        assert_eq!(Pending.as_of(100, 100), Expired);
+        assert_eq!(InProgress.as_of(100, 99), InProgress);
+        assert_eq!(AwaitingApproval.as_of(100, 200), AwaitingApproval);
+        assert_eq!(Approved.as_of(100, 200), Approved);
     }
 }

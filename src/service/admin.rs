@@ -1,6 +1,5 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
-use super::kyc::effective_state;
 use super::*;
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
@@ -121,7 +120,9 @@ impl Service {
             .kyc(kid, None)
             .await?
             .ok_or(ServiceError::NotFound("No such KYC request"))?;
-        let state = effective_state(r.state, r.expires_at, now_ms(OffsetDateTime::now_utc()));
+        let state = r
+            .state
+            .as_of(r.expires_at, now_ms(OffsetDateTime::now_utc()));
         let (to, stored_reason) = match decision {
             Decision::Approve if state != KycState::AwaitingApproval => {
                 return Err(ServiceError::Conflict(format!(

@@ -1,6 +1,5 @@
 //! The customer check: what a merchant knows of one of its customers.
 
-use super::kyc::effective_state;
 use super::*;
 use crate::crypto::Lookup;
 use crate::domain::fields::split_name;
@@ -73,14 +72,11 @@ impl Service {
         };
         let now = now_ms(OffsetDateTime::now_utc());
         let open_url = match &record.latest {
-            Some(l)
-                if verified.is_none() && effective_state(l.state, l.expires_at, now).is_open() =>
-            {
-                l.url_sealed
-                    .as_deref()
-                    .map(|s| self.open_text(URL_CONTEXT, &l.kid, s))
-                    .transpose()?
-            }
+            Some(l) if verified.is_none() && l.state.as_of(l.expires_at, now).is_open() => l
+                .url_sealed
+                .as_deref()
+                .map(|s| self.open_text(URL_CONTEXT, &l.kid, s))
+                .transpose()?,
             _ => None,
         };
         // Once verified, the PAN and names are the verified ones, never the ones the

@@ -2,7 +2,6 @@
 //! done. Every page and form post proves the link's token; progress lives with the
 //! sandbox provider, so a customer who leaves resumes where they were.
 
-use super::kyc::effective_state;
 use super::sandbox::{SandboxFinish, session_at};
 use super::*;
 use crate::crypto::Lookup;
@@ -220,11 +219,9 @@ impl Service {
         if !token_ok || record.reference != key.reference || !record.merchant_active {
             return Err(invalid);
         }
-        let state = effective_state(
-            record.state,
-            record.expires_at,
-            now_ms(OffsetDateTime::now_utc()),
-        );
+        let state = record
+            .state
+            .as_of(record.expires_at, now_ms(OffsetDateTime::now_utc()));
         if state == KycState::Expired {
             return Err(JourneyError::Refused(JourneyRefusal::Expired));
         }

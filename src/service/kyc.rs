@@ -186,7 +186,7 @@ impl Service {
     /// Open at a remote provider and not heard of for longer than the configured age.
     fn is_stale(&self, r: &KycRecord) -> bool {
         let now = now_ms(OffsetDateTime::now_utc());
-        let state = effective_state(r.state, r.expires_at, now);
+        let state = r.state.as_of(r.expires_at, now);
         let last = r.checked_at.unwrap_or(r.updated_at).max(r.updated_at);
         self.provider.is_remote()
             && state.is_open()
@@ -217,7 +217,9 @@ impl Service {
     }
 
     pub(super) fn status_of(&self, r: &KycRecord) -> ServiceResult<KycStatus> {
-        let state = effective_state(r.state, r.expires_at, now_ms(OffsetDateTime::now_utc()));
+        let state = r
+            .state
+            .as_of(r.expires_at, now_ms(OffsetDateTime::now_utc()));
         let reason = if state == r.state {
             r.reason.clone()
         } else {
@@ -358,16 +360,6 @@ impl Service {
 }
 
 pub(super) const NOT_FOUND: &str = "Entity not found for this ID";
-
-/// The stored state, or `expired` for a request whose time ran out before the sweeper
-/// got to it, so reads never depend on the sweeper's timing.
-pub(super) fn effective_state(state: KycState, expires_at: i64, now: i64) -> KycState {
-    if state.expires_by_time() && expires_at <= now {
-        KycState::Expired
-    } else {
-        state
-    }
-}
 
 fn default_reason(state: KycState) -> &'static str {
     match state {

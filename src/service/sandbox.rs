@@ -3,7 +3,7 @@
 //! read back as for any provider, so the request moves exactly as a real result would,
 //! identity binding included.
 
-use super::kyc::{self, NOT_FOUND};
+use super::kyc::NOT_FOUND;
 use super::*;
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
@@ -64,11 +64,9 @@ impl Service {
             return Err(ServiceError::NotFound(NOT_FOUND));
         }
         let record = self.owned_kyc(client, kid).await?;
-        let state = kyc::effective_state(
-            record.state,
-            record.expires_at,
-            now_ms(OffsetDateTime::now_utc()),
-        );
+        let state = record
+            .state
+            .as_of(record.expires_at, now_ms(OffsetDateTime::now_utc()));
         if !state.is_open() {
             return Err(ServiceError::Conflict(format!(
                 "This KYC has already ended ({state})."
