@@ -5,7 +5,7 @@ use crate::crypto::Keyring;
 use crate::delivery::CallbackSender;
 use crate::provider::digio::{Digio, DigioSettings};
 use crate::provider::{KycProvider, sandbox::Sandbox};
-use crate::service::{Service, ServiceSettings, StoredJourneys};
+use crate::service::{Clock, Service, ServiceSettings, StoredJourneys, SystemClock};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::{Store, sqlite::SqliteStore};
 use crate::workers::{CallbackWorker, periodically};
@@ -184,6 +184,7 @@ pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, Sta
         provider,
         keys,
         ServiceSettings::offline(Duration::from_secs(86_400)),
+        Arc::new(SystemClock),
     )))
 }
 
@@ -203,6 +204,15 @@ impl Server {
     pub async fn bind(
         store_settings: &StoreSettings,
         serve: &ServeSettings,
+    ) -> Result<Self, StartError> {
+        Self::bind_with_clock(store_settings, serve, Arc::new(SystemClock)).await
+    }
+
+    /// `bind`, with the service reading the time from `clock` (tests move it).
+    pub async fn bind_with_clock(
+        store_settings: &StoreSettings,
+        serve: &ServeSettings,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let (keys, dev_key) = load_keys(store_settings)?;
         if dev_key {
@@ -253,6 +263,7 @@ impl Server {
                 name_match_min: serve.name_match_min,
                 on_mismatch: serve.identity_mismatch,
             },
+            clock,
         ));
         let callbacks = CallbackWorker {
             sender: Arc::new(

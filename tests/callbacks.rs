@@ -319,14 +319,14 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
 /// sweeper is far off here), and that expiry is announced like the sweeper's.
 async fn expiry_by_an_identical_init_is_announced(backend: Backend) {
     let opts = Options {
-        kyc_ttl: Duration::from_millis(600),
+        kyc_ttl: Duration::from_secs(3600),
         expiry_interval: Duration::from_secs(3600),
         ..Options::default()
     };
     let (app, receiver, _) = app_with(backend, opts).await;
     let init = app.init_body();
     let (old, _) = app.open_link(&init).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.clock.advance(Duration::from_secs(3600));
     let (new, _) = app.open_link(&init).await;
     assert_ne!(new, old, "the expired request is not reused");
     let got = receiver.wait_for(1, WAIT).await;

@@ -67,12 +67,7 @@ impl Service {
         };
         let hash = self.keys.secret_hash(&creds.client_secret);
         self.store
-            .create_client(
-                &creds.client_id,
-                name,
-                &hash,
-                now_ms(OffsetDateTime::now_utc()),
-            )
+            .create_client(&creds.client_id, name, &hash, self.now_ms())
             .await?;
         Ok(creds)
     }
@@ -80,7 +75,7 @@ impl Service {
     pub async fn rotate_client_secret(&self, client_id: &str) -> ServiceResult<ClientCredentials> {
         let secret = crate::crypto::new_secret(CLIENT_SECRET_PREFIX);
         let hash = self.keys.secret_hash(&secret);
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         if !self.store.set_client_secret(client_id, &hash, now).await? {
             return Err(ServiceError::NotFound("No such API client"));
         }
@@ -120,9 +115,7 @@ impl Service {
             .kyc(kid, None)
             .await?
             .ok_or(ServiceError::NotFound("No such KYC request"))?;
-        let state = r
-            .state
-            .as_of(r.expires_at, now_ms(OffsetDateTime::now_utc()));
+        let state = r.state.as_of(r.expires_at, self.now_ms());
         let (to, stored_reason) = match decision {
             Decision::Approve if state != KycState::AwaitingApproval => {
                 return Err(ServiceError::Conflict(format!(
@@ -163,7 +156,7 @@ impl Service {
         code: Option<&str>,
     ) -> ServiceResult<String> {
         let name = admin_name(name)?;
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         let chosen = match code {
             Some(c) => {
                 let parsed =

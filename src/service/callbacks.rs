@@ -71,7 +71,7 @@ impl Service {
 
     /// Sends an event again (dead, failing or even delivered), with a fresh schedule.
     pub async fn retry_callback(&self, event_id: &str) -> ServiceResult<()> {
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         if !self.store.retry_callback(event_id.trim(), now).await? {
             return Err(ServiceError::NotFound("No such callback event"));
         }
@@ -83,7 +83,7 @@ impl Service {
     pub(super) async fn purge_callbacks(&self) -> ServiceResult<usize> {
         Ok(self
             .store
-            .purge_callbacks(older_than(self.settings.callback_retention))
+            .purge_callbacks(self.older_than(self.settings.callback_retention))
             .await?)
     }
 
@@ -94,7 +94,7 @@ impl Service {
 
     /// Takes up to `limit` due callbacks for this node to send.
     pub async fn claim_callbacks(&self, limit: usize) -> ServiceResult<Vec<DueCallback>> {
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         let lease_until = now + self.settings.callback_lease.as_millis() as i64;
         Ok(self
             .store
@@ -110,7 +110,7 @@ impl Service {
     ) -> ServiceResult<AttemptResult> {
         let attempt = due.attempts + 1;
         let outcome = self.attempt(sender, &due).await;
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         let result = match &outcome {
             Ok(()) => AttemptResult::Delivered,
             Err(_) => match self.settings.callback_schedule.get(due.attempts as usize) {
@@ -157,6 +157,7 @@ impl Service {
         let secret = self
             .open_text(WEBHOOK_SECRET_CONTEXT, &due.event_id, sealed)
             .map_err(|e| e.to_string())?;
+        // The wire's own time: receivers check it against theirs.
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
         let signed = sign_callback(&secret, &due.event_id, timestamp, &body);
         let headers = [

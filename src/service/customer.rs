@@ -70,7 +70,7 @@ impl Service {
             )),
             None => None,
         };
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         let open_url = match &record.latest {
             Some(l) if verified.is_none() && l.state.as_of(l.expires_at, now).is_open() => l
                 .url_sealed

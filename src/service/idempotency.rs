@@ -30,7 +30,7 @@ impl Service {
         let Some(key) = key else {
             return self.init_kyc(client, req).await;
         };
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         // The request as parsed: the same person written differently is the same request.
         let request_hash = self.keys.lookup_hash(
             Lookup::Idempotency,
@@ -92,7 +92,7 @@ impl Service {
     pub(super) async fn purge_idempotency_keys(&self) -> ServiceResult<usize> {
         Ok(self
             .store
-            .purge_idempotency_keys(older_than(self.settings.idempotency_ttl))
+            .purge_idempotency_keys(self.older_than(self.settings.idempotency_ttl))
             .await?)
     }
 }

@@ -126,7 +126,7 @@ impl Service {
             .as_ref()
             .and_then(|s| Step::parse(&s.step))
             .unwrap_or(Step::Consent);
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         match (step, action) {
             (Step::Consent, JourneyAction::Consent) => {
                 self.store
@@ -219,9 +219,7 @@ impl Service {
         if !token_ok || record.reference != key.reference || !record.merchant_active {
             return Err(invalid);
         }
-        let state = record
-            .state
-            .as_of(record.expires_at, now_ms(OffsetDateTime::now_utc()));
+        let state = record.state.as_of(record.expires_at, self.now_ms());
         if state == KycState::Expired {
             return Err(JourneyError::Refused(JourneyRefusal::Expired));
         }

@@ -49,7 +49,7 @@ impl Service {
     /// same init while the call is out never makes a second one.
     pub async fn init_kyc(&self, client: &ApiClient, req: InitKyc) -> ServiceResult<InitReply> {
         let merchant = self.usable_merchant(client, &req.merchant_code).await?;
-        let at = OffsetDateTime::now_utc();
+        let at = self.clock.now();
         let now = now_ms(at);
         let reference = provider_style_id("REF", at, &crate::crypto::random_alnum(14));
         let details = CustomerDetails {
@@ -124,7 +124,7 @@ impl Service {
                     kid: session.kid.clone(),
                     url_sealed: self.keys.seal(URL_CONTEXT, session.url.as_bytes()),
                     token_hash: self.keys.lookup_hash(Lookup::Token, &[&session.token]),
-                    now: now_ms(OffsetDateTime::now_utc()),
+                    now: self.now_ms(),
                 };
                 self.store.activate_kyc(&reference, &activated).await?;
                 tracing::info!(kid = %session.kid, merchant = %merchant.code, "provider request opened");
@@ -139,10 +139,8 @@ impl Service {
                     _ => "The KYC provider could not open the request.",
                 };
                 tracing::warn!(reference = %reference, error = %e, "provider request failed; stored as failed");
-                if let Err(store_error) = self
-                    .store
-                    .fail_kyc(&reference, reason, now_ms(OffsetDateTime::now_utc()))
-                    .await
+                if let Err(store_error) =
+                    self.store.fail_kyc(&reference, reason, self.now_ms()).await
                 {
                     tracing::error!(reference = %reference, error = %store_error, "could not mark the request failed");
                 }
@@ -157,7 +155,7 @@ impl Service {
             match self.store.init_kyc(new.clone()).await {
                 Err(StoreError::Conflict(Unique::CustId)) if attempt < CUST_ID_ATTEMPTS => {
                     attempt += 1;
-                    new.customer.cust_id = new_cust_id(OffsetDateTime::now_utc());
+                    new.customer.cust_id = new_cust_id(self.clock.now());
                 }
                 other => return Ok(other?),
             }
@@ -185,7 +183,7 @@ impl Service {
 
     /// Open at a remote provider and not heard of for longer than the configured age.
     fn is_stale(&self, r: &KycRecord) -> bool {
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         let state = r.state.as_of(r.expires_at, now);
         let last = r.checked_at.unwrap_or(r.updated_at).max(r.updated_at);
         self.provider.is_remote()
@@ -217,9 +215,7 @@ impl Service {
     }
 
     pub(super) fn status_of(&self, r: &KycRecord) -> ServiceResult<KycStatus> {
-        let state = r
-            .state
-            .as_of(r.expires_at, now_ms(OffsetDateTime::now_utc()));
+        let state = r.state.as_of(r.expires_at, self.now_ms());
         let reason = if state == r.state {
             r.reason.clone()
         } else {
@@ -251,9 +247,7 @@ impl Service {
         let requested = self.requested_person(r)?;
         let result = self.provider.fetch_result(&r.kid, &requested).await?;
         let state = self.apply(&r.kid, &requested, result).await?;
-        self.store
-            .mark_checked(&r.kid, now_ms(OffsetDateTime::now_utc()))
-            .await?;
+        self.store.mark_checked(&r.kid, self.now_ms()).await?;
         Ok(state)
     }
 
@@ -321,7 +315,7 @@ impl Service {
             to,
             reason,
             result_sealed,
-            now: now_ms(OffsetDateTime::now_utc()),
+            now: self.now_ms(),
         };
         let after = self
             .store
@@ -344,10 +338,7 @@ impl Service {
         self.purge_callbacks().await?;
         let mut total = 0;
         loop {
-            let n = self
-                .store
-                .expire_due(now_ms(OffsetDateTime::now_utc()), 500)
-                .await?;
+            let n = self.store.expire_due(self.now_ms(), 500).await?;
             total += n;
             if n < 500 {
                 if total > 0 {

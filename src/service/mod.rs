@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod callbacks;
+mod clock;
 mod customer;
 mod idempotency;
 mod journey;
@@ -15,6 +16,7 @@ mod sync;
 pub use admin::{ClientCredentials, Decision, KycSummary};
 pub use auth::{ApiClient, AuthFailure};
 pub use callbacks::CallbackSetup;
+pub use clock::{Clock, SystemClock};
 pub use customer::CustomerView;
 pub use journey::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, JourneyView,
@@ -144,6 +146,7 @@ pub struct Service {
     provider: Arc<dyn KycProvider>,
     keys: Arc<Keyring>,
     settings: ServiceSettings,
+    clock: Arc<dyn Clock>,
     /// Rung when this node queued a callback, so the delivery worker need not wait for
     /// its next poll.
     callbacks_queued: Arc<tokio::sync::Notify>,
@@ -164,14 +167,27 @@ impl Service {
         provider: Arc<dyn KycProvider>,
         keys: Arc<Keyring>,
         settings: ServiceSettings,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             provider,
             keys,
             settings,
+            clock,
             callbacks_queued: Arc::default(),
         }
+    }
+
+    /// Now, as stored times count it (unix milliseconds).
+    fn now_ms(&self) -> i64 {
+        now_ms(self.clock.now())
+    }
+
+    /// The stored time (unix milliseconds) `age` ago.
+    fn older_than(&self, age: Duration) -> i64 {
+        let age_ms = age.as_millis().min(i64::MAX as u128) as i64;
+        self.now_ms().saturating_sub(age_ms)
     }
 
     pub fn provider_name(&self) -> &'static str {
@@ -231,10 +247,4 @@ pub fn rfc3339(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| ms.to_string())
-}
-
-/// The stored time (unix milliseconds) `age` ago.
-fn older_than(age: Duration) -> i64 {
-    let age_ms = age.as_millis().min(i64::MAX as u128) as i64;
-    now_ms(OffsetDateTime::now_utc()).saturating_sub(age_ms)
 }

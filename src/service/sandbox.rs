@@ -64,9 +64,7 @@ impl Service {
             return Err(ServiceError::NotFound(NOT_FOUND));
         }
         let record = self.owned_kyc(client, kid).await?;
-        let state = record
-            .state
-            .as_of(record.expires_at, now_ms(OffsetDateTime::now_utc()));
+        let state = record.state.as_of(record.expires_at, self.now_ms());
         if !state.is_open() {
             return Err(ServiceError::Conflict(format!(
                 "This KYC has already ended ({state})."
@@ -112,7 +110,7 @@ impl Service {
             person_sealed: person.map(|p| self.seal_json(PERSON_CONTEXT, &p)),
         };
         self.store
-            .save_sandbox_session(&record.kid, &finished, now_ms(OffsetDateTime::now_utc()))
+            .save_sandbox_session(&record.kid, &finished, self.now_ms())
             .await?;
         self.refresh(record).await
     }

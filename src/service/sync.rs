@@ -24,7 +24,7 @@ impl Service {
         signature: Option<&str>,
     ) -> Result<WebhookAck, WebhookFailure> {
         let notice = self.provider.verify_webhook(body, signature)?;
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         if !self
             .store
             .record_webhook_event(self.provider.name(), &notice.event_id, now)
@@ -69,7 +69,7 @@ impl Service {
         if !self.provider.is_remote() {
             return Ok(0);
         }
-        let now = now_ms(OffsetDateTime::now_utc());
+        let now = self.now_ms();
         let stale_before = now.saturating_sub(
             self.settings
                 .reconcile_after

@@ -201,7 +201,30 @@ impl Drop for TestDb {
     }
 }
 
+/// The wall clock, plus however far a test has moved it: expiry and staleness are tested
+/// by moving it, while everything else (callback schedules, leases) keeps flowing.
+pub struct TestClock(std::sync::Mutex<Duration>);
+
+impl TestClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(Duration::ZERO)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl paycc::service::Clock for TestClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + *self.0.lock().unwrap()
+    }
+}
+
 pub struct TestApp {
+    /// The service's clock; `advance` it instead of waiting.
+    pub clock: Arc<TestClock>,
     pub base: String,
     pub ops: String,
     pub backend: Backend,
@@ -314,7 +337,10 @@ impl TestApp {
             allow_sandbox: false,
             digio: opts.digio.unwrap_or_default(),
         };
-        let server = Server::bind(&store, &serve).await.expect("paycc binds");
+        let clock = TestClock::new();
+        let server = Server::bind_with_clock(&store, &serve, clock.clone())
+            .await
+            .expect("paycc binds");
         let base = format!("http://{}", server.local_addr());
         let ops = format!("http://{}", server.ops_addr());
         let service = server.service();
@@ -328,6 +354,7 @@ impl TestApp {
             .await
             .unwrap();
         Self {
+            clock,
             base,
             ops,
             backend,
