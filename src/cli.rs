@@ -4,6 +4,7 @@ use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
 use crate::domain::callback::KycEvent;
 use crate::service::{Decision, Service, ServiceError, rfc3339};
+use crate::store::{CallbackFilter, Switch};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -338,7 +339,7 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
         }
         MerchantCommand::Deactivate { code } => {
             service
-                .set_merchant_active(&code, false)
+                .set_merchant_active(&code, Switch::Off)
                 .await
                 .map_err(admin_error)?;
             println!("merchant {code} deactivated");
@@ -346,7 +347,7 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
         }
         MerchantCommand::Activate { code } => {
             service
-                .set_merchant_active(&code, true)
+                .set_merchant_active(&code, Switch::On)
                 .await
                 .map_err(admin_error)?;
             println!("merchant {code} activated");
@@ -358,10 +359,10 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
 async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(), StartError> {
     let (creds, json) = match cmd {
         ClientCommand::Disable { client_id, json } => {
-            return switch_client(&service, client_id.trim(), false, json).await;
+            return switch_client(&service, client_id.trim(), Switch::Off, json).await;
         }
         ClientCommand::Enable { client_id, json } => {
-            return switch_client(&service, client_id.trim(), true, json).await;
+            return switch_client(&service, client_id.trim(), Switch::On, json).await;
         }
         ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
         ClientCommand::RotateSecret { client_id, json } => {
@@ -398,11 +399,12 @@ async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(),
 async fn switch_client(
     service: &Service,
     client_id: &str,
-    active: bool,
+    to: Switch,
     json: bool,
 ) -> Result<(), StartError> {
+    let active = to == Switch::On;
     service
-        .set_client_active(client_id, active)
+        .set_client_active(client_id, to)
         .await
         .map_err(admin_error)?;
     #[derive(Serialize)]
@@ -427,7 +429,14 @@ async fn callbacks_command(service: Arc<Service>, cmd: CallbacksCommand) -> Resu
             json,
         } => {
             let events = service
-                .list_callbacks(failed, i64::from(limit))
+                .list_callbacks(
+                    if failed {
+                        CallbackFilter::Failed
+                    } else {
+                        CallbackFilter::All
+                    },
+                    i64::from(limit),
+                )
                 .await
                 .map_err(admin_error)?;
             #[derive(Serialize)]

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use paycc::store::Switch;
 use serde_json::{Value, json};
 
 const INIT: &str = "/v1/service/paycc/init/kyc";
@@ -259,14 +260,14 @@ async fn foreign_unknown_and_inactive_merchants_are_403(backend: Backend) {
         app.init(&body).await.assert_exact(403, FORBIDDEN);
     }
     app.service
-        .set_merchant_active(&app.merchant, false)
+        .set_merchant_active(&app.merchant, Switch::Off)
         .await
         .unwrap();
     app.init(&app.init_body())
         .await
         .assert_exact(403, FORBIDDEN);
     app.service
-        .set_merchant_active(&app.merchant, true)
+        .set_merchant_active(&app.merchant, Switch::On)
         .await
         .unwrap();
     assert_eq!(app.init(&app.init_body()).await.status, 200);

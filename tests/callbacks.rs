@@ -2,6 +2,7 @@
 //! on loopback gets the signed event over HTTP, and operators see the outbox.
 
 mod common;
+use paycc::store::CallbackFilter;
 
 use common::receiver::Receiver;
 use common::{Backend, Options, TestApp};
@@ -49,7 +50,7 @@ async fn cust_id(app: &TestApp) -> String {
 /// The outbox row of an event, as `paycc callbacks list` sees it.
 async fn event_row(app: &TestApp, event_id: &str) -> paycc::store::CallbackRecord {
     app.service
-        .list_callbacks(false, 100)
+        .list_callbacks(CallbackFilter::All, 100)
         .await
         .unwrap()
         .into_iter()
@@ -153,7 +154,7 @@ async fn retries_after_a_500_then_succeeds(backend: Backend) {
     assert_eq!(row.attempts, 3);
     assert!(
         app.service
-            .list_callbacks(true, 10)
+            .list_callbacks(CallbackFilter::Failed, 10)
             .await
             .unwrap()
             .is_empty()
@@ -205,7 +206,11 @@ async fn dead_after_the_schedule_then_retried_by_an_operator(backend: Backend) {
         row.last_error.as_deref(),
         Some("the receiver answered HTTP 500")
     );
-    let failed = app.service.list_callbacks(true, 10).await.unwrap();
+    let failed = app
+        .service
+        .list_callbacks(CallbackFilter::Failed, 10)
+        .await
+        .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].event_id, event);
 
@@ -289,7 +294,7 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
     assert_eq!(app.complete(&quiet, "rejected", 10).await.status, 200);
     assert!(
         app.service
-            .list_callbacks(false, 10)
+            .list_callbacks(CallbackFilter::All, 10)
             .await
             .unwrap()
             .is_empty()
@@ -310,7 +315,11 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
     assert_eq!(event["data"]["kid"], kid.as_str());
     assert_eq!(event["data"]["state"], "expired");
     assert_eq!(
-        app.service.list_callbacks(false, 10).await.unwrap().len(),
+        app.service
+            .list_callbacks(CallbackFilter::All, 10)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 }
@@ -413,7 +422,7 @@ async fn finished_events_are_purged_after_their_retention(backend: Backend) {
     let left = loop {
         let left: Vec<String> = app
             .service
-            .list_callbacks(false, 10)
+            .list_callbacks(CallbackFilter::All, 10)
             .await
             .unwrap()
             .into_iter()

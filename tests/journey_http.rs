@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use paycc::store::Switch;
 use reqwest::multipart::{Form, Part};
 
 struct Journey {
@@ -402,7 +403,7 @@ async fn a_deactivated_merchants_links_open_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
     app.service
-        .set_merchant_active(&app.merchant, false)
+        .set_merchant_active(&app.merchant, Switch::Off)
         .await
         .unwrap();
     let res = j.http.get(&j.url).send().await.unwrap();
@@ -412,7 +413,7 @@ async fn a_deactivated_merchants_links_open_nothing(backend: Backend) {
     let res = j.consent().await;
     assert_eq!(res.status(), 404);
     app.service
-        .set_merchant_active(&app.merchant, true)
+        .set_merchant_active(&app.merchant, Switch::On)
         .await
         .unwrap();
     assert_eq!(j.title().await, "Verify your identity");

@@ -8,7 +8,7 @@ mod common;
 use paycc::domain::state::KycState;
 use paycc::store::postgres::{PgSettings, PgStore};
 use paycc::store::sqlite::SqliteStore;
-use paycc::store::{CustomerLookup, NewCustomer, NewKyc, Store, StoreError, Unique};
+use paycc::store::{CustomerLookup, KycRequests, NewCustomer, NewKyc, Store, StoreError, Unique};
 use std::sync::Arc;
 
 const NOW: i64 = 1_764_600_000_000;

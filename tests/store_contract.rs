@@ -131,13 +131,18 @@ async fn clients_and_merchants(store: &dyn Store) {
             .unwrap()
     );
     assert!(!store.set_client_secret("PCCNONE", b"x", NOW).await.unwrap());
-    assert!(store.set_client_active("PCCA", false).await.unwrap());
+    assert!(store.set_client_active("PCCA", Switch::Off).await.unwrap());
     let found = store.find_client("PCCA").await.unwrap().unwrap();
     assert_eq!(
         (found.secret_hash.as_slice(), found.active),
         (b"hash2".as_slice(), false)
     );
-    assert!(!store.set_client_active("PCCNONE", false).await.unwrap());
+    assert!(
+        !store
+            .set_client_active("PCCNONE", Switch::Off)
+            .await
+            .unwrap()
+    );
 
     assert!(
         !store
@@ -158,8 +163,18 @@ async fn clients_and_merchants(store: &dyn Store) {
             .unwrap()
             .is_none()
     );
-    assert!(store.set_merchant_active("MID1", false).await.unwrap());
-    assert!(!store.set_merchant_active("MIDNONE", false).await.unwrap());
+    assert!(
+        store
+            .set_merchant_active("MID1", Switch::Off)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_merchant_active("MIDNONE", Switch::Off)
+            .await
+            .unwrap()
+    );
     let listed: Vec<(String, bool, String)> = store
         .list_merchants()
         .await
@@ -462,7 +477,7 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
     );
 
     // The expiry was announced: the client takes callbacks.
-    let events = store.list_callbacks(false, 10).await.unwrap();
+    let events = store.list_callbacks(CallbackFilter::All, 10).await.unwrap();
     assert_eq!(
         events
             .iter()
@@ -676,7 +691,7 @@ async fn the_callback_outbox(store: &dyn Store) {
         })
         .await
         .unwrap();
-    let listed = store.list_callbacks(false, 10).await.unwrap();
+    let listed = store.list_callbacks(CallbackFilter::All, 10).await.unwrap();
     assert_eq!(
         listed
             .iter()
@@ -688,7 +703,10 @@ async fn the_callback_outbox(store: &dyn Store) {
         ]
     );
     assert_eq!(listed[1].delivered_at, Some(NOW + 30));
-    let failed = store.list_callbacks(true, 10).await.unwrap();
+    let failed = store
+        .list_callbacks(CallbackFilter::Failed, 10)
+        .await
+        .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_error.as_deref(), Some("HTTP 500"));
     let event_id = failed[0].event_id.clone();
@@ -701,7 +719,14 @@ async fn the_callback_outbox(store: &dyn Store) {
     assert_eq!((retried.len(), retried[0].attempts), (1, 0));
     // Delivered and dead events past retention go; pending ones stay.
     assert_eq!(store.purge_callbacks(NOW + 100_000).await.unwrap(), 1);
-    assert_eq!(store.list_callbacks(false, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_callbacks(CallbackFilter::All, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn sandbox_sessions(store: &dyn Store) {

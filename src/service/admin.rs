@@ -3,7 +3,7 @@
 use super::*;
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
-use crate::store::MerchantRecord;
+use crate::store::{MerchantRecord, Switch};
 
 /// Shown once: only the hash of the secret is kept.
 #[derive(Clone, Serialize)]
@@ -86,8 +86,8 @@ impl Service {
     }
 
     /// Switches a client off (every call answers 0x0201) or on again.
-    pub async fn set_client_active(&self, client_id: &str, active: bool) -> ServiceResult<()> {
-        if self.store.set_client_active(client_id, active).await? {
+    pub async fn set_client_active(&self, client_id: &str, to: Switch) -> ServiceResult<()> {
+        if self.store.set_client_active(client_id, to).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound("No such API client"))
@@ -188,8 +188,8 @@ impl Service {
         Ok(self.store.list_merchants().await?)
     }
 
-    pub async fn set_merchant_active(&self, code: &str, active: bool) -> ServiceResult<()> {
-        if self.store.set_merchant_active(code, active).await? {
+    pub async fn set_merchant_active(&self, code: &str, to: Switch) -> ServiceResult<()> {
+        if self.store.set_merchant_active(code, to).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound("No such merchant"))

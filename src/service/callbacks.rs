@@ -6,7 +6,7 @@ use crate::crypto::{new_webhook_secret, sign_callback};
 use crate::delivery::CallbackSender;
 use crate::domain::callback::{KycChange, callback_body};
 use crate::domain::fields::CallbackUrl;
-use crate::store::{AttemptResult, CallbackAttempt, CallbackRecord, DueCallback};
+use crate::store::{AttemptResult, CallbackAttempt, CallbackFilter, CallbackRecord, DueCallback};
 use rand::RngExt;
 
 /// What `paycc client set-callback` reports. The secret is there only when it was
@@ -63,10 +63,10 @@ impl Service {
 
     pub async fn list_callbacks(
         &self,
-        failed_only: bool,
+        which: CallbackFilter,
         limit: i64,
     ) -> ServiceResult<Vec<CallbackRecord>> {
-        Ok(self.store.list_callbacks(failed_only, limit).await?)
+        Ok(self.store.list_callbacks(which, limit).await?)
     }
 
     /// Sends an event again (dead, failing or even delivered), with a fresh schedule.

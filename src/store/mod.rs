@@ -239,13 +239,33 @@ pub struct SandboxSession {
     pub person_sealed: Option<Vec<u8>>,
 }
 
+/// Whether a client or merchant may work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// Which callback events an operator lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackFilter {
+    All,
+    /// The dead, and those whose last attempt failed.
+    Failed,
+}
+
+/// The database's own facts: whether it is ready, and settings kept once.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Settings: Send + Sync + 'static {
     /// Reachable, and the schema is at the version this build expects.
     async fn readiness(&self) -> StoreResult<()>;
     /// Keeps `value` under `name` unless a value is already kept; returns the kept one.
     async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>>;
+}
 
+/// API clients, their merchants, and where their callbacks go.
+#[async_trait]
+pub trait Clients: Send + Sync + 'static {
     async fn create_client(
         &self,
         client_id: &str,
@@ -262,9 +282,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// `false` when no such client.
-    async fn set_client_active(&self, client_id: &str, active: bool) -> StoreResult<bool>;
+    async fn set_client_active(&self, client_id: &str, to: Switch) -> StoreResult<bool>;
     async fn count_clients(&self) -> StoreResult<i64>;
-
     /// Fails with `Conflict` for a taken code; `Ok(false)` when the client is unknown.
     async fn create_merchant(
         &self,
@@ -274,14 +293,27 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<bool>;
     async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>>;
-    async fn set_merchant_active(&self, code: &str, active: bool) -> StoreResult<bool>;
+    async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool>;
     /// The merchant with this code if the client owns it (active or not).
     async fn merchant_of_client(
         &self,
         client_pk: i64,
         code: &str,
     ) -> StoreResult<Option<MerchantRecord>>;
+    /// `None` when no such client.
+    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>>;
+    /// Sets the URL, and the secret when one is given; `false` when no such client.
+    async fn set_client_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> StoreResult<bool>;
+}
 
+/// KYC requests and their customers.
+#[async_trait]
+pub trait KycRequests: Send + Sync + 'static {
     /// Creates or reuses the (merchant, PAN) customer and stores the request, unless an
     /// open, unexpired request with the same fingerprint exists: then that one is returned.
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored>;
@@ -301,7 +333,6 @@ pub trait Store: Send + Sync + 'static {
     /// Marks open requests past their expiry as expired, at most `limit`, queueing their
     /// callbacks as `transition` does; returns how many.
     async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize>;
-
     /// A request stored as `created` got its provider session: it takes the provider's
     /// kid, link and token and becomes `pending`.
     async fn activate_kyc(&self, reference: &str, session: &ActivatedKyc) -> StoreResult<()>;
@@ -324,7 +355,38 @@ pub trait Store: Send + Sync + 'static {
         event_id: &str,
         now: i64,
     ) -> StoreResult<bool>;
+}
 
+/// The callback outbox.
+#[async_trait]
+pub trait CallbackOutbox: Send + Sync + 'static {
+    /// Claims up to `limit` events due at `now` until `lease_until`, so no other worker
+    /// sends them meanwhile. An event is due only when no earlier event of its kid is
+    /// still undelivered, which keeps each kid's events in order.
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueCallback>>;
+    /// Records how an attempt ended and releases the claim.
+    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_callbacks(
+        &self,
+        which: CallbackFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<CallbackRecord>>;
+    /// Forgets delivered and dead events last touched before `before`; returns how many.
+    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize>;
+    /// Puts an event back in the queue, due now, with a fresh retry schedule; `false`
+    /// when no such event.
+    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool>;
+}
+
+/// Idempotency-Keys and the replies they give.
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync + 'static {
     /// Takes an Idempotency-Key for a request: a key never seen (or whose holder died
     /// before `stale_before` without a reply) is taken; otherwise what it holds.
     async fn claim_idempotency_key(&self, claim: &IdempotencyClaim) -> StoreResult<KeyState>;
@@ -339,39 +401,11 @@ pub trait Store: Send + Sync + 'static {
     async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()>;
     /// Forgets keys created before `before`; returns how many.
     async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize>;
+}
 
-    /// `None` when no such client.
-    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>>;
-    /// Sets the URL, and the secret when one is given; `false` when no such client.
-    async fn set_client_callback(
-        &self,
-        client_id: &str,
-        url: &str,
-        secret_sealed: Option<&[u8]>,
-    ) -> StoreResult<bool>;
-    /// Claims up to `limit` events due at `now` until `lease_until`, so no other worker
-    /// sends them meanwhile. An event is due only when no earlier event of its kid is
-    /// still undelivered, which keeps each kid's events in order.
-    async fn claim_callbacks(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<DueCallback>>;
-    /// Records how an attempt ended and releases the claim.
-    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()>;
-    /// Newest first; `failed_only` keeps the dead and those whose last attempt failed.
-    async fn list_callbacks(
-        &self,
-        failed_only: bool,
-        limit: i64,
-    ) -> StoreResult<Vec<CallbackRecord>>;
-    /// Forgets delivered and dead events last touched before `before`; returns how many.
-    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize>;
-    /// Puts an event back in the queue, due now, with a fresh retry schedule; `false`
-    /// when no such event.
-    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool>;
-
+/// The sandbox provider's record of each journey.
+#[async_trait]
+pub trait SandboxSessions: Send + Sync + 'static {
     /// Creates or replaces the record; a `None` selfie keeps the stored one.
     async fn save_sandbox_session(
         &self,
@@ -380,4 +414,15 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
     async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>>;
+}
+
+/// Everything the service keeps, one trait per concern.
+pub trait Store:
+    Settings + Clients + KycRequests + CallbackOutbox + IdempotencyKeys + SandboxSessions
+{
+}
+
+impl<T> Store for T where
+    T: Settings + Clients + KycRequests + CallbackOutbox + IdempotencyKeys + SandboxSessions
+{
 }

@@ -119,12 +119,12 @@ static LIST: LazyLock<[String; 2]> =
 
 pub async fn list(
     c: &mut impl Conn,
-    failed_only: bool,
+    which: CallbackFilter,
     limit: i64,
 ) -> StoreResult<Vec<CallbackRecord>> {
     c.fetch(
         "listing callbacks",
-        LIST[usize::from(failed_only)].as_str(),
+        LIST[usize::from(which == CallbackFilter::Failed)].as_str(),
         args![limit],
         rows::callback_record,
     )

@@ -63,13 +63,13 @@ pub async fn set_client_secret(
 pub async fn set_client_active(
     c: &mut impl Conn,
     client_id: &str,
-    active: bool,
+    to: Switch,
 ) -> StoreResult<bool> {
     let n = c
         .execute(
             "switching a client",
             "UPDATE api_clients SET active = $1 WHERE client_id = $2",
-            args![active, client_id],
+            args![to == Switch::On, client_id],
         )
         .await?;
     Ok(n == 1)
@@ -140,12 +140,12 @@ pub async fn list_merchants(c: &mut impl Conn) -> StoreResult<Vec<MerchantRecord
     .await
 }
 
-pub async fn set_merchant_active(c: &mut impl Conn, code: &str, active: bool) -> StoreResult<bool> {
+pub async fn set_merchant_active(c: &mut impl Conn, code: &str, to: Switch) -> StoreResult<bool> {
     let n = c
         .execute(
             "switching a merchant",
             "UPDATE merchants SET active = $1 WHERE code = $2",
-            args![active, code],
+            args![to == Switch::On, code],
         )
         .await?;
     Ok(n == 1)

@@ -134,7 +134,7 @@ async fn keyed<K, V>(
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl Settings for PgStore {
     async fn readiness(&self) -> StoreResult<()> {
         self.bounded(async {
             let found: i64 =
@@ -155,7 +155,10 @@ impl Store for PgStore {
     async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
         on_pool!(self, |c| client_ops::pin_setting(c, name, value, now)).await
     }
+}
 
+#[async_trait]
+impl Clients for PgStore {
     async fn create_client(
         &self,
         client_id: &str,
@@ -192,11 +195,8 @@ impl Store for PgStore {
         self.bounded(self.clients.get(client_id.to_owned())).await
     }
 
-    async fn set_client_active(&self, client_id: &str, active: bool) -> StoreResult<bool> {
-        on_pool!(self, |c| client_ops::set_client_active(
-            c, client_id, active
-        ))
-        .await
+    async fn set_client_active(&self, client_id: &str, to: Switch) -> StoreResult<bool> {
+        on_pool!(self, |c| client_ops::set_client_active(c, client_id, to)).await
     }
 
     async fn count_clients(&self) -> StoreResult<i64> {
@@ -220,8 +220,8 @@ impl Store for PgStore {
         on_pool!(self, |c| client_ops::list_merchants(c)).await
     }
 
-    async fn set_merchant_active(&self, code: &str, active: bool) -> StoreResult<bool> {
-        on_pool!(self, |c| client_ops::set_merchant_active(c, code, active)).await
+    async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool> {
+        on_pool!(self, |c| client_ops::set_merchant_active(c, code, to)).await
     }
 
     async fn merchant_of_client(
@@ -233,6 +233,28 @@ impl Store for PgStore {
             .await
     }
 
+    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {
+        on_pool!(self, |c| client_ops::client_callback(c, client_id)).await
+    }
+
+    async fn set_client_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> StoreResult<bool> {
+        on_pool!(self, |c| client_ops::set_client_callback(
+            c,
+            client_id,
+            url,
+            secret_sealed
+        ))
+        .await
+    }
+}
+
+#[async_trait]
+impl KycRequests for PgStore {
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
         in_transaction!(self, |c| kyc::init(c, &new)).await
     }
@@ -301,7 +323,42 @@ impl Store for PgStore {
         ))
         .await
     }
+}
 
+#[async_trait]
+impl CallbackOutbox for PgStore {
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueCallback>> {
+        on_pool!(self, |c| callbacks::claim(c, now, lease_until, limit)).await
+    }
+
+    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()> {
+        on_pool!(self, |c| callbacks::finish(c, attempt)).await
+    }
+
+    async fn list_callbacks(
+        &self,
+        which: CallbackFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<CallbackRecord>> {
+        on_pool!(self, |c| callbacks::list(c, which, limit)).await
+    }
+
+    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
+        on_pool!(self, |c| callbacks::purge(c, before)).await
+    }
+
+    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+        on_pool!(self, |c| callbacks::retry(c, event_id, now)).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for PgStore {
     async fn claim_idempotency_key(&self, claim: &IdempotencyClaim) -> StoreResult<KeyState> {
         in_transaction!(self, |c| idempotency::claim(c, claim)).await
     }
@@ -328,55 +385,10 @@ impl Store for PgStore {
     async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize> {
         on_pool!(self, |c| idempotency::purge(c, before)).await
     }
+}
 
-    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {
-        on_pool!(self, |c| client_ops::client_callback(c, client_id)).await
-    }
-
-    async fn set_client_callback(
-        &self,
-        client_id: &str,
-        url: &str,
-        secret_sealed: Option<&[u8]>,
-    ) -> StoreResult<bool> {
-        on_pool!(self, |c| client_ops::set_client_callback(
-            c,
-            client_id,
-            url,
-            secret_sealed
-        ))
-        .await
-    }
-
-    async fn claim_callbacks(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<DueCallback>> {
-        on_pool!(self, |c| callbacks::claim(c, now, lease_until, limit)).await
-    }
-
-    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()> {
-        on_pool!(self, |c| callbacks::finish(c, attempt)).await
-    }
-
-    async fn list_callbacks(
-        &self,
-        failed_only: bool,
-        limit: i64,
-    ) -> StoreResult<Vec<CallbackRecord>> {
-        on_pool!(self, |c| callbacks::list(c, failed_only, limit)).await
-    }
-
-    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
-        on_pool!(self, |c| callbacks::purge(c, before)).await
-    }
-
-    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
-        on_pool!(self, |c| callbacks::retry(c, event_id, now)).await
-    }
-
+#[async_trait]
+impl SandboxSessions for PgStore {
     async fn save_sandbox_session(
         &self,
         kid: &str,

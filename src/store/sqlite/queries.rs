@@ -29,7 +29,7 @@ macro_rules! read {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Settings for SqliteStore {
     async fn readiness(&self) -> StoreResult<()> {
         self.read(super::schema_ready).await
     }
@@ -38,7 +38,10 @@ impl Store for SqliteStore {
         let (name, value) = (name.to_owned(), value.to_vec());
         write!(self, |c| clients::pin_setting(c, &name, &value, now)).await
     }
+}
 
+#[async_trait]
+impl Clients for SqliteStore {
     async fn create_client(
         &self,
         client_id: &str,
@@ -65,9 +68,9 @@ impl Store for SqliteStore {
         read!(self, |c| clients::find_client(c, &id)).await
     }
 
-    async fn set_client_active(&self, client_id: &str, active: bool) -> StoreResult<bool> {
+    async fn set_client_active(&self, client_id: &str, to: Switch) -> StoreResult<bool> {
         let id = client_id.to_owned();
-        write!(self, |c| clients::set_client_active(c, &id, active)).await
+        write!(self, |c| clients::set_client_active(c, &id, to)).await
     }
 
     async fn count_clients(&self) -> StoreResult<i64> {
@@ -92,9 +95,9 @@ impl Store for SqliteStore {
         read!(self, |c| clients::list_merchants(c)).await
     }
 
-    async fn set_merchant_active(&self, code: &str, active: bool) -> StoreResult<bool> {
+    async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool> {
         let code = code.to_owned();
-        write!(self, |c| clients::set_merchant_active(c, &code, active)).await
+        write!(self, |c| clients::set_merchant_active(c, &code, to)).await
     }
 
     async fn merchant_of_client(
@@ -106,6 +109,34 @@ impl Store for SqliteStore {
         read!(self, |c| clients::merchant_of_client(c, client_pk, &code)).await
     }
 
+    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {
+        let id = client_id.to_owned();
+        read!(self, |c| clients::client_callback(c, &id)).await
+    }
+
+    async fn set_client_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> StoreResult<bool> {
+        let (id, url, secret) = (
+            client_id.to_owned(),
+            url.to_owned(),
+            secret_sealed.map(<[u8]>::to_vec),
+        );
+        write!(self, |c| clients::set_client_callback(
+            c,
+            &id,
+            &url,
+            secret.as_deref()
+        ))
+        .await
+    }
+}
+
+#[async_trait]
+impl KycRequests for SqliteStore {
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
         write!(self, |c| kyc::init(c, &new)).await
     }
@@ -181,7 +212,44 @@ impl Store for SqliteStore {
         ))
         .await
     }
+}
 
+#[async_trait]
+impl CallbackOutbox for SqliteStore {
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueCallback>> {
+        write!(self, |c| callbacks::claim(c, now, lease_until, limit)).await
+    }
+
+    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        write!(self, |c| callbacks::finish(c, &attempt)).await
+    }
+
+    async fn list_callbacks(
+        &self,
+        which: CallbackFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<CallbackRecord>> {
+        read!(self, |c| callbacks::list(c, which, limit)).await
+    }
+
+    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
+        write!(self, |c| callbacks::purge(c, before)).await
+    }
+
+    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+        let id = event_id.to_owned();
+        write!(self, |c| callbacks::retry(c, &id, now)).await
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for SqliteStore {
     async fn claim_idempotency_key(&self, claim: &IdempotencyClaim) -> StoreResult<KeyState> {
         let claim = claim.clone();
         write!(self, |c| idempotency::claim(c, &claim)).await
@@ -205,63 +273,10 @@ impl Store for SqliteStore {
     async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize> {
         write!(self, |c| idempotency::purge(c, before)).await
     }
+}
 
-    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {
-        let id = client_id.to_owned();
-        read!(self, |c| clients::client_callback(c, &id)).await
-    }
-
-    async fn set_client_callback(
-        &self,
-        client_id: &str,
-        url: &str,
-        secret_sealed: Option<&[u8]>,
-    ) -> StoreResult<bool> {
-        let (id, url, secret) = (
-            client_id.to_owned(),
-            url.to_owned(),
-            secret_sealed.map(<[u8]>::to_vec),
-        );
-        write!(self, |c| clients::set_client_callback(
-            c,
-            &id,
-            &url,
-            secret.as_deref()
-        ))
-        .await
-    }
-
-    async fn claim_callbacks(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<DueCallback>> {
-        write!(self, |c| callbacks::claim(c, now, lease_until, limit)).await
-    }
-
-    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()> {
-        let attempt = attempt.clone();
-        write!(self, |c| callbacks::finish(c, &attempt)).await
-    }
-
-    async fn list_callbacks(
-        &self,
-        failed_only: bool,
-        limit: i64,
-    ) -> StoreResult<Vec<CallbackRecord>> {
-        read!(self, |c| callbacks::list(c, failed_only, limit)).await
-    }
-
-    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
-        write!(self, |c| callbacks::purge(c, before)).await
-    }
-
-    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
-        let id = event_id.to_owned();
-        write!(self, |c| callbacks::retry(c, &id, now)).await
-    }
-
+#[async_trait]
+impl SandboxSessions for SqliteStore {
     async fn save_sandbox_session(
         &self,
         kid: &str,
