@@ -4,10 +4,14 @@
 //! reads back through its own port (`JourneyLog`), and an approval comes back with
 //! realistic synthetic data.
 
-use super::*;
+use super::{
+    Applicant, KycProvider, Offers, ProviderError, ProviderResult, ProviderState, Session,
+    SessionRequest, WebhookError, WebhookNotice,
+};
 use crate::crypto::{self, Keyring};
 use crate::domain::ids::provider_style_id;
 use crate::domain::kyc::{Address, KycIdentity, Photo};
+use async_trait::async_trait;
 use base64::prelude::*;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;

@@ -1,9 +1,13 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
-use super::*;
+use super::{
+    CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, Service, ServiceError, ServiceResult, rfc3339,
+};
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
+use crate::store::StoreError;
 use crate::store::{MerchantRecord, Switch};
+use serde::Serialize;
 
 /// Shown once: only the hash of the secret is kept.
 #[derive(Clone, Serialize)]

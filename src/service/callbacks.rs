@@ -1,13 +1,16 @@
 //! Merchant callbacks: each API client's URL and webhook secret, and the delivery of
 //! the outbox the store fills in the same transactions as the state changes.
 
-use super::*;
+use super::{Service, ServiceError, ServiceResult, WEBHOOK_SECRET_CONTEXT};
 use crate::crypto::{new_webhook_secret, sign_callback};
 use crate::delivery::CallbackSender;
 use crate::domain::callback::{KycChange, callback_body};
 use crate::domain::fields::CallbackUrl;
 use crate::store::{AttemptResult, CallbackAttempt, CallbackFilter, CallbackRecord, DueCallback};
 use rand::RngExt;
+use serde::Serialize;
+use std::time::Duration;
+use time::OffsetDateTime;
 
 /// What `paycc client set-callback` reports. The secret is there only when it was
 /// just made: it is shown once.

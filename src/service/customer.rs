@@ -1,6 +1,9 @@
 //! The customer check: what a merchant knows of one of its customers.
 
-use super::*;
+use super::{
+    ApiClient, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, Service, ServiceError,
+    ServiceResult, URL_CONTEXT,
+};
 use crate::crypto::Lookup;
 use crate::domain::fields::split_name;
 use crate::domain::kyc::{KycIdentity, gender_word};

@@ -2,11 +2,13 @@
 //! (same kid, no second provider request); with a different request, a refusal; while
 //! the first is still running, "try again shortly". Keys are per API client.
 
-use super::*;
+use super::{ApiClient, InitReply, Service, ServiceError, ServiceResult};
 use crate::crypto::Lookup;
 use crate::domain::fields::IdempotencyKey;
 use crate::domain::request::InitKyc;
 use crate::store::{IdempotencyClaim, KeyState};
+use serde::Deserialize;
+use serde::Serialize;
 
 const REPLY_CONTEXT: &str = "idempotent-reply";
 

@@ -3,7 +3,7 @@
 //! sandbox provider, so a customer who leaves resumes where they were.
 
 use super::sandbox::{SandboxFinish, session_at};
-use super::*;
+use super::{CustomerDetails, DETAILS_CONTEXT, Service, ServiceError};
 use crate::crypto::Lookup;
 use crate::domain::fields::{Mobile, RedirectUrl};
 use crate::domain::ids::is_kid;
@@ -12,6 +12,7 @@ use crate::domain::state::KycState;
 use crate::provider::Applicant;
 use crate::provider::sandbox::{Outcome, Step, other_person_than, synthetic_identity};
 use crate::store::KycRecord;
+use crate::store::StoreError;
 
 /// Largest selfie accepted (the page scales camera and large photos down first).
 pub const SELFIE_MAX_BYTES: usize = 2 * 1024 * 1024;

@@ -1,6 +1,9 @@
 //! Opening a KYC request and reading its result.
 
-use super::*;
+use super::{
+    ApiClient, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, Service, ServiceError,
+    ServiceResult, URL_CONTEXT, now_ms,
+};
 use crate::crypto::Lookup;
 use crate::domain::binding::{IdentityMatch, OnMismatch};
 use crate::domain::callback::KycEvent;
@@ -12,6 +15,7 @@ use crate::provider::{Applicant, ProviderError, ProviderResult, ProviderState, S
 use crate::store::{
     ActivatedKyc, InitStored, KycRecord, NewCustomer, NewKyc, StoreError, Transition, Unique,
 };
+use time::OffsetDateTime;
 
 /// The kid and the journey link; the link carries the access token, so no `Debug`.
 pub struct InitReply {

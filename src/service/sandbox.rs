@@ -4,12 +4,13 @@
 //! identity binding included.
 
 use super::kyc::NOT_FOUND;
-use super::*;
+use super::{ApiClient, KycStatus, Service, ServiceError, ServiceResult};
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
 use crate::provider::sandbox::{self, JourneyEnd, JourneyLog, Outcome, PERSON_CONTEXT, Step};
 use crate::store::{KycRecord, SandboxSession, Store};
 use async_trait::async_trait;
+use std::sync::Arc;
 
 /// How a tester ended a sandbox journey. Holds identity data: no `Debug`.
 pub struct SandboxFinish<'a> {

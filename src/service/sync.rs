@@ -2,7 +2,7 @@
 //! us re-read the provider's record; the body alone never changes a state), and a
 //! reconciler for whatever a webhook missed.
 
-use super::*;
+use super::{Service, ServiceError, ServiceResult};
 use crate::provider::{WebhookError, WebhookNotice};
 use std::sync::Arc;
 
