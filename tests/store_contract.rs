@@ -569,6 +569,23 @@ async fn idempotency_keys(store: &dyn Store) {
     );
 }
 
+/// Records how an attempt on event `pk` ended.
+async fn finish(
+    store: &dyn Store,
+    pk: i64,
+    result: AttemptResult,
+    error: Option<String>,
+    now: i64,
+) {
+    let attempt = CallbackAttempt {
+        pk,
+        result,
+        error,
+        now,
+    };
+    store.finish_callback_attempt(&attempt).await.unwrap();
+}
+
 async fn the_callback_outbox(store: &dyn Store) {
     let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
     assert!(store.client_callback("PCCNONE").await.unwrap().is_none());
@@ -640,15 +657,7 @@ async fn the_callback_outbox(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    store
-        .finish_callback_attempt(&CallbackAttempt {
-            pk: first.pk,
-            result: AttemptResult::Delivered,
-            error: None,
-            now: NOW + 30,
-        })
-        .await
-        .unwrap();
+    finish(store, first.pk, AttemptResult::Delivered, None, NOW + 30).await;
     let next = store
         .claim_callbacks(NOW + 40, NOW + 1_040, 10)
         .await
@@ -657,15 +666,14 @@ async fn the_callback_outbox(store: &dyn Store) {
         next.iter().map(|d| d.state).collect::<Vec<_>>(),
         [KycState::Approved]
     );
-    store
-        .finish_callback_attempt(&CallbackAttempt {
-            pk: next[0].pk,
-            result: AttemptResult::RetryAt(NOW + 5_000),
-            error: Some("HTTP 500".into()),
-            now: NOW + 50,
-        })
-        .await
-        .unwrap();
+    finish(
+        store,
+        next[0].pk,
+        AttemptResult::RetryAt(NOW + 5_000),
+        Some("HTTP 500".into()),
+        NOW + 50,
+    )
+    .await;
     // Not due before its retry, due after it (the lease was given back).
     assert!(
         store
@@ -682,15 +690,14 @@ async fn the_callback_outbox(store: &dyn Store) {
             .len(),
         1
     );
-    store
-        .finish_callback_attempt(&CallbackAttempt {
-            pk: next[0].pk,
-            result: AttemptResult::Dead,
-            error: Some("HTTP 500".into()),
-            now: NOW + 5_010,
-        })
-        .await
-        .unwrap();
+    finish(
+        store,
+        next[0].pk,
+        AttemptResult::Dead,
+        Some("HTTP 500".into()),
+        NOW + 5_010,
+    )
+    .await;
     let listed = store.list_callbacks(CallbackFilter::All, 10).await.unwrap();
     assert_eq!(
         listed

@@ -284,24 +284,20 @@ pub async fn by_kid(c: &mut impl Conn, kid: &str) -> StoreResult<Option<(i64, Ky
     .await
 }
 
-const CUSTOMER_COLUMNS: &str =
-    "c.pk AS n, c.cust_id, c.active, c.details_sealed, c.verified_kid, v.result_sealed";
-statement!(
-    CUSTOMER_BY_PAN_HASH,
-    "SELECT {CUSTOMER_COLUMNS} FROM customers c
-     JOIN merchants m ON m.pk = c.merchant_pk
-     LEFT JOIN kyc_requests v ON v.kid = c.verified_kid
-     WHERE m.code = $1 AND m.client_pk = $2 AND c.pan_hash = $3
-     ORDER BY c.updated_at DESC LIMIT 1"
-);
-statement!(
-    CUSTOMER_BY_MOBILE_HASH,
-    "SELECT {CUSTOMER_COLUMNS} FROM customers c
-     JOIN merchants m ON m.pk = c.merchant_pk
-     LEFT JOIN kyc_requests v ON v.kid = c.verified_kid
-     WHERE m.code = $1 AND m.client_pk = $2 AND c.mobile_hash = $3
-     ORDER BY c.updated_at DESC LIMIT 1"
-);
+/// The customer of one of the client's merchants with this `column` hash, and the
+/// identity of its verified request.
+fn customer_by(column: &str) -> String {
+    format!(
+        "SELECT c.pk AS n, c.cust_id, c.active, c.details_sealed, c.verified_kid, v.result_sealed
+         FROM customers c
+         JOIN merchants m ON m.pk = c.merchant_pk
+         LEFT JOIN kyc_requests v ON v.kid = c.verified_kid
+         WHERE m.code = $1 AND m.client_pk = $2 AND c.{column} = $3
+         ORDER BY c.updated_at DESC LIMIT 1"
+    )
+}
+statement!(CUSTOMER_BY_PAN_HASH, "{}", customer_by("pan_hash"));
+statement!(CUSTOMER_BY_MOBILE_HASH, "{}", customer_by("mobile_hash"));
 
 /// A customer of one of the client's merchants, with its verified and newest requests.
 pub async fn customer(
