@@ -214,6 +214,9 @@ impl Server {
         serve: &ServeSettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
+        // Before anything is created (a key file, a database, a pinned hash key) that a
+        // corrected start would then have to live with.
+        refuse_unsafe_public_start(serve, store_settings)?;
         let (keys, dev_key) = load_keys(store_settings)?;
         if dev_key {
             tracing::warn!(
@@ -235,7 +238,6 @@ impl Server {
             .local_addr()
             .map_err(|e| StartError(format!("no local address: {e}")))?;
         let public_url = serve.public_url(bound);
-        refuse_unsafe_public_start(serve, &public_url, dev_key)?;
         let provider: Arc<dyn KycProvider> = match serve.provider {
             ProviderKind::Sandbox => Arc::new(Sandbox::new(
                 Arc::new(StoredJourneys(store.clone())),
@@ -357,12 +359,13 @@ impl Server {
 /// A server customers reach from elsewhere must not run the sandbox (anyone holding a
 /// link approves it) unless that is asked for, nor keep its data under the development
 /// key file. A loopback address is a developer's machine: the two-command start.
+/// Only the host matters, so a listen address on port 0 stands for the bound one.
 fn refuse_unsafe_public_start(
     serve: &ServeSettings,
-    public_url: &str,
-    dev_key: bool,
+    store: &StoreSettings,
 ) -> Result<(), StartError> {
-    if is_loopback_url(public_url) {
+    let public_url = serve.public_url(serve.listen);
+    if is_loopback_url(&public_url) {
         return Ok(());
     }
     if serve.provider == ProviderKind::Sandbox && !serve.allow_sandbox {
@@ -370,6 +373,7 @@ fn refuse_unsafe_public_start(
             "PAYCC_PUBLIC_URL {public_url} is not a loopback address and the provider is the sandbox, where anyone holding a link approves it: set PAYCC_PROVIDER=digio, or PAYCC_ALLOW_SANDBOX=true for a public demo"
         )));
     }
+    let dev_key = store.encryption_key.is_none() && store.database.key_dir().is_some();
     if dev_key {
         return Err(StartError(format!(
             "PAYCC_PUBLIC_URL {public_url} is not a loopback address: set PAYCC_ENCRYPTION_KEY (and PAYCC_HASH_KEY) instead of the development key file"

@@ -160,6 +160,13 @@ async fn a_public_start_needs_a_real_provider_and_real_keys() {
             "paycc: PAYCC_PUBLIC_URL https://kyc.example.test is not a loopback address: set PAYCC_ENCRYPTION_KEY (and PAYCC_HASH_KEY) instead of the development key file"
         )
     );
+    // A refused start leaves nothing behind that a corrected one would inherit: no key
+    // file, no database (with a hash key pinned in it).
+    let left: Vec<String> = std::fs::read_dir(dep.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "a refused start left {left:?}");
     // Every loopback form is a developer's machine: the start is not refused.
     for url in [
         "http://localhost:8080",
