@@ -60,12 +60,6 @@ impl<'a> From<&'a Option<String>> for Arg<'a> {
     }
 }
 
-impl<'a> From<Option<&'a str>> for Arg<'a> {
-    fn from(v: Option<&'a str>) -> Self {
-        Arg::Text(v)
-    }
-}
-
 impl<'a> From<&'a [u8]> for Arg<'a> {
     fn from(v: &'a [u8]) -> Self {
         Arg::Bytes(Some(v))

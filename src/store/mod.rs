@@ -78,6 +78,18 @@ pub struct NewCustomer {
     pub details_sealed: Vec<u8>,
 }
 
+impl NewKyc {
+    /// What an init that stored this request answers.
+    pub fn stored(&self, cust_id: String) -> InitStored {
+        InitStored {
+            kid: self.kid.clone(),
+            url_sealed: self.url_sealed.clone(),
+            cust_id,
+            reused: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InitStored {
     pub kid: String,

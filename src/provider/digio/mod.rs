@@ -3,14 +3,14 @@
 //! `X-Digio-Checksum`. One shared HTTP client with connect and total timeouts, bounded
 //! retries for reads only, and a circuit breaker for a provider that keeps failing.
 
+mod wire;
+
+use super::breaker::Breaker;
 use super::{
     Applicant, KycProvider, Offers, ProviderError, ProviderResult, Session, SessionRequest,
     WebhookError, WebhookNotice,
 };
 use async_trait::async_trait;
-mod wire;
-
-use super::breaker::Breaker;
 use base64::prelude::*;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};

@@ -36,29 +36,26 @@ pub async fn queue(c: &mut impl Conn, kid: &str, state: KycState, now: i64) -> S
 }
 
 // SQLite: one writer marks the due rows, then reads them with their client.
-static CLAIM_SQLITE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "UPDATE callback_events SET lease_until = $1 WHERE pk IN ({}) RETURNING pk AS n",
-        due_callbacks("$2", "$3", "")
-    )
-});
-static CLAIMED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM callback_events e JOIN api_clients a ON a.pk = e.client_pk WHERE e.pk = $1",
-        rows::DUE_CALLBACK_COLUMNS
-    )
-});
+statement!(
+    CLAIM_SQLITE,
+    "UPDATE callback_events SET lease_until = $1 WHERE pk IN ({}) RETURNING pk AS n",
+    due_callbacks("$2", "$3", "")
+);
+statement!(
+    CLAIMED,
+    "SELECT {} FROM callback_events e JOIN api_clients a ON a.pk = e.client_pk WHERE e.pk = $1",
+    rows::DUE_CALLBACK_COLUMNS
+);
 // PostgreSQL: one statement; rows another node is claiming are skipped, not waited on.
-static CLAIM_POSTGRES: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH due AS ({}),
+statement!(
+    CLAIM_POSTGRES,
+    "WITH due AS ({}),
          claimed AS (UPDATE callback_events c SET lease_until = $1 FROM due WHERE c.pk = due.pk
                      RETURNING c.*)
          SELECT {} FROM claimed e JOIN api_clients a ON a.pk = e.client_pk",
-        due_callbacks("$2", "$3", "FOR UPDATE OF e SKIP LOCKED"),
-        rows::DUE_CALLBACK_COLUMNS
-    )
-});
+    due_callbacks("$2", "$3", "FOR UPDATE OF e SKIP LOCKED"),
+    rows::DUE_CALLBACK_COLUMNS
+);
 
 /// Claims up to `limit` events due at `now` until `lease_until`.
 pub async fn claim(

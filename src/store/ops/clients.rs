@@ -75,12 +75,11 @@ pub async fn set_client_active(
     Ok(n == 1)
 }
 
-static FIND_CLIENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM api_clients a WHERE a.client_id = $1",
-        rows::CLIENT_COLUMNS
-    )
-});
+statement!(
+    FIND_CLIENT,
+    "SELECT {} FROM api_clients a WHERE a.client_id = $1",
+    rows::CLIENT_COLUMNS
+);
 
 pub async fn find_client(c: &mut impl Conn, client_id: &str) -> StoreResult<Option<ClientRecord>> {
     c.fetch_one(
@@ -123,12 +122,11 @@ pub async fn create_merchant(
     Ok(n == 1)
 }
 
-static LIST_MERCHANTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM merchants m JOIN api_clients a ON a.pk = m.client_pk ORDER BY m.pk",
-        rows::MERCHANT_COLUMNS
-    )
-});
+statement!(
+    LIST_MERCHANTS,
+    "SELECT {} FROM merchants m JOIN api_clients a ON a.pk = m.client_pk ORDER BY m.pk",
+    rows::MERCHANT_COLUMNS
+);
 
 pub async fn list_merchants(c: &mut impl Conn) -> StoreResult<Vec<MerchantRecord>> {
     c.fetch(
@@ -151,13 +149,12 @@ pub async fn set_merchant_active(c: &mut impl Conn, code: &str, to: Switch) -> S
     Ok(n == 1)
 }
 
-static MERCHANT_OF_CLIENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM merchants m JOIN api_clients a ON a.pk = m.client_pk
+statement!(
+    MERCHANT_OF_CLIENT,
+    "SELECT {} FROM merchants m JOIN api_clients a ON a.pk = m.client_pk
          WHERE m.code = $1 AND m.client_pk = $2",
-        rows::MERCHANT_COLUMNS
-    )
-});
+    rows::MERCHANT_COLUMNS
+);
 
 pub async fn merchant_of_client(
     c: &mut impl Conn,

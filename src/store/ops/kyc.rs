@@ -4,22 +4,15 @@
 use super::{callbacks, rows};
 use crate::domain::callback::KycEvent;
 use crate::domain::state::{EXPIRED_REASON, KycState};
-use crate::store::db::{Conn, Unique, args};
+use crate::store::db::{Columns, Conn, DecodeResult, Row, args};
 use crate::store::schema::Dialect;
 use crate::store::sql::{reusable, state_list};
 use crate::store::*;
 use std::sync::LazyLock;
 
-/// Statements built once from the domain's states and shared column lists.
-macro_rules! statement {
-    ($name:ident, $($format:tt)+) => {
-        static $name: LazyLock<String> = LazyLock::new(|| format!($($format)+));
-    };
-}
-
 // An identical init is one of the same customer (the fingerprint covers merchant and
-// PAN), so the lookups find the customer by (merchant, PAN hash) first, and the request
-// by the per-customer index.
+// PAN). PostgreSQL looks before it knows the customer's pk, so it finds the customer by
+// (merchant, PAN hash) first, and the request by the per-customer index.
 const CUSTOMER_BY_PAN: &str = "(SELECT pk FROM customers WHERE merchant_pk = $1 AND pan_hash = $2)";
 
 statement!(
@@ -79,13 +72,11 @@ statement!(
 );
 
 /// The upserted customer's pk, whether the request went in, and the custId.
-fn upserted(r: &dyn crate::store::db::Row) -> crate::store::db::DecodeResult<(i64, bool, String)> {
-    use crate::store::db::Columns;
+fn upserted(r: &dyn Row) -> DecodeResult<(i64, bool, String)> {
     Ok((r.i64("pk")?, r.flag("inserted")?, r.string("cust_id")?))
 }
 
-fn identical(r: &dyn crate::store::db::Row) -> crate::store::db::DecodeResult<InitStored> {
-    use crate::store::db::Columns;
+fn identical(r: &dyn Row) -> DecodeResult<InitStored> {
     Ok(InitStored {
         kid: r.string("kid")?,
         url_sealed: r.bytes("url_sealed")?,
@@ -176,12 +167,7 @@ async fn init_in_turn(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
         ],
     )
     .await?;
-    Ok(InitStored {
-        kid: new.kid.clone(),
-        url_sealed: new.url_sealed.clone(),
-        cust_id,
-        reused: false,
-    })
+    Ok(new.stored(cust_id))
 }
 
 /// The customer's open request identical to `new`, if it may still be reused.
@@ -246,21 +232,11 @@ async fn init_at_once(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
         .await?
         .ok_or_else(|| StoreError::Corrupt("an upserted customer returned nothing".into()))?;
     if inserted {
-        return Ok(InitStored {
-            kid: new.kid.clone(),
-            url_sealed: new.url_sealed.clone(),
-            cust_id,
-            reused: false,
-        });
+        return Ok(new.stored(cust_id));
     }
     open_identical(c, customer_pk, new).await?.ok_or_else(|| {
         StoreError::Corrupt("an identical request blocked the insert but cannot be read".into())
     })
-}
-
-/// Whether a failed init may be tried again with a new custId.
-pub fn is_cust_id_clash(e: &StoreError) -> bool {
-    matches!(e, StoreError::Conflict(Unique::CustId))
 }
 
 statement!(

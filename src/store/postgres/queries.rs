@@ -6,12 +6,13 @@ use super::batch::Fetched;
 use super::{Ctx, PgStore};
 use crate::domain::state::KycState;
 use crate::store::db::{DecodeResult, Row};
-use crate::store::ops::{callbacks, clients as client_ops, idempotency, kyc, rows, sandbox};
+use crate::store::ops::{
+    callbacks, clients as client_ops, idempotency, kyc, rows, sandbox, statement,
+};
 use crate::store::*;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
-use std::sync::LazyLock;
 
 /// Runs an operation on a pooled connection: `on_pool!(self, |c| op(c, …))`.
 macro_rules! on_pool {
@@ -46,31 +47,28 @@ macro_rules! in_transaction {
 // is one `LIMIT 1` subquery per key, which the planner cannot fold into a join: with
 // fresh statistics it hashed the whole customers table for each batch instead of
 // looking 64 customers up by key.
-static CLIENTS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM unnest($1::TEXT[]) AS wanted (client_id) JOIN api_clients a USING (client_id)",
-        rows::CLIENT_COLUMNS
-    )
-});
+statement!(
+    CLIENTS,
+    "SELECT {} FROM unnest($1::TEXT[]) AS wanted (client_id) JOIN api_clients a USING (client_id)",
+    rows::CLIENT_COLUMNS
+);
 // Codes are unique: at most one row per code, keyed by the client that owns it.
-static MERCHANTS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM unnest($1::TEXT[]) AS wanted (code) JOIN merchants m USING (code)
+statement!(
+    MERCHANTS,
+    "SELECT {} FROM unnest($1::TEXT[]) AS wanted (code) JOIN merchants m USING (code)
          JOIN api_clients a ON a.pk = m.client_pk",
-        rows::MERCHANT_COLUMNS
-    )
-});
-static KYCS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT found.* FROM unnest($1::TEXT[]) AS wanted (kid) CROSS JOIN LATERAL (
+    rows::MERCHANT_COLUMNS
+);
+statement!(
+    KYCS,
+    "SELECT found.* FROM unnest($1::TEXT[]) AS wanted (kid) CROSS JOIN LATERAL (
            SELECT {} FROM kyc_requests k
            JOIN merchants m ON m.pk = k.merchant_pk
            JOIN api_clients a ON a.pk = m.client_pk
            JOIN customers c ON c.pk = k.customer_pk
            WHERE k.kid = wanted.kid LIMIT 1) AS found",
-        rows::KYC_COLUMNS
-    )
-});
+    rows::KYC_COLUMNS
+);
 
 pub(super) async fn clients(conn: PgConnection, ids: Vec<String>) -> Fetched<String, ClientRecord> {
     keyed(
