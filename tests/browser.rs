@@ -364,6 +364,17 @@ async fn reject_and_return_to_the_merchant() {
     );
 }
 
+/// Opens a new link, goes to the selfie step, ticks the tester control `control` and
+/// submits, waiting for the page titled `ends`; returns the kid.
+async fn finish_with(c: &Client, app: &TestApp, control: &str, ends: &str) -> String {
+    let (kid, url) = app.open_link(&app.init_body()).await;
+    through_to_selfie(c, &url, false).await;
+    click(c, control).await;
+    submit(c).await;
+    wait_title(c, ends).await;
+    kid
+}
+
 #[tokio::test]
 async fn leave_pending_for_review_with_the_generated_picture() {
     let Some(b) = browser(1280, 900).await else {
@@ -371,11 +382,7 @@ async fn leave_pending_for_review_with_the_generated_picture() {
     };
     let c = &b.client;
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let (kid, url) = app.open_link(&app.init_body()).await;
-    through_to_selfie(c, &url, false).await;
-    click(c, "#outcome-pending").await;
-    submit(c).await;
-    wait_title(c, "Submitted for review").await;
+    let kid = finish_with(c, &app, "#outcome-pending", "Submitted for review").await;
     let status = app.status(&kid).await;
     assert_eq!(
         (
@@ -401,11 +408,7 @@ async fn digilocker_returning_someone_else_is_refused() {
     };
     let c = &b.client;
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let (kid, url) = app.open_link(&app.init_body()).await;
-    through_to_selfie(c, &url, false).await;
-    click(c, "#other-person").await;
-    submit(c).await;
-    wait_title(c, "Verification unsuccessful").await;
+    let kid = finish_with(c, &app, "#other-person", "Verification unsuccessful").await;
     check_page(c).await;
     let status = app.status(&kid).await;
     assert_eq!(

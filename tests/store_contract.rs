@@ -487,6 +487,11 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
     );
 }
 
+/// What claiming this key gives.
+async fn take(store: &dyn Store, claim: &IdempotencyClaim) -> KeyState {
+    store.claim_idempotency_key(claim).await.unwrap()
+}
+
 async fn idempotency_keys(store: &dyn Store) {
     let (client_pk, _) = client_with_merchant(store, "PCCA", "MID1").await;
     let claim = |hash: &[u8], now: i64| IdempotencyClaim {
@@ -496,33 +501,12 @@ async fn idempotency_keys(store: &dyn Store) {
         now,
         stale_before: now - 60_000,
     };
-    assert_eq!(
-        store
-            .claim_idempotency_key(&claim(b"a", NOW))
-            .await
-            .unwrap(),
-        KeyState::Taken
-    );
-    assert_eq!(
-        store
-            .claim_idempotency_key(&claim(b"a", NOW + 1))
-            .await
-            .unwrap(),
-        KeyState::InFlight
-    );
-    assert_eq!(
-        store
-            .claim_idempotency_key(&claim(b"b", NOW + 1))
-            .await
-            .unwrap(),
-        KeyState::Mismatch
-    );
+    assert_eq!(take(store, &claim(b"a", NOW)).await, KeyState::Taken);
+    assert_eq!(take(store, &claim(b"a", NOW + 1)).await, KeyState::InFlight);
+    assert_eq!(take(store, &claim(b"b", NOW + 1)).await, KeyState::Mismatch);
     // Its holder died without a reply: taken again once stale.
     assert_eq!(
-        store
-            .claim_idempotency_key(&claim(b"a", NOW + 120_000))
-            .await
-            .unwrap(),
+        take(store, &claim(b"a", NOW + 120_000)).await,
         KeyState::Taken
     );
     store
@@ -530,10 +514,7 @@ async fn idempotency_keys(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .claim_idempotency_key(&claim(b"a", NOW + 130_000))
-            .await
-            .unwrap(),
+        take(store, &claim(b"a", NOW + 130_000)).await,
         KeyState::Done(b"reply".to_vec())
     );
     // A completed key is not released; a taken one is.
@@ -542,26 +523,17 @@ async fn idempotency_keys(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .claim_idempotency_key(&claim(b"a", NOW + 130_000))
-            .await
-            .unwrap(),
+        take(store, &claim(b"a", NOW + 130_000)).await,
         KeyState::Done(b"reply".to_vec())
     );
     let mut other = claim(b"c", NOW);
     other.key = "order-2".into();
-    assert_eq!(
-        store.claim_idempotency_key(&other).await.unwrap(),
-        KeyState::Taken
-    );
+    assert_eq!(take(store, &other).await, KeyState::Taken);
     store
         .release_idempotency_key(client_pk, "order-2")
         .await
         .unwrap();
-    assert_eq!(
-        store.claim_idempotency_key(&other).await.unwrap(),
-        KeyState::Taken
-    );
+    assert_eq!(take(store, &other).await, KeyState::Taken);
     assert_eq!(store.purge_idempotency_keys(NOW + 1).await.unwrap(), 1);
     assert_eq!(
         store.purge_idempotency_keys(NOW + 200_000).await.unwrap(),
