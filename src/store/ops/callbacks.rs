@@ -4,10 +4,13 @@
 
 use super::rows;
 use crate::domain::state::KycState;
+use crate::store::backend::Access::{Read, Write};
+use crate::store::backend::Backend;
 use crate::store::db::{Conn, args};
 use crate::store::schema::Dialect;
 use crate::store::sql::{attempt_outcome, due_callbacks, insert_callback_events, list_callbacks};
 use crate::store::*;
+use async_trait::async_trait;
 use std::sync::LazyLock;
 
 static QUEUE: LazyLock<String> = LazyLock::new(|| {
@@ -149,4 +152,45 @@ pub async fn retry(c: &mut impl Conn, event_id: &str, now: i64) -> StoreResult<b
         )
         .await?;
     Ok(n == 1)
+}
+
+#[async_trait]
+impl<B: Backend> CallbackOutbox for B {
+    async fn claim_callbacks(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DueCallback>> {
+        self.run(Write, (), move |c, ()| {
+            Box::pin(claim(c, now, lease_until, limit))
+        })
+        .await
+    }
+
+    async fn finish_callback_attempt(&self, attempt: &CallbackAttempt) -> StoreResult<()> {
+        self.run(Write, attempt.clone(), |c, a| Box::pin(finish(c, a)))
+            .await
+    }
+
+    async fn list_callbacks(
+        &self,
+        which: CallbackFilter,
+        limit: i64,
+    ) -> StoreResult<Vec<CallbackRecord>> {
+        self.run(Read, (), move |c, ()| Box::pin(list(c, which, limit)))
+            .await
+    }
+
+    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
+        self.run(Write, (), move |c, ()| Box::pin(purge(c, before)))
+            .await
+    }
+
+    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+        self.run(Write, event_id.to_owned(), move |c, id| {
+            Box::pin(retry(c, id, now))
+        })
+        .await
+    }
 }

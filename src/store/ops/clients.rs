@@ -1,8 +1,11 @@
 //! API clients, their merchants and callback settings, and the database's own settings.
 
 use super::rows;
+use crate::store::backend::Access::{Read, Write};
+use crate::store::backend::Backend;
 use crate::store::db::{Conn, args};
 use crate::store::*;
+use async_trait::async_trait;
 
 pub async fn pin_setting(
     c: &mut impl Conn,
@@ -199,4 +202,128 @@ pub async fn set_client_callback(
         )
         .await?;
     Ok(n == 1)
+}
+
+#[async_trait]
+impl<B: Backend> Settings for B {
+    async fn readiness(&self) -> StoreResult<()> {
+        let found = self.schema_version().await?;
+        let wanted = crate::store::schema::MIGRATIONS.len() as i64;
+        if found < wanted {
+            Err(StoreError::SchemaBehind { found, wanted })
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        let args = (name.to_owned(), value.to_vec());
+        self.run(Write, args, move |c, (name, value)| {
+            Box::pin(pin_setting(c, name, value, now))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Clients for B {
+    async fn create_client(
+        &self,
+        client_id: &str,
+        name: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        let args = (client_id.to_owned(), name.to_owned(), secret_hash.to_vec());
+        self.run(Write, args, move |c, (id, name, hash)| {
+            Box::pin(create_client(c, id, name, hash, now))
+        })
+        .await
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let args = (client_id.to_owned(), secret_hash.to_vec());
+        self.run(Write, args, move |c, (id, hash)| {
+            Box::pin(set_client_secret(c, id, hash, now))
+        })
+        .await
+    }
+
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        self.lookup_client(client_id).await
+    }
+
+    async fn set_client_active(&self, client_id: &str, to: Switch) -> StoreResult<bool> {
+        self.run(Write, client_id.to_owned(), move |c, id| {
+            Box::pin(set_client_active(c, id, to))
+        })
+        .await
+    }
+
+    async fn count_clients(&self) -> StoreResult<i64> {
+        self.run(Read, (), |c, ()| Box::pin(count_clients(c))).await
+    }
+
+    async fn create_merchant(
+        &self,
+        client_id: &str,
+        code: &str,
+        name: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let args = (client_id.to_owned(), code.to_owned(), name.to_owned());
+        self.run(Write, args, move |c, (id, code, name)| {
+            Box::pin(create_merchant(c, id, code, name, now))
+        })
+        .await
+    }
+
+    async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>> {
+        self.run(Read, (), |c, ()| Box::pin(list_merchants(c)))
+            .await
+    }
+
+    async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool> {
+        self.run(Write, code.to_owned(), move |c, code| {
+            Box::pin(set_merchant_active(c, code, to))
+        })
+        .await
+    }
+
+    async fn merchant_of_client(
+        &self,
+        client_pk: i64,
+        code: &str,
+    ) -> StoreResult<Option<MerchantRecord>> {
+        self.lookup_merchant(client_pk, code).await
+    }
+
+    async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {
+        self.run(Read, client_id.to_owned(), |c, id| {
+            Box::pin(client_callback(c, id))
+        })
+        .await
+    }
+
+    async fn set_client_callback(
+        &self,
+        client_id: &str,
+        url: &str,
+        secret_sealed: Option<&[u8]>,
+    ) -> StoreResult<bool> {
+        let args = (
+            client_id.to_owned(),
+            url.to_owned(),
+            secret_sealed.map(<[u8]>::to_vec),
+        );
+        self.run(Write, args, |c, (id, url, secret)| {
+            Box::pin(set_client_callback(c, id, url, secret.as_deref()))
+        })
+        .await
+    }
 }

@@ -1,8 +1,11 @@
 //! Idempotency-Keys: per API client, the request's hash and, once done, its sealed reply.
 
+use crate::store::backend::Access::{Atomic, Write};
+use crate::store::backend::Backend;
 use crate::store::db::{Columns, Conn, DecodeResult, Row, args};
 use crate::store::schema::Dialect;
 use crate::store::*;
+use async_trait::async_trait;
 
 fn held(r: &dyn Row) -> DecodeResult<(Vec<u8>, Option<Vec<u8>>, i64)> {
     Ok((
@@ -102,4 +105,37 @@ pub async fn purge(c: &mut impl Conn, before: i64) -> StoreResult<usize> {
         )
         .await?;
     Ok(n as usize)
+}
+
+#[async_trait]
+impl<B: Backend> IdempotencyKeys for B {
+    async fn claim_idempotency_key(&self, claim: &IdempotencyClaim) -> StoreResult<KeyState> {
+        self.run(Atomic, claim.clone(), |c, k| Box::pin(self::claim(c, k)))
+            .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        client_pk: i64,
+        key: &str,
+        reply_sealed: &[u8],
+    ) -> StoreResult<()> {
+        let args = (key.to_owned(), reply_sealed.to_vec());
+        self.run(Write, args, move |c, (key, reply)| {
+            Box::pin(complete(c, client_pk, key, reply))
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()> {
+        self.run(Write, key.to_owned(), move |c, key| {
+            Box::pin(release(c, client_pk, key))
+        })
+        .await
+    }
+
+    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize> {
+        self.run(Write, (), move |c, ()| Box::pin(purge(c, before)))
+            .await
+    }
 }

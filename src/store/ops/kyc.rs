@@ -4,10 +4,13 @@
 use super::{callbacks, rows};
 use crate::domain::callback::KycEvent;
 use crate::domain::state::{EXPIRED_REASON, KycState};
+use crate::store::backend::Access::{Atomic, Read, Write};
+use crate::store::backend::Backend;
 use crate::store::db::{Columns, Conn, DecodeResult, Row, args};
 use crate::store::schema::Dialect;
 use crate::store::sql::{reusable, state_list};
 use crate::store::*;
+use async_trait::async_trait;
 use std::sync::LazyLock;
 
 // An identical init is one of the same customer (the fingerprint covers merchant and
@@ -495,4 +498,89 @@ pub async fn record_webhook_event(
         )
         .await?;
     Ok(n == 1)
+}
+
+#[async_trait]
+impl<B: Backend> KycRequests for B {
+    async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
+        self.run(Atomic, new, |c, new| Box::pin(init(c, new))).await
+    }
+
+    async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>> {
+        let found = self.lookup_kyc(kid).await?;
+        Ok(found
+            .filter(|(owner, _)| client_pk.is_none_or(|pk| pk == *owner))
+            .map(|(_, record)| record))
+    }
+
+    async fn customer(
+        &self,
+        client_pk: i64,
+        merchant_code: &str,
+        key: CustomerLookup,
+    ) -> StoreResult<Option<CustomerRecord>> {
+        let args = (merchant_code.to_owned(), key);
+        self.run(Read, args, move |c, (code, key)| {
+            Box::pin(customer(c, client_pk, code, key))
+        })
+        .await
+    }
+
+    async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>> {
+        self.run(Atomic, t, |c, t| Box::pin(transition(c, t))).await
+    }
+
+    async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize> {
+        self.run(Atomic, (), move |c, ()| Box::pin(expire_due(c, now, limit)))
+            .await
+    }
+
+    async fn activate_kyc(&self, reference: &str, a: &ActivatedKyc) -> StoreResult<()> {
+        let args = (reference.to_owned(), a.clone());
+        self.run(Write, args, |c, (reference, a)| {
+            Box::pin(activate(c, reference, a))
+        })
+        .await
+    }
+
+    async fn fail_kyc(&self, reference: &str, reason: &str, now: i64) -> StoreResult<()> {
+        let args = (reference.to_owned(), reason.to_owned());
+        self.run(Write, args, move |c, (reference, reason)| {
+            Box::pin(fail(c, reference, reason, now))
+        })
+        .await
+    }
+
+    async fn claim_for_recheck(
+        &self,
+        provider: &str,
+        stale_before: i64,
+        now: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.run(Write, provider.to_owned(), move |c, provider| {
+            Box::pin(claim_for_recheck(c, provider, stale_before, now, limit))
+        })
+        .await
+    }
+
+    async fn mark_checked(&self, kid: &str, now: i64) -> StoreResult<()> {
+        self.run(Write, kid.to_owned(), move |c, kid| {
+            Box::pin(mark_checked(c, kid, now))
+        })
+        .await
+    }
+
+    async fn record_webhook_event(
+        &self,
+        provider: &str,
+        event_id: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let args = (provider.to_owned(), event_id.to_owned());
+        self.run(Write, args, move |c, (provider, event_id)| {
+            Box::pin(record_webhook_event(c, provider, event_id, now))
+        })
+        .await
+    }
 }

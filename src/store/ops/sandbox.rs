@@ -1,8 +1,11 @@
 //! The sandbox provider's record of each journey.
 
 use super::rows;
+use crate::store::backend::Access::{Read, Write};
+use crate::store::backend::Backend;
 use crate::store::db::{Conn, args};
 use crate::store::*;
+use async_trait::async_trait;
 
 /// Creates or replaces the record; a `None` selfie keeps the stored one.
 pub async fn save(c: &mut impl Conn, kid: &str, s: &SandboxSession, now: i64) -> StoreResult<()> {
@@ -37,4 +40,25 @@ pub async fn get(c: &mut impl Conn, kid: &str) -> StoreResult<Option<SandboxSess
         rows::sandbox_session,
     )
     .await
+}
+
+#[async_trait]
+impl<B: Backend> SandboxSessions for B {
+    async fn save_sandbox_session(
+        &self,
+        kid: &str,
+        session: &SandboxSession,
+        now: i64,
+    ) -> StoreResult<()> {
+        let args = (kid.to_owned(), session.clone());
+        self.run(Write, args, move |c, (kid, s)| {
+            Box::pin(save(c, kid, s, now))
+        })
+        .await
+    }
+
+    async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>> {
+        self.run(Read, kid.to_owned(), |c, kid| Box::pin(get(c, kid)))
+            .await
+    }
 }

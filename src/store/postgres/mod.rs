@@ -5,12 +5,14 @@
 
 mod batch;
 mod conn;
-mod queries;
+mod lookups;
 
+use super::backend::{Access, Args, Backend, Job, Operation};
 use super::db::Unique;
 use super::schema::{Dialect, MIGRATIONS};
 use super::{ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
 use batch::Batched;
+use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::future::Future;
 use std::str::FromStr;
@@ -54,9 +56,9 @@ impl PgStore {
             .test_before_acquire(true)
             .connect_lazy_with(options.clone());
         let store = Self {
-            clients: Batched::start(options.clone(), settings.call_timeout, queries::clients),
-            merchants: Batched::start(options.clone(), settings.call_timeout, queries::merchants),
-            kycs: Batched::start(options.clone(), settings.call_timeout, queries::kycs),
+            clients: Batched::start(options.clone(), settings.call_timeout, lookups::clients),
+            merchants: Batched::start(options.clone(), settings.call_timeout, lookups::merchants),
+            kycs: Batched::start(options.clone(), settings.call_timeout, lookups::kycs),
             pool,
             call_timeout: settings.call_timeout,
         };
@@ -98,6 +100,54 @@ impl PgStore {
     /// Runs one store call within the call timeout.
     async fn bounded<T>(&self, call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
         within(self.call_timeout, call).await
+    }
+}
+
+impl Backend for PgStore {
+    type Conn = PgConnection;
+
+    fn submit<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
+        &self,
+        Job { access, args, op }: Job<A, F>,
+    ) -> impl Future<Output = StoreResult<T>> + Send {
+        self.bounded(async move {
+            if access == Access::Atomic {
+                let mut tx = self.pool.begin().await.ctx("starting a transaction")?;
+                let done = op(&mut tx, &args).await?;
+                tx.commit().await.ctx("committing a transaction")?;
+                Ok(done)
+            } else {
+                let mut conn = self.pool.acquire().await.ctx("taking a connection")?;
+                op(&mut conn, &args).await
+            }
+        })
+    }
+
+    async fn schema_version(&self) -> StoreResult<i64> {
+        self.bounded(async {
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM paycc_migrations")
+                .fetch_one(&self.pool)
+                .await
+                .ctx("reading the schema version")
+        })
+        .await
+    }
+
+    async fn lookup_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        self.bounded(self.clients.get(client_id.to_owned())).await
+    }
+
+    async fn lookup_merchant(
+        &self,
+        client_pk: i64,
+        code: &str,
+    ) -> StoreResult<Option<MerchantRecord>> {
+        self.bounded(self.merchants.get((client_pk, code.to_owned())))
+            .await
+    }
+
+    async fn lookup_kyc(&self, kid: &str) -> StoreResult<Option<(i64, KycRecord)>> {
+        self.bounded(self.kycs.get(kid.to_owned())).await
     }
 }
 

@@ -13,8 +13,6 @@ use std::future::{Future, ready};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-pub(super) struct Lite<'c>(pub &'c Connection);
-
 impl ToSql for Arg<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match *self {
@@ -88,21 +86,20 @@ impl Row for LiteRow<'_, '_> {
     }
 }
 
-impl Lite<'_> {
-    fn prepared(
-        &self,
-        context: &'static str,
-        sql: &'static str,
-    ) -> StoreResult<rusqlite::CachedStatement<'_>> {
-        debug_assert!(
-            placeholders_in_order(sql),
-            "placeholders must first appear as $1, $2, …: {sql}"
-        );
-        self.0.prepare_cached(sql).ctx(context)
-    }
+/// Prepares (or takes from the connection's cache) a shared statement.
+fn prepared<'c>(
+    conn: &'c Connection,
+    context: &'static str,
+    sql: &'static str,
+) -> StoreResult<rusqlite::CachedStatement<'c>> {
+    debug_assert!(
+        placeholders_in_order(sql),
+        "placeholders must first appear as $1, $2, …: {sql}"
+    );
+    conn.prepare_cached(sql).ctx(context)
 }
 
-impl Conn for Lite<'_> {
+impl Conn for Connection {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
@@ -113,7 +110,7 @@ impl Conn for Lite<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> impl Future<Output = StoreResult<u64>> + Send {
-        let done = self.prepared(context, sql).and_then(|mut st| {
+        let done = prepared(self, context, sql).and_then(|mut st| {
             st.execute(rusqlite::params_from_iter(args))
                 .map(|n| n as u64)
                 .ctx(context)
@@ -128,7 +125,7 @@ impl Conn for Lite<'_> {
         args: &[Arg<'_>],
         decode: Decode<T>,
     ) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
-        let rows = self.prepared(context, sql).and_then(|mut st| {
+        let rows = prepared(self, context, sql).and_then(|mut st| {
             let names = column_names(sql, &st);
             let mut rows = st.query(rusqlite::params_from_iter(args)).ctx(context)?;
             let mut out = Vec::new();

@@ -3,13 +3,15 @@
 //! write is acknowledged only after its batch's commit has been fsync'd.
 
 mod conn;
-mod queries;
 
+use super::backend::{Access, Args, Backend, Job, Operation};
 use super::db::Unique;
 use super::schema::{Dialect, MIGRATIONS};
 use super::{StoreError, StoreResult};
+use conn::run_now;
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, ErrorCode};
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -30,29 +32,29 @@ const MAX_BATCH: usize = 1024;
 /// checkpointer past the snapshot now and then.
 const MAX_READ_BATCH: usize = 64;
 
-type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+type ReadJob = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// One request's writes, queued for the writer's next batch.
 trait WriteJob: Send {
     /// Applies the writes and keeps their result; false when they failed. Alone, the
     /// job runs in its own savepoint, so a failure leaves no trace in the batch.
-    fn run(&mut self, conn: &Connection, alone: bool) -> bool;
+    fn run(&mut self, conn: &mut Connection, alone: bool) -> bool;
     /// Answers the caller once the batch's fate is known.
     fn finish(self: Box<Self>, batch: Result<(), String>);
 }
 
-struct Job<T, F> {
+struct Queued<T, F> {
     write: F,
     result: Option<StoreResult<T>>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
 
-impl<T, F> WriteJob for Job<T, F>
+impl<T, F> WriteJob for Queued<T, F>
 where
     T: Send,
-    F: Fn(&Connection) -> StoreResult<T> + Send,
+    F: Fn(&mut Connection) -> StoreResult<T> + Send,
 {
-    fn run(&mut self, conn: &Connection, alone: bool) -> bool {
+    fn run(&mut self, conn: &mut Connection, alone: bool) -> bool {
         let result = if alone {
             in_savepoint(conn, &self.write)
         } else {
@@ -114,7 +116,7 @@ impl SqliteStore {
             spawn(
                 format!("paycc-sqlite-reader-{i}"),
                 "starting a reader",
-                move || reader_loop(&conn, &rx),
+                move || reader_loop(conn, &rx),
             )?;
         }
         let (checkpoints, stop) = crossbeam_channel::bounded::<()>(0);
@@ -137,10 +139,10 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: Fn(&Connection) -> StoreResult<T> + Send + 'static,
+        F: Fn(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job = Box::new(Job {
+        let job = Box::new(Queued {
             write: f,
             result: None,
             reply,
@@ -156,7 +158,7 @@ impl SqliteStore {
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         self.readers
@@ -169,20 +171,47 @@ impl SqliteStore {
     }
 }
 
+impl Backend for SqliteStore {
+    type Conn = Connection;
+
+    async fn schema_version(&self) -> StoreResult<i64> {
+        self.read(|conn| {
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .ctx("reading the schema version")
+        })
+        .await
+    }
+
+    fn submit<A: Args, T: Send + 'static, F: Operation<Connection, A, T>>(
+        &self,
+        Job { access, args, op }: Job<A, F>,
+    ) -> impl Future<Output = StoreResult<T>> + Send {
+        let run = move |conn: &mut Connection| run_now(op(conn, &args));
+        async move {
+            // Writes all go to the writer, each inside its batch's transaction.
+            match access {
+                Access::Read => self.read(run).await,
+                Access::Write | Access::Atomic => self.write(run).await,
+            }
+        }
+    }
+}
+
 /// Reads that queued while the last ones ran share one read transaction. Beginning and
 /// ending one takes and drops SQLite's WAL read lock through `fcntl` calls: 12% of a
 /// status read's CPU (perf), and sharing cut the readers' CPU per status read from
 /// 8.6 to 7.3 µs. Every job in a batch was queued before the batch's snapshot is taken,
 /// so a read still sees every write acknowledged before it was asked for.
-fn reader_loop(conn: &Connection, jobs: &Receiver<ReadJob>) {
-    let statement = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+fn reader_loop(mut conn: Connection, jobs: &Receiver<ReadJob>) {
+    let statement =
+        |conn: &Connection, sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = jobs.recv() {
         let more: Vec<ReadJob> = jobs.try_iter().take(MAX_READ_BATCH - 1).collect();
         // Should BEGIN fail, each job still runs, in a transaction of its own.
-        let shared = !more.is_empty() && statement("BEGIN").is_ok();
-        first(conn);
-        more.into_iter().for_each(|job| job(conn));
-        if shared && let Err(e) = statement("COMMIT") {
+        let shared = !more.is_empty() && statement(&conn, "BEGIN").is_ok();
+        first(&mut conn);
+        more.into_iter().for_each(|job| job(&mut conn));
+        if shared && let Err(e) = statement(&conn, "COMMIT") {
             tracing::error!(error = %e, "sqlite could not end a read transaction");
         }
     }
@@ -221,19 +250,6 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-/// Reachable, and every migration applied.
-fn schema_ready(conn: &Connection) -> StoreResult<()> {
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .ctx("reading the schema version")?;
-    let wanted = MIGRATIONS.len() as i64;
-    if found < wanted {
-        Err(StoreError::SchemaBehind { found, wanted })
-    } else {
-        Ok(())
-    }
-}
-
 /// Applies the embedded migrations not yet recorded in `user_version`, each in one
 /// immediate transaction so concurrent starters apply each exactly once.
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -257,7 +273,10 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn in_savepoint<T>(conn: &Connection, f: impl Fn(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+fn in_savepoint<T>(
+    conn: &mut Connection,
+    f: impl Fn(&mut Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
     // Cached statements: two parses per write were a measurable share of the writer.
     conn.prepare_cached("SAVEPOINT job")
         .and_then(|mut st| st.execute([]))
@@ -321,29 +340,29 @@ fn checkpointer(conn: Connection, stop: Receiver<()>) {
 /// per write copied each page it touched, a tenth of the writer's time); if any of them
 /// fails, the batch is rolled back and replayed with each write alone in a savepoint,
 /// so the failure leaves no trace and the others still commit.
-fn writer_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
+fn writer_loop(mut conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
-        let outcome = run_batch(&conn, &mut batch);
+        let outcome = run_batch(&mut conn, &mut batch);
         for job in batch.drain(..) {
             job.finish(outcome.clone());
         }
     }
 }
 
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
-    let begin = || {
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+    let begin = |conn: &Connection| {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| {
             tracing::error!(error = %e, "sqlite could not begin a write transaction");
             format!("could not begin a transaction: {e}")
         })
     };
-    begin()?;
+    begin(conn)?;
     if !run_all(conn, batch, false)? {
         rollback(conn);
-        begin()?;
+        begin(conn)?;
         run_all(conn, batch, true)?;
     }
     conn.execute_batch("COMMIT").map_err(|e| {
@@ -357,7 +376,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), S
 /// transaction itself (a full disk, I/O) fails the whole batch: the writes after it
 /// would otherwise each commit on their own.
 fn run_all(
-    conn: &Connection,
+    conn: &mut Connection,
     batch: &mut [Box<dyn WriteJob>],
     alone: bool,
 ) -> Result<bool, String> {

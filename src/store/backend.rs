@@ -1,0 +1,106 @@
+//! What sets the two databases apart once the statements are shared: where an operation
+//! runs. Every `Store` trait is implemented once, for any `Backend` (`store/ops`), by
+//! handing the shared operation to `Backend::run`; SQLite queues it for its writer's
+//! next group commit or a reader, PostgreSQL runs it on a pooled connection or in a
+//! transaction. The few lookups every request makes have their own hook, which
+//! PostgreSQL answers from its batched lookups.
+
+use super::db::Conn;
+use super::ops::{clients, kyc};
+use super::{ClientRecord, KycRecord, MerchantRecord, StoreResult};
+use std::future::Future;
+use std::pin::Pin;
+
+/// What an operation needs of the database's way of running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only.
+    Read,
+    /// Writes that are correct statement by statement (one statement, or several that
+    /// hold on their own).
+    Write,
+    /// Writes that must land together or not at all.
+    Atomic,
+}
+
+/// A shared operation's run on one connection.
+pub type Run<'c, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'c>>;
+
+/// A shared operation, given a connection and the values it needs.
+pub trait Operation<C, A, T>:
+    for<'c> Fn(&'c mut C, &'c A) -> Run<'c, T> + Send + Sync + 'static
+{
+}
+
+impl<F, C, A, T> Operation<C, A, T> for F where
+    F: for<'c> Fn(&'c mut C, &'c A) -> Run<'c, T> + Send + Sync + 'static
+{
+}
+
+/// An operation with the values it needs and how it must run.
+pub struct Job<A, F> {
+    pub access: Access,
+    pub args: A,
+    pub op: F,
+}
+
+/// The values an operation needs: owned, so it may wait in a queue.
+pub trait Args: Send + Sync + 'static {}
+
+impl<A: Send + Sync + 'static> Args for A {}
+
+/// One database's way of running the shared operations.
+pub trait Backend: Send + Sync + 'static {
+    type Conn: Conn + Send;
+
+    /// Runs `op` on a connection with `args`. It may run more than once: the SQLite
+    /// writer replays a batch when one of its writes fails.
+    fn run<A: Args, T: Send + 'static>(
+        &self,
+        access: Access,
+        args: A,
+        op: impl Operation<Self::Conn, A, T>,
+    ) -> impl Future<Output = StoreResult<T>> + Send {
+        self.submit(Job { access, args, op })
+    }
+
+    /// Runs a job: SQLite queues writes for its writer's next group commit and reads
+    /// for a reader; PostgreSQL runs an atomic job in a transaction of its own and any
+    /// other on a pooled connection.
+    fn submit<A: Args, T: Send + 'static, F: Operation<Self::Conn, A, T>>(
+        &self,
+        job: Job<A, F>,
+    ) -> impl Future<Output = StoreResult<T>> + Send;
+
+    /// How many migrations the database has applied.
+    fn schema_version(&self) -> impl Future<Output = StoreResult<i64>> + Send;
+
+    fn lookup_client(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<ClientRecord>>> + Send {
+        self.run(Access::Read, client_id.to_owned(), |c, id| {
+            Box::pin(clients::find_client(c, id))
+        })
+    }
+
+    fn lookup_merchant(
+        &self,
+        client_pk: i64,
+        code: &str,
+    ) -> impl Future<Output = StoreResult<Option<MerchantRecord>>> + Send {
+        self.run(Access::Read, code.to_owned(), move |c, code| {
+            Box::pin(clients::merchant_of_client(c, client_pk, code))
+        })
+    }
+
+    /// A request, with the pk of the client whose merchant it belongs to.
+    fn lookup_kyc(
+        &self,
+        kid: &str,
+    ) -> impl Future<Output = StoreResult<Option<(i64, KycRecord)>>> + Send {
+        self.run(Access::Read, kid.to_owned(), |c, kid| {
+            Box::pin(kyc::by_kid(c, kid))
+        })
+    }
+}
