@@ -324,7 +324,7 @@ impl Server {
             "expired KYC requests whose link ran out",
             move || {
                 let service = expiry.clone();
-                async move { service.expire_due().await }
+                async move { service.status.expire_due().await }
             },
         ));
         // Re-reads requests a remote provider may have moved without telling us.
@@ -334,7 +334,7 @@ impl Server {
             "reconciled requests with the provider",
             move || {
                 let service = reconcile.clone();
-                async move { service.reconcile_once().await }
+                async move { service.sync.reconcile_once().await }
             },
         ));
         let deliverer = tokio::spawn(self.callbacks.run(self.service.clone()));

@@ -253,7 +253,7 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
 
 async fn kyc_command(service: Arc<Service>, cmd: KycCommand) -> Result<(), StartError> {
     let (summary, json) = match cmd {
-        KycCommand::Show { kid, json } => (service.kyc_summary(kid.trim()).await, json),
+        KycCommand::Show { kid, json } => (service.admin.kyc_summary(kid.trim()).await, json),
         KycCommand::Decide {
             kid,
             decision,
@@ -265,7 +265,10 @@ async fn kyc_command(service: Arc<Service>, cmd: KycCommand) -> Result<(), Start
                 DecisionArg::Reject => Decision::Reject,
             };
             (
-                service.decide_kyc(kid.trim(), decision, &reason).await,
+                service
+                    .admin
+                    .decide_kyc(kid.trim(), decision, &reason)
+                    .await,
                 json,
             )
         }
@@ -285,6 +288,7 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
             json,
         } => {
             let code = service
+                .admin
                 .create_merchant(&client_id, &name, code.as_deref())
                 .await
                 .map_err(admin_error)?;
@@ -302,7 +306,7 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
             )
         }
         MerchantCommand::List { json } => {
-            let merchants = service.list_merchants().await.map_err(admin_error)?;
+            let merchants = service.admin.list_merchants().await.map_err(admin_error)?;
             #[derive(Serialize)]
             #[serde(rename_all = "camelCase")]
             struct Row<'a> {
@@ -339,6 +343,7 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
         }
         MerchantCommand::Deactivate { code } => {
             service
+                .admin
                 .set_merchant_active(&code, Switch::Off)
                 .await
                 .map_err(admin_error)?;
@@ -347,6 +352,7 @@ async fn merchant_command(service: Arc<Service>, cmd: MerchantCommand) -> Result
         }
         MerchantCommand::Activate { code } => {
             service
+                .admin
                 .set_merchant_active(&code, Switch::On)
                 .await
                 .map_err(admin_error)?;
@@ -364,9 +370,9 @@ async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(),
         ClientCommand::Enable { client_id, json } => {
             return switch_client(&service, client_id.trim(), Switch::On, json).await;
         }
-        ClientCommand::Create { name, json } => (service.create_client(&name).await, json),
+        ClientCommand::Create { name, json } => (service.admin.create_client(&name).await, json),
         ClientCommand::RotateSecret { client_id, json } => {
-            (service.rotate_client_secret(&client_id).await, json)
+            (service.admin.rotate_client_secret(&client_id).await, json)
         }
         ClientCommand::SetCallback {
             client_id,
@@ -375,7 +381,8 @@ async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(),
             json,
         } => {
             let setup = service
-                .set_callback(client_id.trim(), &url, rotate_secret)
+                .callbacks
+                .set(client_id.trim(), &url, rotate_secret)
                 .await
                 .map_err(admin_error)?;
             return emit(json, &setup, || {
@@ -404,6 +411,7 @@ async fn switch_client(
 ) -> Result<(), StartError> {
     let active = to == Switch::On;
     service
+        .admin
         .set_client_active(client_id, to)
         .await
         .map_err(admin_error)?;
@@ -429,7 +437,8 @@ async fn callbacks_command(service: Arc<Service>, cmd: CallbacksCommand) -> Resu
             json,
         } => {
             let events = service
-                .list_callbacks(
+                .callbacks
+                .list(
                     if failed {
                         CallbackFilter::Failed
                     } else {
@@ -489,7 +498,8 @@ async fn callbacks_command(service: Arc<Service>, cmd: CallbacksCommand) -> Resu
         }
         CallbacksCommand::Retry { event_id } => {
             service
-                .retry_callback(&event_id)
+                .callbacks
+                .retry(&event_id)
                 .await
                 .map_err(admin_error)?;
             println!("callback {} queued again", event_id.trim());
@@ -527,7 +537,7 @@ async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(
     let service = server.service();
     let base = server.public_url().to_owned();
     let simulated = service.provider_offers().simulated_journey;
-    if simulated && service.is_empty().await.map_err(admin_error)? {
+    if simulated && service.admin.is_empty().await.map_err(admin_error)? {
         print_demo(&service, &base).await?;
     }
     tracing::info!(addr = %server.local_addr(), public_url = %base, provider = service.provider_name(), "paycc listening");
@@ -547,10 +557,12 @@ async fn serve_command(store: &StoreSettings, serve: &ServeSettings) -> Result<(
 /// On a fresh sandbox install: a demo client and merchant, and a curl that works as is.
 async fn print_demo(service: &Service, base: &str) -> Result<(), StartError> {
     let creds = service
+        .admin
         .create_client("Demo partner")
         .await
         .map_err(admin_error)?;
     let code = service
+        .admin
         .create_merchant(&creds.client_id, "Demo merchant", None)
         .await
         .map_err(admin_error)?;

@@ -44,7 +44,7 @@ impl CallbackWorker {
             // Wait until at least one attempt can start, then claim as many as fit.
             drop(room.acquire().await);
             let free = room.available_permits();
-            let claimed = match service.claim_callbacks(free).await {
+            let claimed = match service.callbacks.claim(free).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming due callbacks failed; will retry");
@@ -63,7 +63,7 @@ impl CallbackWorker {
                 let (service, sender) = (service.clone(), self.sender.clone());
                 tokio::spawn(async move {
                     let event_id = due.event_id.clone();
-                    if let Err(e) = service.deliver_callback(&sender, due).await {
+                    if let Err(e) = service.callbacks.deliver(&sender, due).await {
                         // The claim lapses and the event is sent again.
                         tracing::warn!(%event_id, error = %e, "recording a callback attempt failed");
                     }
@@ -72,7 +72,7 @@ impl CallbackWorker {
             }
             if !full {
                 tokio::select! {
-                    _ = service.callbacks_queued() => {}
+                    _ = service.callbacks.queued() => {}
                     _ = tokio::time::sleep(self.poll) => {}
                 }
             }

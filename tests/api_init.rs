@@ -260,6 +260,7 @@ async fn foreign_unknown_and_inactive_merchants_are_403(backend: Backend) {
         app.init(&body).await.assert_exact(403, FORBIDDEN);
     }
     app.service
+        .admin
         .set_merchant_active(&app.merchant, Switch::Off)
         .await
         .unwrap();
@@ -267,6 +268,7 @@ async fn foreign_unknown_and_inactive_merchants_are_403(backend: Backend) {
         .await
         .assert_exact(403, FORBIDDEN);
     app.service
+        .admin
         .set_merchant_active(&app.merchant, Switch::On)
         .await
         .unwrap();

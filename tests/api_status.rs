@@ -141,7 +141,7 @@ async fn a_request_expires_after_the_configured_time(backend: Backend) {
     );
     // The sweeper stores it, so it can no longer be finished.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.service.kyc_summary(&kid).await.unwrap().state != "expired" {
+    while app.service.admin.kyc_summary(&kid).await.unwrap().state != "expired" {
         assert!(
             std::time::Instant::now() < deadline,
             "the sweeper never stored the expiry"
@@ -249,6 +249,7 @@ async fn every_authentication_failure_is_401_whatever_the_kid(backend: Backend) 
     let kid = app.init_kid().await;
     let other_secret = app
         .service
+        .admin
         .create_client("Other partner")
         .await
         .unwrap()

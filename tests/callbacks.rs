@@ -18,7 +18,8 @@ async fn app_with(backend: Backend, opts: Options) -> (TestApp, Receiver, Callba
     let receiver = Receiver::start().await;
     let setup = app
         .service
-        .set_callback(&app.client_id, &receiver.url(), false)
+        .callbacks
+        .set(&app.client_id, &receiver.url(), false)
         .await
         .unwrap();
     (app, receiver, setup)
@@ -50,7 +51,8 @@ async fn cust_id(app: &TestApp) -> String {
 /// The outbox row of an event, as `paycc callbacks list` sees it.
 async fn event_row(app: &TestApp, event_id: &str) -> paycc::store::CallbackRecord {
     app.service
-        .list_callbacks(CallbackFilter::All, 100)
+        .callbacks
+        .list(CallbackFilter::All, 100)
         .await
         .unwrap()
         .into_iter()
@@ -154,7 +156,8 @@ async fn retries_after_a_500_then_succeeds(backend: Backend) {
     assert_eq!(row.attempts, 3);
     assert!(
         app.service
-            .list_callbacks(CallbackFilter::Failed, 10)
+            .callbacks
+            .list(CallbackFilter::Failed, 10)
             .await
             .unwrap()
             .is_empty()
@@ -208,17 +211,18 @@ async fn dead_after_the_schedule_then_retried_by_an_operator(backend: Backend) {
     );
     let failed = app
         .service
-        .list_callbacks(CallbackFilter::Failed, 10)
+        .callbacks
+        .list(CallbackFilter::Failed, 10)
         .await
         .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].event_id, event);
 
-    app.service.retry_callback(&event).await.unwrap();
+    app.service.callbacks.retry(&event).await.unwrap();
     let row = wait_status(&app, &event, "delivered").await;
     assert_eq!(row.attempts, 1, "a retried event starts a fresh schedule");
     assert_eq!(receiver.received().len(), 4);
-    let err = app.service.retry_callback("evt_nope").await.unwrap_err();
+    let err = app.service.callbacks.retry("evt_nope").await.unwrap_err();
     assert_eq!(err.to_string(), "not found: No such callback event");
 }
 
@@ -231,7 +235,8 @@ async fn receiver_down_for_a_while(backend: Backend) {
         .unwrap();
     let url = format!("http://{addr}/hooks/kyc");
     app.service
-        .set_callback(&app.client_id, &url, false)
+        .callbacks
+        .set(&app.client_id, &url, false)
         .await
         .unwrap();
     let kid = app.init_kid().await;
@@ -268,7 +273,8 @@ async fn private_addresses_are_refused(backend: Backend) {
         (by_name, "refused: localhost is not a public address"),
     ] {
         app.service
-            .set_callback(&app.client_id, &url, false)
+            .callbacks
+            .set(&app.client_id, &url, false)
             .await
             .unwrap();
         let kid = app.init_kid_for_new_customer().await;
@@ -294,7 +300,8 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
     assert_eq!(app.complete(&quiet, "rejected", 10).await.status, 200);
     assert!(
         app.service
-            .list_callbacks(CallbackFilter::All, 10)
+            .callbacks
+            .list(CallbackFilter::All, 10)
             .await
             .unwrap()
             .is_empty()
@@ -302,7 +309,8 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
 
     let receiver = Receiver::start().await;
     app.service
-        .set_callback(&app.client_id, &receiver.url(), false)
+        .callbacks
+        .set(&app.client_id, &receiver.url(), false)
         .await
         .unwrap();
     let kid = app.init_kid_for_new_customer().await;
@@ -316,7 +324,8 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
     assert_eq!(event["data"]["state"], "expired");
     assert_eq!(
         app.service
-            .list_callbacks(CallbackFilter::All, 10)
+            .callbacks
+            .list(CallbackFilter::All, 10)
             .await
             .unwrap()
             .len(),
@@ -362,7 +371,8 @@ async fn secrets_are_kept_or_rotated(backend: Backend) {
     let (app, receiver, first) = app_with(backend, Options::default()).await;
     let again = app
         .service
-        .set_callback(&app.client_id, &receiver.url(), false)
+        .callbacks
+        .set(&app.client_id, &receiver.url(), false)
         .await
         .unwrap();
     assert_eq!(
@@ -371,7 +381,8 @@ async fn secrets_are_kept_or_rotated(backend: Backend) {
     );
     let rotated = app
         .service
-        .set_callback(&app.client_id, &receiver.url(), true)
+        .callbacks
+        .set(&app.client_id, &receiver.url(), true)
         .await
         .unwrap();
     let secret = rotated.webhook_secret.unwrap();
@@ -387,7 +398,8 @@ async fn secrets_are_kept_or_rotated(backend: Backend) {
     for bad in ["ftp://x.example/", "https://u:p@x.example/", "not a url"] {
         let err = app
             .service
-            .set_callback(&app.client_id, bad, false)
+            .callbacks
+            .set(&app.client_id, bad, false)
             .await
             .unwrap_err();
         assert!(
@@ -398,7 +410,8 @@ async fn secrets_are_kept_or_rotated(backend: Backend) {
     }
     let err = app
         .service
-        .set_callback("PCCNOPE", &receiver.url(), false)
+        .callbacks
+        .set("PCCNOPE", &receiver.url(), false)
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "not found: No such API client");
@@ -422,7 +435,8 @@ async fn finished_events_are_purged_after_their_retention(backend: Backend) {
     let left = loop {
         let left: Vec<String> = app
             .service
-            .list_callbacks(CallbackFilter::All, 10)
+            .callbacks
+            .list(CallbackFilter::All, 10)
             .await
             .unwrap()
             .into_iter()

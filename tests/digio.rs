@@ -36,7 +36,7 @@ async fn webhook(app: &TestApp, body: &str, checksum: Option<&str>) -> Reply {
 async fn wait_state(app: &TestApp, kid: &str, state: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = app.service.kyc_summary(kid).await.unwrap().state;
+        let now = app.service.admin.kyc_summary(kid).await.unwrap().state;
         if now == state {
             return;
         }
@@ -141,7 +141,7 @@ async fn a_slow_provider_times_out_and_the_request_is_marked_failed(backend: Bac
         placeholder.starts_with("REF"),
         "the stored row carries our reference"
     );
-    let stored = app.service.kyc_summary(&placeholder).await.unwrap();
+    let stored = app.service.admin.kyc_summary(&placeholder).await.unwrap();
     assert_eq!(
         (stored.state.as_str(), stored.reason.as_deref()),
         ("failed", Some("The KYC provider did not answer in time."))
@@ -260,7 +260,7 @@ async fn webhooks_are_verified_deduplicated_and_never_trusted(backend: Backend) 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(fake.response_calls(), 0);
     assert_eq!(
-        app.service.kyc_summary(&kid).await.unwrap().state,
+        app.service.admin.kyc_summary(&kid).await.unwrap().state,
         "pending"
     );
 
@@ -273,7 +273,7 @@ async fn webhooks_are_verified_deduplicated_and_never_trusted(backend: Backend) 
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        app.service.kyc_summary(&kid).await.unwrap().state,
+        app.service.admin.kyc_summary(&kid).await.unwrap().state,
         "pending"
     );
 
@@ -396,7 +396,8 @@ async fn an_approval_of_someone_else_approves_nothing(backend: Backend) {
     let (app, fake) = spawn(backend, |_| {}).await;
     let receiver = common::receiver::Receiver::start().await;
     app.service
-        .set_callback(&app.client_id, &receiver.url(), false)
+        .callbacks
+        .set(&app.client_id, &receiver.url(), false)
         .await
         .unwrap();
 
@@ -440,7 +441,7 @@ async fn an_approval_of_someone_else_approves_nothing(backend: Backend) {
         app.status(&kid).await.json["data"]["reason"],
         "identity mismatch: name similarity 47/100 is below 80"
     );
-    let summary = app.service.kyc_summary(&kid).await.unwrap();
+    let summary = app.service.admin.kyc_summary(&kid).await.unwrap();
     assert_eq!(
         (summary.pan_match, summary.name_match),
         (Some(true), Some(47))

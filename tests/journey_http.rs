@@ -403,6 +403,7 @@ async fn a_deactivated_merchants_links_open_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
     app.service
+        .admin
         .set_merchant_active(&app.merchant, Switch::Off)
         .await
         .unwrap();
@@ -413,6 +414,7 @@ async fn a_deactivated_merchants_links_open_nothing(backend: Backend) {
     let res = j.consent().await;
     assert_eq!(res.status(), 404);
     app.service
+        .admin
         .set_merchant_active(&app.merchant, Switch::On)
         .await
         .unwrap();

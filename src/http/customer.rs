@@ -45,7 +45,7 @@ pub async fn check(
         pan: body.field("pan"),
     };
     let query = CustomerQuery::parse(raw).map_err(ServiceError::Invalid)?;
-    let view = state.service.customer(&client, query).await?;
+    let view = state.service.customers.check(&client, query).await?;
     Ok(Envelope::success("Customer Record found", data(&view)).into_response())
 }
 

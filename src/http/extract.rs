@@ -96,7 +96,7 @@ impl FromRequestParts<AppState> for Caller {
         if client_id.is_empty() || secret.is_empty() {
             return Err(refuse(AuthFailure::Malformed));
         }
-        let client = state.service.authenticate(client_id, secret).await?;
+        let client = state.service.auth.authenticate(client_id, secret).await?;
         Ok(Caller(client))
     }
 }

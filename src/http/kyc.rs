@@ -41,7 +41,8 @@ pub async fn init(
         .map_err(|why| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::Failure, why.0))?;
     let reply = state
         .service
-        .init_kyc_once(&client, req, key.as_ref())
+        .init
+        .open_once(&client, req, key.as_ref())
         .await?;
     Ok(Envelope::success(
         "Request Init",
@@ -92,7 +93,7 @@ pub async fn status(
     Caller(client): Caller,
     kid: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let status = state.service.kyc_status(&client, &path_kid(kid)).await?;
+    let status = state.service.status.read(&client, &path_kid(kid)).await?;
     Ok(status_response(&status))
 }
 

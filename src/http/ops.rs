@@ -19,7 +19,7 @@ pub fn router(service: Arc<Service>) -> Router {
 }
 
 async fn ready(State(service): State<Arc<Service>>) -> impl IntoResponse {
-    match service.readiness().await {
+    match service.admin.readiness().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err((reason, detail)) => {
             tracing::warn!(reason, detail = %detail, "not ready");

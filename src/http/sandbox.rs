@@ -73,6 +73,7 @@ pub async fn complete(
     };
     let status = state
         .service
+        .journeys
         .sandbox_complete(&client, &path_kid(kid), finish)
         .await?;
     Ok(status_response(&status))

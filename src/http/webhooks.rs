@@ -19,7 +19,7 @@ pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: By
         .webhook_signature
         .unwrap_or_default();
     let signature = headers.get(header).and_then(|v| v.to_str().ok());
-    match state.service.provider_webhook(&body, signature).await {
+    match state.service.sync.webhook(&body, signature).await {
         Ok(ack) => {
             let outcome = if ack == WebhookAck::Accepted {
                 "accepted"

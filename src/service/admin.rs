@@ -1,7 +1,7 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
 use super::{
-    CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, Service, ServiceError, ServiceResult, rfc3339,
+    Admin, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceError, ServiceResult, rfc3339,
 };
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
@@ -62,7 +62,7 @@ pub enum Decision {
 
 const CLIENT_SECRET_PREFIX: &str = "pcsk_";
 
-impl Service {
+impl Admin {
     pub async fn create_client(&self, name: &str) -> ServiceResult<ClientCredentials> {
         let name = admin_name(name)?;
         let creds = ClientCredentials {

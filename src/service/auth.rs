@@ -1,6 +1,6 @@
 //! Who is calling, and which merchants they may name.
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{Auth, Core, ServiceError, ServiceResult};
 use crate::domain::fields::MerchantCode;
 use crate::store::MerchantRecord;
 
@@ -21,7 +21,7 @@ pub enum AuthFailure {
     BadCredentials,
 }
 
-impl Service {
+impl Auth {
     pub async fn authenticate(&self, client_id: &str, secret: &str) -> ServiceResult<ApiClient> {
         let found = self.store.find_client(client_id).await?;
         match found {
@@ -40,7 +40,9 @@ impl Service {
             }
         }
     }
+}
 
+impl Core {
     /// The merchant if this client owns it and it is active; otherwise one answer for
     /// "not yours", "does not exist" and "inactive", so codes cannot be probed.
     pub(super) async fn usable_merchant(

@@ -1,7 +1,7 @@
 //! Merchant callbacks: each API client's URL and webhook secret, and the delivery of
 //! the outbox the store fills in the same transactions as the state changes.
 
-use super::{Service, ServiceError, ServiceResult, WEBHOOK_SECRET_CONTEXT};
+use super::{Callbacks, Core, ServiceError, ServiceResult, WEBHOOK_SECRET_CONTEXT};
 use crate::crypto::{new_webhook_secret, sign_callback};
 use crate::delivery::CallbackSender;
 use crate::domain::callback::{KycChange, callback_body};
@@ -31,10 +31,10 @@ impl std::fmt::Debug for CallbackSetup {
     }
 }
 
-impl Service {
+impl Callbacks {
     /// Points a client's callbacks at `url`. A secret is made when the client has none
     /// yet or `rotate` asks for a new one; otherwise the current one stays.
-    pub async fn set_callback(
+    pub async fn set(
         &self,
         client_id: &str,
         url: &str,
@@ -64,7 +64,7 @@ impl Service {
         })
     }
 
-    pub async fn list_callbacks(
+    pub async fn list(
         &self,
         which: CallbackFilter,
         limit: i64,
@@ -73,7 +73,7 @@ impl Service {
     }
 
     /// Sends an event again (dead, failing or even delivered), with a fresh schedule.
-    pub async fn retry_callback(&self, event_id: &str) -> ServiceResult<()> {
+    pub async fn retry(&self, event_id: &str) -> ServiceResult<()> {
         let now = self.now_ms();
         if !self.store.retry_callback(event_id.trim(), now).await? {
             return Err(ServiceError::NotFound("No such callback event"));
@@ -82,21 +82,13 @@ impl Service {
         Ok(())
     }
 
-    /// Forgets finished events past their retention; part of the expiry pass.
-    pub(super) async fn purge_callbacks(&self) -> ServiceResult<usize> {
-        Ok(self
-            .store
-            .purge_callbacks(self.older_than(self.settings.callback_retention))
-            .await?)
-    }
-
     /// Resolves when this node has queued a callback since the last call.
-    pub async fn callbacks_queued(&self) {
+    pub async fn queued(&self) {
         self.callbacks_queued.notified().await;
     }
 
     /// Takes up to `limit` due callbacks for this node to send.
-    pub async fn claim_callbacks(&self, limit: usize) -> ServiceResult<Vec<DueCallback>> {
+    pub async fn claim(&self, limit: usize) -> ServiceResult<Vec<DueCallback>> {
         let now = self.now_ms();
         let lease_until = now + self.settings.callback_lease.as_millis() as i64;
         Ok(self
@@ -106,7 +98,7 @@ impl Service {
     }
 
     /// One delivery attempt: sign, send, and record how it went.
-    pub async fn deliver_callback(
+    pub async fn deliver(
         &self,
         sender: &CallbackSender,
         due: DueCallback,
@@ -173,6 +165,16 @@ impl Service {
             .send(url, &headers, body)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+impl Core {
+    /// Forgets finished events past their retention; part of the expiry pass.
+    pub(super) async fn purge_callbacks(&self) -> ServiceResult<usize> {
+        Ok(self
+            .store
+            .purge_callbacks(self.older_than(self.settings.callback_retention))
+            .await?)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The customer check: what a merchant knows of one of its customers.
 
 use super::{
-    ApiClient, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, Service, ServiceError,
+    ApiClient, CustomerDetails, Customers, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceError,
     ServiceResult, URL_CONTEXT,
 };
 use crate::crypto::Lookup;
@@ -44,12 +44,8 @@ impl CustomerView {
 
 pub(super) const NO_CUSTOMER: &str = "No customer found";
 
-impl Service {
-    pub async fn customer(
-        &self,
-        client: &ApiClient,
-        q: CustomerQuery,
-    ) -> ServiceResult<CustomerView> {
+impl Customers {
+    pub async fn check(&self, client: &ApiClient, q: CustomerQuery) -> ServiceResult<CustomerView> {
         self.usable_merchant(client, &q.merchant_code).await?;
         let key = match &q.key {
             CustomerKey::Pan(p) => {

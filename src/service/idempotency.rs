@@ -2,7 +2,7 @@
 //! (same kid, no second provider request); with a different request, a refusal; while
 //! the first is still running, "try again shortly". Keys are per API client.
 
-use super::{ApiClient, InitReply, Service, ServiceError, ServiceResult};
+use super::{ApiClient, Core, Init, InitReply, ServiceError, ServiceResult};
 use crate::crypto::Lookup;
 use crate::domain::fields::IdempotencyKey;
 use crate::domain::request::InitKyc;
@@ -22,15 +22,15 @@ struct StoredReply {
     url: String,
 }
 
-impl Service {
-    pub async fn init_kyc_once(
+impl Init {
+    pub async fn open_once(
         &self,
         client: &ApiClient,
         req: InitKyc,
         key: Option<&IdempotencyKey>,
     ) -> ServiceResult<InitReply> {
         let Some(key) = key else {
-            return self.init_kyc(client, req).await;
+            return self.open(client, req).await;
         };
         let now = self.now_ms();
         // The request as parsed: the same person written differently is the same request.
@@ -66,7 +66,7 @@ impl Service {
                 "This Idempotency-Key was already used with a different request.".into(),
             )),
             KeyState::Taken => {
-                let result = self.init_kyc(client, req).await;
+                let result = self.open(client, req).await;
                 match &result {
                     Ok(reply) => {
                         let stored = StoredReply {
@@ -89,7 +89,9 @@ impl Service {
             }
         }
     }
+}
 
+impl Core {
     /// Forgets keys older than their retention; part of the expiry pass.
     pub(super) async fn purge_idempotency_keys(&self) -> ServiceResult<usize> {
         Ok(self

@@ -3,7 +3,7 @@
 //! sandbox provider, so a customer who leaves resumes where they were.
 
 use super::sandbox::{SandboxFinish, session_at};
-use super::{CustomerDetails, DETAILS_CONTEXT, Service, ServiceError};
+use super::{CustomerDetails, DETAILS_CONTEXT, Journeys, ServiceError};
 use crate::crypto::Lookup;
 use crate::domain::fields::{Mobile, RedirectUrl};
 use crate::domain::ids::is_kid;
@@ -96,10 +96,10 @@ pub enum Advanced {
     Leave(String),
 }
 
-impl Service {
+impl Journeys {
     /// The page for a link. Looking changes nothing (link-preview bots open links too):
     /// the request moves to `in_progress` only when the customer consents.
-    pub async fn journey(&self, key: &JourneyKey<'_>) -> Result<JourneyView, JourneyError> {
+    pub async fn view(&self, key: &JourneyKey<'_>) -> Result<JourneyView, JourneyError> {
         let (record, state) = self.journey_record(key).await?;
         if !state.is_open() || state == KycState::AwaitingApproval {
             return self.journey_view(&record, Stage::Finished(state));
@@ -113,7 +113,7 @@ impl Service {
         self.journey_view(&record, Stage::At(step))
     }
 
-    pub async fn journey_advance(
+    pub async fn advance(
         &self,
         key: &JourneyKey<'_>,
         action: JourneyAction,
@@ -190,11 +190,11 @@ impl Service {
     }
 
     /// The form token bound to this browser's cookie nonce and this journey.
-    pub fn journey_form_token(&self, kid: &str, nonce: &str) -> String {
+    pub fn form_token(&self, kid: &str, nonce: &str) -> String {
         hex::encode(self.keys.lookup_hash(Lookup::Csrf, &[kid, nonce]))
     }
 
-    pub fn journey_form_token_ok(&self, kid: &str, nonce: &str, presented: &str) -> bool {
+    pub fn form_token_ok(&self, kid: &str, nonce: &str, presented: &str) -> bool {
         hex::decode(presented)
             .ok()
             .is_some_and(|raw| self.keys.lookup_matches(Lookup::Csrf, &[kid, nonce], &raw))

@@ -8,9 +8,11 @@ mod callbacks;
 mod clock;
 mod customer;
 mod idempotency;
+mod init;
 mod journey;
-mod kyc;
+mod lifecycle;
 mod sandbox;
+mod status;
 mod sync;
 
 pub use admin::{ClientCredentials, Decision, KycSummary};
@@ -18,12 +20,13 @@ pub use auth::{ApiClient, AuthFailure};
 pub use callbacks::CallbackSetup;
 pub use clock::{Clock, SystemClock};
 pub use customer::CustomerView;
+pub use init::InitReply;
 pub use journey::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, JourneyView,
     SELFIE_MAX_BYTES, Stage,
 };
-pub use kyc::{InitReply, KycStatus};
 pub use sandbox::{SandboxFinish, StoredJourneys};
+pub use status::KycStatus;
 pub use sync::{WebhookAck, WebhookFailure};
 
 use crate::crypto::{CryptoError, Keyring};
@@ -141,7 +144,9 @@ impl ServiceSettings {
     }
 }
 
-pub struct Service {
+/// What every use case shares: the store, the provider, the keys, the settings and the
+/// clock, and the steps more than one use case takes (sealing, a request's lifecycle).
+pub struct Core {
     store: Arc<dyn Store>,
     provider: Arc<dyn KycProvider>,
     keys: Arc<Keyring>,
@@ -150,6 +155,54 @@ pub struct Service {
     /// Rung when this node queued a callback, so the delivery worker need not wait for
     /// its next poll.
     callbacks_queued: Arc<tokio::sync::Notify>,
+}
+
+/// Each use case is a room over the shared `Core`.
+macro_rules! rooms {
+    ($($(#[$doc:meta])* $room:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $room(Arc<Core>);
+
+        impl std::ops::Deref for $room {
+            type Target = Core;
+            fn deref(&self) -> &Core {
+                &self.0
+            }
+        }
+    )*};
+}
+
+rooms!(
+    /// API clients' credentials, checked on every request.
+    Auth,
+    /// `init/kyc`, with and without an Idempotency-Key.
+    Init,
+    /// `kyc/status`, and the expiry of requests nobody finished.
+    Status,
+    /// The customer check.
+    Customers,
+    /// The hosted journey a customer follows.
+    Journeys,
+    /// Where callbacks go, and their delivery.
+    Callbacks,
+    /// What the provider reports on its own: webhooks, and the reconciler's re-reads.
+    ProviderSync,
+    /// The operator's commands and the readiness check.
+    Admin,
+);
+
+/// The use cases, one room each.
+#[derive(Clone)]
+pub struct Service {
+    pub auth: Auth,
+    pub init: Init,
+    pub status: Status,
+    pub customers: Customers,
+    pub journeys: Journeys,
+    pub callbacks: Callbacks,
+    pub sync: ProviderSync,
+    pub admin: Admin,
 }
 
 /// The customer as the merchant described them at init; sealed as one value.
@@ -169,16 +222,37 @@ impl Service {
         settings: ServiceSettings,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self {
+        let core = Arc::new(Core {
             store,
             provider,
             keys,
             settings,
             clock,
             callbacks_queued: Arc::default(),
+        });
+        Self {
+            auth: Auth(core.clone()),
+            init: Init(core.clone()),
+            status: Status(core.clone()),
+            customers: Customers(core.clone()),
+            journeys: Journeys(core.clone()),
+            callbacks: Callbacks(core.clone()),
+            sync: ProviderSync(core.clone()),
+            admin: Admin(core),
         }
     }
 
+    pub fn provider_name(&self) -> &'static str {
+        self.admin.provider.name()
+    }
+
+    /// What the provider offers beyond journeys and results.
+    pub fn provider_offers(&self) -> crate::provider::Offers {
+        self.admin.provider.offers()
+    }
+}
+
+impl Core {
     /// Now, as stored times count it (unix milliseconds).
     fn now_ms(&self) -> i64 {
         now_ms(self.clock.now())
@@ -188,15 +262,6 @@ impl Service {
     fn older_than(&self, age: Duration) -> i64 {
         let age_ms = age.as_millis().min(i64::MAX as u128) as i64;
         self.now_ms().saturating_sub(age_ms)
-    }
-
-    pub fn provider_name(&self) -> &'static str {
-        self.provider.name()
-    }
-
-    /// What the provider offers beyond journeys and results.
-    pub fn provider_offers(&self) -> crate::provider::Offers {
-        self.provider.offers()
     }
 
     fn seal_json<T: Serialize>(&self, context: &str, value: &T) -> Vec<u8> {

@@ -3,8 +3,8 @@
 //! read back as for any provider, so the request moves exactly as a real result would,
 //! identity binding included.
 
-use super::kyc::NOT_FOUND;
-use super::{ApiClient, KycStatus, Service, ServiceError, ServiceResult};
+use super::lifecycle::NOT_FOUND;
+use super::{ApiClient, Core, Journeys, KycStatus, ServiceError, ServiceResult};
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
 use crate::provider::sandbox::{self, JourneyEnd, JourneyLog, Outcome, PERSON_CONTEXT, Step};
@@ -54,7 +54,7 @@ impl JourneyLog for StoredJourneys {
     }
 }
 
-impl Service {
+impl Journeys {
     pub async fn sandbox_complete(
         &self,
         client: &ApiClient,
@@ -77,9 +77,12 @@ impl Service {
             ));
         }
         self.finish_sandbox(&record, finish).await?;
-        self.kyc_status(client, kid).await
+        let record = self.owned_kyc(client, kid).await?;
+        self.status_of(&record)
     }
+}
 
+impl Core {
     pub(super) fn is_sandbox(&self) -> bool {
         self.provider.offers().simulated_journey
     }

@@ -2,9 +2,8 @@
 //! us re-read the provider's record; the body alone never changes a state), and a
 //! reconciler for whatever a webhook missed.
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{ProviderSync, ServiceError, ServiceResult};
 use crate::provider::{WebhookError, WebhookNotice};
-use std::sync::Arc;
 
 /// How many requests one reconciler pass re-reads at most.
 const RECONCILE_BATCH: i64 = 50;
@@ -15,11 +14,11 @@ pub enum WebhookAck {
     Duplicate,
 }
 
-impl Service {
+impl ProviderSync {
     /// Verifies a provider webhook on its raw body, records its event id, and re-reads
     /// the request it names in the background, so the provider gets its 2xx at once.
-    pub async fn provider_webhook(
-        self: &Arc<Self>,
+    pub async fn webhook(
+        &self,
         body: &[u8],
         signature: Option<&str>,
     ) -> Result<WebhookAck, WebhookFailure> {

@@ -348,8 +348,9 @@ impl TestApp {
         tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
-        let creds = service.create_client("Test partner").await.unwrap();
+        let creds = service.admin.create_client("Test partner").await.unwrap();
         let merchant = service
+            .admin
             .create_merchant(&creds.client_id, "Test merchant", Some("MID693000001"))
             .await
             .unwrap();
@@ -496,9 +497,15 @@ impl TestApp {
 
     /// Another API client with its own merchant, on the same server.
     pub async fn other_client(&self) -> (String, String) {
-        let creds = self.service.create_client("Other partner").await.unwrap();
+        let creds = self
+            .service
+            .admin
+            .create_client("Other partner")
+            .await
+            .unwrap();
         let merchant = self
             .service
+            .admin
             .create_merchant(&creds.client_id, "Other merchant", None)
             .await
             .unwrap();

@@ -68,7 +68,7 @@ async fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let view = match state.service.journey(key).await {
+    let view = match state.service.journeys.view(key).await {
         Ok(view) => view,
         Err(e) => return refusal(e),
     };
@@ -77,7 +77,7 @@ async fn render(
         None => (crate::crypto::random_alnum(32), true),
     };
     let base = format!("/gateway/login/{}/{}", key.kid, key.reference);
-    let csrf = state.service.journey_form_token(key.kid, &nonce);
+    let csrf = state.service.journeys.form_token(key.kid, &nonce);
     let html = journey_page(
         &view,
         &FormContext {
@@ -134,7 +134,8 @@ async fn submit(
         || nonce.is_empty()
         || !state
             .service
-            .journey_form_token_ok(&kid, &nonce, &fields.csrf)
+            .journeys
+            .form_token_ok(&kid, &nonce, &fields.csrf)
     {
         return page(
             StatusCode::FORBIDDEN,
@@ -183,7 +184,7 @@ async fn submit(
         }
         _ => return refusal(JourneyError::Refused(JourneyRefusal::Invalid)),
     };
-    match state.service.journey_advance(&key, action).await {
+    match state.service.journeys.advance(&key, action).await {
         Ok(Advanced::Stay) => Redirect::to(&format!(
             "/gateway/login/{kid}/{reference}?token_id={}",
             url_safe(&token)
