@@ -3,9 +3,10 @@
 use crate::config::{Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings};
 use crate::crypto::Keyring;
 use crate::delivery::CallbackSender;
+use crate::provider::KycProvider;
 use crate::provider::digio::{Digio, DigioSettings};
-use crate::provider::{KycProvider, sandbox::Sandbox};
-use crate::service::{Clock, Service, ServiceSettings, StoredJourneys, SystemClock};
+use crate::sandbox::{Sandbox, StoredJourneys};
+use crate::service::{Clock, Service, ServiceSettings, SystemClock};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::{Store, sqlite::SqliteStore};
 use crate::workers::{CallbackWorker, periodically};

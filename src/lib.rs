@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod provider;
+pub mod sandbox;
 pub mod service;
 pub mod store;
 pub mod workers;

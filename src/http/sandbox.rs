@@ -8,7 +8,7 @@ use super::kyc::{path_kid, status_response};
 use crate::domain::fields::{Pan, PersonName, Refusal};
 use crate::domain::kyc::parse_face_match;
 use crate::domain::request::{Problem, RawField};
-use crate::provider::sandbox::Outcome;
+use crate::sandbox::Outcome;
 use crate::service::{SandboxFinish, ServiceError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

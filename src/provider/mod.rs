@@ -2,7 +2,6 @@
 
 mod breaker;
 pub mod digio;
-pub mod sandbox;
 
 use crate::domain::kyc::KycIdentity;
 use async_trait::async_trait;

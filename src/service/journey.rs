@@ -10,7 +10,7 @@ use crate::domain::ids::is_kid;
 use crate::domain::kyc::{KycIdentity, Photo};
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
-use crate::provider::sandbox::{Outcome, Step, other_person_than, synthetic_identity};
+use crate::sandbox::{Outcome, Step, other_person_than, synthetic_identity};
 use crate::store::KycRecord;
 use crate::store::StoreError;
 

@@ -25,7 +25,7 @@ pub use journey::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, JourneyView,
     SELFIE_MAX_BYTES, Stage,
 };
-pub use sandbox::{SandboxFinish, StoredJourneys};
+pub use sandbox::SandboxFinish;
 pub use status::KycStatus;
 pub use sync::{WebhookAck, WebhookFailure};
 

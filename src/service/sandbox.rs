@@ -7,10 +7,8 @@ use super::lifecycle::NOT_FOUND;
 use super::{ApiClient, Core, Journeys, KycStatus, ServiceError, ServiceResult};
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
-use crate::provider::sandbox::{self, JourneyEnd, JourneyLog, Outcome, PERSON_CONTEXT, Step};
-use crate::store::{KycRecord, SandboxSession, Store};
-use async_trait::async_trait;
-use std::sync::Arc;
+use crate::sandbox::{self, Outcome, PERSON_CONTEXT, Step};
+use crate::store::{KycRecord, SandboxSession};
 
 /// How a tester ended a sandbox journey. Holds identity data: no `Debug`.
 pub struct SandboxFinish<'a> {
@@ -31,26 +29,6 @@ pub(super) fn session_at(step: Step) -> SandboxSession {
         face_match: None,
         selfie_sealed: None,
         person_sealed: None,
-    }
-}
-
-/// The sandbox's journeys, kept in the store.
-pub struct StoredJourneys(pub Arc<dyn Store>);
-
-#[async_trait]
-impl JourneyLog for StoredJourneys {
-    async fn journey(&self, kid: &str) -> Result<Option<JourneyEnd>, String> {
-        let session = self
-            .0
-            .sandbox_session(kid)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(session.map(|s| JourneyEnd {
-            outcome: s.outcome,
-            face_match: s.face_match,
-            selfie_sealed: s.selfie_sealed,
-            person_sealed: s.person_sealed,
-        }))
     }
 }
 

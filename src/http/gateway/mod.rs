@@ -6,7 +6,7 @@ mod pages;
 
 use super::AppState;
 use crate::domain::kyc::parse_face_match;
-use crate::provider::sandbox::{Outcome, Step};
+use crate::sandbox::{Outcome, Step};
 use crate::service::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, SELFIE_MAX_BYTES,
 };

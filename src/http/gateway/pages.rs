@@ -4,7 +4,7 @@
 
 use crate::domain::kyc::{KycIdentity, gender_word};
 use crate::domain::state::KycState;
-use crate::provider::sandbox::Step;
+use crate::sandbox::Step;
 use crate::service::{JourneyView, Stage};
 use maud::{DOCTYPE, Markup, html};
 
