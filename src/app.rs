@@ -151,7 +151,7 @@ async fn open_with_keys(
         .pin_setting(
             HASH_KEY_FINGERPRINT,
             &fingerprint,
-            crate::service::now_ms(time::OffsetDateTime::now_utc()),
+            crate::store::UnixMs::of(time::OffsetDateTime::now_utc()),
         )
         .await
         .map_err(|e| {

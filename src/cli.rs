@@ -3,8 +3,8 @@
 use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
 use crate::domain::callback::KycEvent;
-use crate::service::{Decision, Service, ServiceError, rfc3339};
-use crate::store::{CallbackFilter, Switch};
+use crate::service::{Decision, Service, ServiceError};
+use crate::store::{CallbackFilter, Switch, UnixMs};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -471,10 +471,10 @@ async fn callbacks_command(service: Arc<Service>, cmd: CallbacksCommand) -> Resu
                     state: e.state.as_str(),
                     status: &e.status,
                     attempts: e.attempts,
-                    next_attempt_at: (e.status == "pending").then(|| rfc3339(e.next_attempt_at)),
+                    next_attempt_at: (e.status == "pending").then(|| e.next_attempt_at.rfc3339()),
                     last_error: e.last_error.as_deref(),
-                    created_at: rfc3339(e.created_at),
-                    delivered_at: e.delivered_at.map(rfc3339),
+                    created_at: e.created_at.rfc3339(),
+                    delivered_at: e.delivered_at.map(UnixMs::rfc3339),
                 })
                 .collect();
             emit(json, &rows, || {

@@ -8,12 +8,20 @@ mod common;
 use paycc::domain::state::KycState;
 use paycc::store::postgres::{PgSettings, PgStore};
 use paycc::store::sqlite::SqliteStore;
-use paycc::store::{CustomerLookup, KycRequests, NewCustomer, NewKyc, Store, StoreError, Unique};
+use paycc::store::{
+    ClientPk, CustomerLookup, KycRequests, MerchantPk, NewCustomer, NewKyc, Store, StoreError,
+    Unique, UnixMs,
+};
 use std::sync::Arc;
 
-const NOW: i64 = 1_764_600_000_000;
+const NOW: UnixMs = UnixMs(1_764_600_000_000);
 
-fn new_kyc(merchant_pk: i64, n: usize, kid: String) -> NewKyc {
+/// `ms` milliseconds after `NOW`.
+fn at(ms: i64) -> UnixMs {
+    UnixMs(NOW.0 + ms)
+}
+
+fn new_kyc(merchant_pk: MerchantPk, n: usize, kid: String) -> NewKyc {
     NewKyc {
         kid,
         reference: format!("REF{n:029}"),
@@ -25,7 +33,7 @@ fn new_kyc(merchant_pk: i64, n: usize, kid: String) -> NewKyc {
         token_hash: Some(format!("token-{n}").into_bytes()),
         redirect_url: None,
         now: NOW,
-        expires_at: NOW + 86_400_000,
+        expires_at: at(86_400_000),
         customer: NewCustomer {
             cust_id: format!("C{n:011}"),
             pan_hash: format!("pan-{n}").into_bytes(),
@@ -40,14 +48,14 @@ fn kid(n: usize) -> String {
 }
 
 /// A store on a fresh file with one client and its merchant: (store, client pk, merchant pk).
-async fn open_with_merchant(dir: &std::path::Path) -> (Arc<SqliteStore>, i64, i64) {
+async fn open_with_merchant(dir: &std::path::Path) -> (Arc<SqliteStore>, ClientPk, MerchantPk) {
     let store = Arc::new(SqliteStore::open(&dir.join("paycc.db"), 2).unwrap());
     let (client_pk, merchant_pk) = with_merchant(store.as_ref()).await;
     (store, client_pk, merchant_pk)
 }
 
 /// Gives a fresh store one client and its merchant: (client pk, merchant pk).
-async fn with_merchant(store: &dyn Store) -> (i64, i64) {
+async fn with_merchant(store: &dyn Store) -> (ClientPk, MerchantPk) {
     store
         .create_client("client-1", "Partner", b"secret-hash", NOW)
         .await
@@ -140,7 +148,7 @@ async fn reads_sent_together_see_every_write_acknowledged_before_them() {
             let (mine, absent) = (kid(n), kid(n + 1000));
             let (own, foreign, missing) = tokio::join!(
                 store.kyc(&mine, Some(client_pk)),
-                store.kyc(&mine, Some(client_pk + 1)),
+                store.kyc(&mine, Some(ClientPk(client_pk.0 + 1))),
                 store.kyc(&absent, Some(client_pk)),
             );
             let own = own
@@ -180,7 +188,7 @@ async fn clashes_name_the_rule_they_broke() {
     }
 }
 
-async fn assert_clashes(store: &dyn Store, merchant_pk: i64) {
+async fn assert_clashes(store: &dyn Store, merchant_pk: MerchantPk) {
     store
         .init_kyc(new_kyc(merchant_pk, 1, kid(1)))
         .await

@@ -11,7 +11,12 @@ use paycc::store::sqlite::SqliteStore;
 use paycc::store::*;
 use std::time::Duration;
 
-const NOW: i64 = 1_764_600_000_000;
+const NOW: UnixMs = UnixMs(1_764_600_000_000);
+
+/// `ms` milliseconds after `NOW`.
+fn at(ms: i64) -> UnixMs {
+    UnixMs(NOW.0 + ms)
+}
 const DAY: i64 = 86_400_000;
 
 /// Runs each `async fn(&dyn Store)` on a fresh SQLite file and a fresh PostgreSQL database.
@@ -52,7 +57,7 @@ fn kid(n: usize) -> String {
 }
 
 /// An init of customer `customer` (its PAN hash) whose fingerprint is `n`.
-fn new_kyc(merchant_pk: i64, customer: usize, n: usize) -> NewKyc {
+fn new_kyc(merchant_pk: MerchantPk, customer: usize, n: usize) -> NewKyc {
     NewKyc {
         kid: kid(n),
         reference: format!("REF{n:029}"),
@@ -64,7 +69,7 @@ fn new_kyc(merchant_pk: i64, customer: usize, n: usize) -> NewKyc {
         token_hash: Some(format!("token-{n}").into_bytes()),
         redirect_url: Some("https://shop.example/back".into()),
         now: NOW,
-        expires_at: NOW + DAY,
+        expires_at: at(DAY),
         customer: NewCustomer {
             cust_id: format!("C{n:011}"),
             pan_hash: format!("pan-{customer}").into_bytes(),
@@ -75,7 +80,11 @@ fn new_kyc(merchant_pk: i64, customer: usize, n: usize) -> NewKyc {
 }
 
 /// A client with one merchant: (client pk, merchant pk).
-async fn client_with_merchant(store: &dyn Store, client: &str, code: &str) -> (i64, i64) {
+async fn client_with_merchant(
+    store: &dyn Store,
+    client: &str,
+    code: &str,
+) -> (ClientPk, MerchantPk) {
     store
         .create_client(client, "Partner", b"hash", NOW)
         .await
@@ -95,7 +104,7 @@ async fn client_with_merchant(store: &dyn Store, client: &str, code: &str) -> (i
     (client_pk, merchant.pk)
 }
 
-fn transition(kid: &str, to: KycState, at: i64) -> Transition {
+fn transition(kid: &str, to: KycState, at: UnixMs) -> Transition {
     Transition {
         kid: kid.to_owned(),
         to,
@@ -257,7 +266,7 @@ async fn inits_reads_and_customers(store: &dyn Store) {
             true,
             Some("https://shop.example/back"),
             b"details-2".as_slice(),
-            NOW + DAY,
+            at(DAY),
             None
         )
     );
@@ -291,25 +300,25 @@ async fn inits_reads_and_customers(store: &dyn Store) {
     // The guarded moves, and the verified identity an approval gives the customer.
     assert_eq!(
         store
-            .transition(transition(&kid(1), KycState::InProgress, NOW + 1))
+            .transition(transition(&kid(1), KycState::InProgress, at(1)))
             .await
             .unwrap(),
         Some(KycState::InProgress)
     );
     assert_eq!(
         store
-            .transition(transition(&kid(1), KycState::Pending, NOW + 2))
+            .transition(transition(&kid(1), KycState::Pending, at(2)))
             .await
             .unwrap(),
         Some(KycState::InProgress)
     );
-    let mut approve = transition(&kid(1), KycState::Approved, NOW + 3);
+    let mut approve = transition(&kid(1), KycState::Approved, at(3));
     approve.result_sealed = Some(b"identity".to_vec());
     assert_eq!(
         store.transition(approve).await.unwrap(),
         Some(KycState::Approved)
     );
-    let mut reject = transition(&kid(1), KycState::Rejected, NOW + 4);
+    let mut reject = transition(&kid(1), KycState::Rejected, at(4));
     reject.reason = Some("too late".into());
     assert_eq!(
         store.transition(reject).await.unwrap(),
@@ -335,7 +344,7 @@ async fn inits_reads_and_customers(store: &dyn Store) {
     let record = store.kyc(&kid(1), None).await.unwrap().unwrap();
     assert_eq!(
         (record.result_sealed, record.reason, record.updated_at),
-        (Some(b"identity".to_vec()), None, NOW + 3)
+        (Some(b"identity".to_vec()), None, at(3))
     );
 }
 
@@ -372,12 +381,12 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
             .unwrap()
     );
     let mut short = new_kyc(merchant_pk, 1, 1);
-    short.expires_at = NOW + 10;
+    short.expires_at = at(10);
     store.init_kyc(short).await.unwrap();
     store.init_kyc(new_kyc(merchant_pk, 2, 2)).await.unwrap();
-    assert_eq!(store.expire_due(NOW + 5, 10).await.unwrap(), 0);
-    assert_eq!(store.expire_due(NOW + 10, 10).await.unwrap(), 1);
-    assert_eq!(store.expire_due(NOW + 10, 10).await.unwrap(), 0);
+    assert_eq!(store.expire_due(at(5), 10).await.unwrap(), 0);
+    assert_eq!(store.expire_due(at(10), 10).await.unwrap(), 1);
+    assert_eq!(store.expire_due(at(10), 10).await.unwrap(), 0);
     let expired = store.kyc(&kid(1), None).await.unwrap().unwrap();
     assert_eq!(
         (expired.state, expired.reason.is_some()),
@@ -387,8 +396,8 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
     let mut identical = new_kyc(merchant_pk, 1, 1);
     identical.kid = kid(3);
     identical.reference = "REF-3".into();
-    identical.now = NOW + 20;
-    identical.expires_at = NOW + DAY;
+    identical.now = at(20);
+    identical.expires_at = at(DAY);
     assert!(!store.init_kyc(identical).await.unwrap().reused);
 
     // A request stored before the provider named it, activated; another, failed.
@@ -404,7 +413,7 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
         kid: kid(4),
         url_sealed: b"url".to_vec(),
         token_hash: b"token".to_vec(),
-        now: NOW + 30,
+        now: at(30),
     };
     store
         .activate_kyc(&format!("REF{:029}", 4), &session)
@@ -416,7 +425,7 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
         (KycState::Pending, Some(b"token".to_vec()))
     );
     store
-        .fail_kyc(&format!("REF{:029}", 5), "provider down", NOW + 30)
+        .fail_kyc(&format!("REF{:029}", 5), "provider down", at(30))
         .await
         .unwrap();
     let failed = store
@@ -431,7 +440,7 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
 
     // Re-checks: each open request claimed once until it is stale again.
     let claimed = store
-        .claim_for_recheck("sandbox", NOW + 100, NOW + 100, 10)
+        .claim_for_recheck("sandbox", at(100), at(100), 10)
         .await
         .unwrap();
     let mut claimed_sorted = claimed.clone();
@@ -439,22 +448,22 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
     assert_eq!(claimed_sorted, [kid(2), kid(3), kid(4)]);
     assert!(
         store
-            .claim_for_recheck("sandbox", NOW + 100, NOW + 101, 10)
+            .claim_for_recheck("sandbox", at(100), at(101), 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .claim_for_recheck("digio", NOW + 1000, NOW + 1000, 10)
+            .claim_for_recheck("digio", at(1000), at(1000), 10)
             .await
             .unwrap()
             .is_empty()
     );
-    store.mark_checked(&kid(2), NOW + 500).await.unwrap();
+    store.mark_checked(&kid(2), at(500)).await.unwrap();
     assert_eq!(
         store.kyc(&kid(2), None).await.unwrap().unwrap().checked_at,
-        Some(NOW + 500)
+        Some(at(500))
     );
 
     assert!(
@@ -494,19 +503,19 @@ async fn take(store: &dyn Store, claim: &IdempotencyClaim) -> KeyState {
 
 async fn idempotency_keys(store: &dyn Store) {
     let (client_pk, _) = client_with_merchant(store, "PCCA", "MID1").await;
-    let claim = |hash: &[u8], now: i64| IdempotencyClaim {
+    let claim = |hash: &[u8], now: UnixMs| IdempotencyClaim {
         client_pk,
         key: "order-1".into(),
         request_hash: hash.to_vec(),
         now,
-        stale_before: now - 60_000,
+        stale_before: UnixMs(now.0 - 60_000),
     };
     assert_eq!(take(store, &claim(b"a", NOW)).await, KeyState::Taken);
-    assert_eq!(take(store, &claim(b"a", NOW + 1)).await, KeyState::InFlight);
-    assert_eq!(take(store, &claim(b"b", NOW + 1)).await, KeyState::Mismatch);
+    assert_eq!(take(store, &claim(b"a", at(1))).await, KeyState::InFlight);
+    assert_eq!(take(store, &claim(b"b", at(1))).await, KeyState::Mismatch);
     // Its holder died without a reply: taken again once stale.
     assert_eq!(
-        take(store, &claim(b"a", NOW + 120_000)).await,
+        take(store, &claim(b"a", at(120_000))).await,
         KeyState::Taken
     );
     store
@@ -514,7 +523,7 @@ async fn idempotency_keys(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        take(store, &claim(b"a", NOW + 130_000)).await,
+        take(store, &claim(b"a", at(130_000))).await,
         KeyState::Done(b"reply".to_vec())
     );
     // A completed key is not released; a taken one is.
@@ -523,7 +532,7 @@ async fn idempotency_keys(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        take(store, &claim(b"a", NOW + 130_000)).await,
+        take(store, &claim(b"a", at(130_000))).await,
         KeyState::Done(b"reply".to_vec())
     );
     let mut other = claim(b"c", NOW);
@@ -534,20 +543,17 @@ async fn idempotency_keys(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(take(store, &other).await, KeyState::Taken);
-    assert_eq!(store.purge_idempotency_keys(NOW + 1).await.unwrap(), 1);
-    assert_eq!(
-        store.purge_idempotency_keys(NOW + 200_000).await.unwrap(),
-        1
-    );
+    assert_eq!(store.purge_idempotency_keys(at(1)).await.unwrap(), 1);
+    assert_eq!(store.purge_idempotency_keys(at(200_000)).await.unwrap(), 1);
 }
 
 /// Records how an attempt on event `pk` ended.
 async fn finish(
     store: &dyn Store,
-    pk: i64,
+    pk: EventPk,
     result: AttemptResult,
     error: Option<String>,
-    now: i64,
+    now: UnixMs,
 ) {
     let attempt = CallbackAttempt {
         pk,
@@ -589,18 +595,15 @@ async fn the_callback_outbox(store: &dyn Store) {
 
     store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
     store
-        .transition(transition(&kid(1), KycState::AwaitingApproval, NOW + 1))
+        .transition(transition(&kid(1), KycState::AwaitingApproval, at(1)))
         .await
         .unwrap();
     store
-        .transition(transition(&kid(1), KycState::Approved, NOW + 2))
+        .transition(transition(&kid(1), KycState::Approved, at(2)))
         .await
         .unwrap();
     // A kid's events go out in order: the second waits for the first.
-    let due = store
-        .claim_callbacks(NOW + 10, NOW + 1_000, 10)
-        .await
-        .unwrap();
+    let due = store.claim_callbacks(at(10), at(1_000), 10).await.unwrap();
     assert_eq!(due.len(), 1);
     let first = &due[0];
     assert_eq!(
@@ -624,16 +627,13 @@ async fn the_callback_outbox(store: &dyn Store) {
     // Leased: no other claim takes it before the lease ends.
     assert!(
         store
-            .claim_callbacks(NOW + 20, NOW + 2_000, 10)
+            .claim_callbacks(at(20), at(2_000), 10)
             .await
             .unwrap()
             .is_empty()
     );
-    finish(store, first.pk, AttemptResult::Delivered, None, NOW + 30).await;
-    let next = store
-        .claim_callbacks(NOW + 40, NOW + 1_040, 10)
-        .await
-        .unwrap();
+    finish(store, first.pk, AttemptResult::Delivered, None, at(30)).await;
+    let next = store.claim_callbacks(at(40), at(1_040), 10).await.unwrap();
     assert_eq!(
         next.iter().map(|d| d.state).collect::<Vec<_>>(),
         [KycState::Approved]
@@ -641,22 +641,22 @@ async fn the_callback_outbox(store: &dyn Store) {
     finish(
         store,
         next[0].pk,
-        AttemptResult::RetryAt(NOW + 5_000),
+        AttemptResult::RetryAt(at(5_000)),
         Some("HTTP 500".into()),
-        NOW + 50,
+        at(50),
     )
     .await;
     // Not due before its retry, due after it (the lease was given back).
     assert!(
         store
-            .claim_callbacks(NOW + 60, NOW + 1_060, 10)
+            .claim_callbacks(at(60), at(1_060), 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         store
-            .claim_callbacks(NOW + 5_000, NOW + 6_000, 10)
+            .claim_callbacks(at(5_000), at(6_000), 10)
             .await
             .unwrap()
             .len(),
@@ -667,7 +667,7 @@ async fn the_callback_outbox(store: &dyn Store) {
         next[0].pk,
         AttemptResult::Dead,
         Some("HTTP 500".into()),
-        NOW + 5_010,
+        at(5_010),
     )
     .await;
     let listed = store.list_callbacks(CallbackFilter::All, 10).await.unwrap();
@@ -681,7 +681,7 @@ async fn the_callback_outbox(store: &dyn Store) {
             (KycState::AwaitingApproval, "delivered", 1)
         ]
     );
-    assert_eq!(listed[1].delivered_at, Some(NOW + 30));
+    assert_eq!(listed[1].delivered_at, Some(at(30)));
     let failed = store
         .list_callbacks(CallbackFilter::Failed, 10)
         .await
@@ -689,15 +689,15 @@ async fn the_callback_outbox(store: &dyn Store) {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].last_error.as_deref(), Some("HTTP 500"));
     let event_id = failed[0].event_id.clone();
-    assert!(store.retry_callback(&event_id, NOW + 6_000).await.unwrap());
+    assert!(store.retry_callback(&event_id, at(6_000)).await.unwrap());
     assert!(!store.retry_callback("evt_none", NOW).await.unwrap());
     let retried = store
-        .claim_callbacks(NOW + 6_000, NOW + 7_000, 10)
+        .claim_callbacks(at(6_000), at(7_000), 10)
         .await
         .unwrap();
     assert_eq!((retried.len(), retried[0].attempts), (1, 0));
     // Delivered and dead events past retention go; pending ones stay.
-    assert_eq!(store.purge_callbacks(NOW + 100_000).await.unwrap(), 1);
+    assert_eq!(store.purge_callbacks(at(100_000)).await.unwrap(), 1);
     assert_eq!(
         store
             .list_callbacks(CallbackFilter::All, 10)

@@ -8,3 +8,4 @@ pub mod ids;
 pub mod kyc;
 pub mod request;
 pub mod state;
+pub mod timestamp;

@@ -1,5 +1,6 @@
 //! The life of a KYC request and the rule that it only ever moves forward.
 
+use super::timestamp::UnixMs;
 use std::fmt;
 
 /// Why a request ended expired when its time ran out.
@@ -72,7 +73,7 @@ impl KycState {
     /// The state as of `now` (unix ms) for a request whose link runs out at
     /// `expires_at`: `expired` once its time ran out while it still waited on the
     /// customer, before any sweep got to it, so reads never depend on the sweeper's timing.
-    pub fn as_of(self, expires_at: i64, now: i64) -> KycState {
+    pub fn as_of(self, expires_at: UnixMs, now: UnixMs) -> KycState {
         if self.expires_by_time() && expires_at <= now {
             Self::Expired
         } else {
@@ -148,9 +149,12 @@ mod tests {
 
     #[test]
     fn time_runs_out_only_while_waiting_on_the_customer() {
-        assert_eq!(Pending.as_of(100, 100), Expired);
-        assert_eq!(InProgress.as_of(100, 99), InProgress);
-        assert_eq!(AwaitingApproval.as_of(100, 200), AwaitingApproval);
-        assert_eq!(Approved.as_of(100, 200), Approved);
+        assert_eq!(Pending.as_of(UnixMs(100), UnixMs(100)), Expired);
+        assert_eq!(InProgress.as_of(UnixMs(100), UnixMs(99)), InProgress);
+        assert_eq!(
+            AwaitingApproval.as_of(UnixMs(100), UnixMs(200)),
+            AwaitingApproval
+        );
+        assert_eq!(Approved.as_of(UnixMs(100), UnixMs(200)), Approved);
     }
 }

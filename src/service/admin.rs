@@ -1,8 +1,6 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
-use super::{
-    Admin, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceError, ServiceResult, rfc3339,
-};
+use super::{Admin, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceError, ServiceResult};
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
 use crate::store::StoreError;
@@ -254,9 +252,9 @@ impl Admin {
             name_match: identity.as_ref().and_then(|i| i.name_match),
             aadhaar: identity.as_ref().map(|i| i.aadhaar.clone()),
             has_photo: identity.as_ref().is_some_and(|i| !i.image.is_empty()),
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-            expires_at: rfc3339(r.expires_at),
+            created_at: r.created_at.rfc3339(),
+            updated_at: r.updated_at.rfc3339(),
+            expires_at: r.expires_at.rfc3339(),
         })
     }
 }

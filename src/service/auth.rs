@@ -2,12 +2,12 @@
 
 use super::{Auth, Core, ServiceError, ServiceResult};
 use crate::domain::fields::MerchantCode;
-use crate::store::MerchantRecord;
+use crate::store::{ClientPk, MerchantRecord};
 
 /// An authenticated API client.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    pub pk: i64,
+    pub pk: ClientPk,
     pub client_id: String,
 }
 

@@ -90,7 +90,7 @@ impl Callbacks {
     /// Takes up to `limit` due callbacks for this node to send.
     pub async fn claim(&self, limit: usize) -> ServiceResult<Vec<DueCallback>> {
         let now = self.now_ms();
-        let lease_until = now + self.settings.callback_lease.as_millis() as i64;
+        let lease_until = now.plus(self.settings.callback_lease);
         Ok(self
             .store
             .claim_callbacks(now, lease_until, limit as i64)
@@ -109,7 +109,7 @@ impl Callbacks {
         let result = match &outcome {
             Ok(()) => AttemptResult::Delivered,
             Err(_) => match self.settings.callback_schedule.get(due.attempts as usize) {
-                Some(wait) => AttemptResult::RetryAt(now + jittered_ms(*wait)),
+                Some(wait) => AttemptResult::RetryAt(now.plus(jittered(*wait))),
                 None => AttemptResult::Dead,
             },
         };
@@ -179,7 +179,6 @@ impl Core {
 }
 
 /// `wait` ±20%, so the retries of many events failing together spread out.
-fn jittered_ms(wait: Duration) -> i64 {
-    let ms = wait.as_millis() as f64;
-    (ms * rand::rng().random_range(0.8..=1.2)) as i64
+fn jittered(wait: Duration) -> Duration {
+    wait.mul_f64(rand::rng().random_range(0.8..=1.2))
 }

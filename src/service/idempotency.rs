@@ -9,12 +9,13 @@ use crate::domain::request::InitKyc;
 use crate::store::{IdempotencyClaim, KeyState};
 use serde::Deserialize;
 use serde::Serialize;
+use std::time::Duration;
 
 const REPLY_CONTEXT: &str = "idempotent-reply";
 
 /// A key whose first request has not answered within this is taken as abandoned (the
 /// node died); longer than any init can run.
-const ABANDONED_AFTER_MS: i64 = 120_000;
+const ABANDONED_AFTER: Duration = Duration::from_secs(120);
 
 #[derive(Serialize, Deserialize)]
 struct StoredReply {
@@ -50,7 +51,7 @@ impl Init {
             key: key.as_str().to_owned(),
             request_hash,
             now,
-            stale_before: now - ABANDONED_AFTER_MS,
+            stale_before: now.minus(ABANDONED_AFTER),
         };
         match self.store.claim_idempotency_key(&claim).await? {
             KeyState::Done(sealed) => {

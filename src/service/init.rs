@@ -2,12 +2,12 @@
 
 use super::{
     ApiClient, CustomerDetails, DETAILS_CONTEXT, Init, ServiceError, ServiceResult, URL_CONTEXT,
-    now_ms,
 };
 use crate::crypto::Lookup;
 use crate::domain::ids::{CUST_ID_TAIL, provider_style_id};
 use crate::domain::request::InitKyc;
 use crate::domain::state::KycState;
+use crate::domain::timestamp::UnixMs;
 use crate::provider::{ProviderError, SessionRequest};
 use crate::store::{ActivatedKyc, InitStored, NewCustomer, NewKyc, StoreError, Unique};
 use time::OffsetDateTime;
@@ -30,7 +30,7 @@ impl Init {
     pub async fn open(&self, client: &ApiClient, req: InitKyc) -> ServiceResult<InitReply> {
         let merchant = self.usable_merchant(client, &req.merchant_code).await?;
         let at = self.clock.now();
-        let now = now_ms(at);
+        let now = UnixMs::of(at);
         let reference = provider_style_id("REF", at, &crate::crypto::random_alnum(14));
         let details = CustomerDetails {
             pan: req.pan.as_str().into(),
@@ -38,14 +38,13 @@ impl Init {
             email: req.email.as_str().into(),
             mobile: req.mobile.as_str().into(),
         };
-        let ttl_ms = self.settings.kyc_ttl.as_millis() as i64;
         let session_req = SessionRequest {
             at,
             reference: reference.clone(),
             mobile: details.mobile.clone(),
             name: details.name.clone(),
             redirect_url: req.redirect_url.as_ref().map(|u| u.as_str().to_owned()),
-            expire_in_days: (ttl_ms.max(0) as u64).div_ceil(86_400_000).max(1) as u32,
+            expire_in_days: self.settings.kyc_ttl.as_secs().div_ceil(86_400).max(1) as u32,
         };
         let mut new = NewKyc {
             // Until a remote provider names the request, its reference stands in as kid.
@@ -68,7 +67,7 @@ impl Init {
             token_hash: None,
             redirect_url: session_req.redirect_url.clone(),
             now,
-            expires_at: now + ttl_ms,
+            expires_at: now.plus(self.settings.kyc_ttl),
             customer: NewCustomer {
                 cust_id: new_cust_id(at),
                 pan_hash: self.keys.lookup_hash(Lookup::Pan, &[&details.pan]),

@@ -32,12 +32,12 @@ pub use sync::{WebhookAck, WebhookFailure};
 use crate::crypto::{CryptoError, Keyring};
 use crate::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
 use crate::domain::request::Problem;
+use crate::domain::timestamp::UnixMs;
 use crate::provider::{KycProvider, ProviderError};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// Sealing contexts: a value sealed for one column does not open in another.
 const DETAILS_CONTEXT: &str = "customer-details";
@@ -253,15 +253,14 @@ impl Service {
 }
 
 impl Core {
-    /// Now, as stored times count it (unix milliseconds).
-    fn now_ms(&self) -> i64 {
-        now_ms(self.clock.now())
+    /// Now, as stored times count it.
+    fn now_ms(&self) -> UnixMs {
+        UnixMs::of(self.clock.now())
     }
 
-    /// The stored time (unix milliseconds) `age` ago.
-    fn older_than(&self, age: Duration) -> i64 {
-        let age_ms = age.as_millis().min(i64::MAX as u128) as i64;
-        self.now_ms().saturating_sub(age_ms)
+    /// The stored time `age` ago.
+    fn older_than(&self, age: Duration) -> UnixMs {
+        self.now_ms().minus(age)
     }
 
     fn seal_json<T: Serialize>(&self, context: &str, value: &T) -> Vec<u8> {
@@ -297,19 +296,4 @@ impl Core {
             ))
         })
     }
-}
-
-pub fn now_ms(at: OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// A stored time (unix milliseconds) as operators read it.
-pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
 }

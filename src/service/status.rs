@@ -53,7 +53,7 @@ impl Status {
         self.provider.is_remote()
             && state.is_open()
             && state != KycState::Created
-            && now - last > self.settings.stale_after.as_millis() as i64
+            && now.since(last) > self.settings.stale_after
     }
 
     /// Marks requests whose link ran out as expired (and forgets old idempotency keys);

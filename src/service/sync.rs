@@ -69,12 +69,7 @@ impl ProviderSync {
             return Ok(0);
         }
         let now = self.now_ms();
-        let stale_before = now.saturating_sub(
-            self.settings
-                .reconcile_after
-                .as_millis()
-                .min(i64::MAX as u128) as i64,
-        );
+        let stale_before = now.minus(self.settings.reconcile_after);
         let kids = self
             .store
             .claim_for_recheck(self.provider.name(), stale_before, now, RECONCILE_BATCH)

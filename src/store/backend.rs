@@ -7,7 +7,7 @@
 
 use super::db::Conn;
 use super::ops::{clients, kyc};
-use super::{ClientRecord, KycRecord, MerchantRecord, StoreResult};
+use super::{ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreResult};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -86,7 +86,7 @@ pub trait Backend: Send + Sync + 'static {
 
     fn lookup_merchant(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         code: &str,
     ) -> impl Future<Output = StoreResult<Option<MerchantRecord>>> + Send {
         self.run(Access::Read, code.to_owned(), move |c, code| {
@@ -98,7 +98,7 @@ pub trait Backend: Send + Sync + 'static {
     fn lookup_kyc(
         &self,
         kid: &str,
-    ) -> impl Future<Output = StoreResult<Option<(i64, KycRecord)>>> + Send {
+    ) -> impl Future<Output = StoreResult<Option<(ClientPk, KycRecord)>>> + Send {
         self.run(Access::Read, kid.to_owned(), |c, kid| {
             Box::pin(kyc::by_kid(c, kid))
         })

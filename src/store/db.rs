@@ -8,7 +8,7 @@
 //! numbered in order of first use) by position, and both then agree.
 
 use super::schema::Dialect;
-use super::{StoreError, StoreResult};
+use super::{ClientPk, EventPk, MerchantPk, StoreError, StoreResult, UnixMs};
 use crate::domain::state::KycState;
 use std::future::Future;
 
@@ -35,6 +35,30 @@ impl From<Option<i64>> for Arg<'_> {
         Arg::Int(v)
     }
 }
+
+impl From<UnixMs> for Arg<'_> {
+    fn from(v: UnixMs) -> Self {
+        Arg::Int(Some(v.0))
+    }
+}
+
+impl From<Option<UnixMs>> for Arg<'_> {
+    fn from(v: Option<UnixMs>) -> Self {
+        Arg::Int(v.map(|t| t.0))
+    }
+}
+
+/// Row keys bind as the integers they are.
+macro_rules! key_args {
+    ($($key:ty),*) => {$(
+        impl From<$key> for Arg<'_> {
+            fn from(v: $key) -> Self {
+                Arg::Int(Some(v.0))
+            }
+        }
+    )*};
+}
+key_args!(ClientPk, MerchantPk, EventPk);
 
 impl From<bool> for Arg<'_> {
     fn from(v: bool) -> Self {
@@ -115,6 +139,12 @@ pub trait Columns: Row {
     }
     fn blob(&self, column: &str) -> DecodeResult<Vec<u8>> {
         present(column, self.bytes(column)?)
+    }
+    fn at(&self, column: &str) -> DecodeResult<UnixMs> {
+        self.i64(column).map(UnixMs)
+    }
+    fn at_opt(&self, column: &str) -> DecodeResult<Option<UnixMs>> {
+        Ok(self.int(column)?.map(UnixMs))
     }
     fn state(&self, column: &str) -> DecodeResult<KycState> {
         let text = self.string(column)?;

@@ -10,6 +10,7 @@ mod sql;
 pub mod sqlite;
 
 use crate::domain::state::KycState;
+pub use crate::domain::timestamp::UnixMs;
 use async_trait::async_trait;
 pub use db::Unique;
 
@@ -33,9 +34,27 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A row's key, typed by its table, so one is never passed for another.
+macro_rules! row_key {
+    ($($(#[$doc:meta])* $name:ident),*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub i64);
+    )*};
+}
+
+row_key!(
+    /// An API client's row.
+    ClientPk,
+    /// A merchant's row.
+    MerchantPk,
+    /// A callback event's row in the outbox.
+    EventPk
+);
+
 #[derive(Debug, Clone)]
 pub struct ClientRecord {
-    pub pk: i64,
+    pub pk: ClientPk,
     pub client_id: String,
     pub name: String,
     pub secret_hash: Vec<u8>,
@@ -45,7 +64,7 @@ pub struct ClientRecord {
 
 #[derive(Debug, Clone)]
 pub struct MerchantRecord {
-    pub pk: i64,
+    pub pk: MerchantPk,
     pub code: String,
     pub name: String,
     pub active: bool,
@@ -57,7 +76,7 @@ pub struct MerchantRecord {
 pub struct NewKyc {
     pub kid: String,
     pub reference: String,
-    pub merchant_pk: i64,
+    pub merchant_pk: MerchantPk,
     pub provider: &'static str,
     pub state: KycState,
     pub fingerprint: Vec<u8>,
@@ -65,8 +84,8 @@ pub struct NewKyc {
     pub url_sealed: Option<Vec<u8>>,
     pub token_hash: Option<Vec<u8>>,
     pub redirect_url: Option<String>,
-    pub now: i64,
-    pub expires_at: i64,
+    pub now: UnixMs,
+    pub expires_at: UnixMs,
     pub customer: NewCustomer,
 }
 
@@ -118,11 +137,11 @@ pub struct KycRecord {
     pub redirect_url: Option<String>,
     pub result_sealed: Option<Vec<u8>>,
     pub customer_details_sealed: Vec<u8>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub expires_at: i64,
+    pub created_at: UnixMs,
+    pub updated_at: UnixMs,
+    pub expires_at: UnixMs,
     /// When the provider was last asked about it.
-    pub checked_at: Option<i64>,
+    pub checked_at: Option<UnixMs>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,7 +166,7 @@ pub struct LatestKyc {
     pub kid: String,
     pub state: KycState,
     pub url_sealed: Option<Vec<u8>>,
-    pub expires_at: i64,
+    pub expires_at: UnixMs,
 }
 
 /// A guarded state change with what the provider reported.
@@ -157,7 +176,7 @@ pub struct Transition {
     pub to: KycState,
     pub reason: Option<String>,
     pub result_sealed: Option<Vec<u8>>,
-    pub now: i64,
+    pub now: UnixMs,
 }
 
 #[derive(Debug, Clone)]
@@ -165,17 +184,17 @@ pub struct ActivatedKyc {
     pub kid: String,
     pub url_sealed: Vec<u8>,
     pub token_hash: Vec<u8>,
-    pub now: i64,
+    pub now: UnixMs,
 }
 
 #[derive(Debug, Clone)]
 pub struct IdempotencyClaim {
-    pub client_pk: i64,
+    pub client_pk: ClientPk,
     pub key: String,
     pub request_hash: Vec<u8>,
-    pub now: i64,
+    pub now: UnixMs,
     /// A key taken before this with no reply yet is considered abandoned.
-    pub stale_before: i64,
+    pub stale_before: UnixMs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +217,7 @@ pub struct ClientCallback {
 /// An outbox row claimed for one delivery attempt, with where it goes now.
 #[derive(Debug, Clone)]
 pub struct DueCallback {
-    pub pk: i64,
+    pub pk: EventPk,
     pub event_id: String,
     pub kid: String,
     pub cust_id: String,
@@ -212,18 +231,18 @@ pub struct DueCallback {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptResult {
     Delivered,
-    RetryAt(i64),
+    RetryAt(UnixMs),
     /// The retry schedule ran out.
     Dead,
 }
 
 #[derive(Debug, Clone)]
 pub struct CallbackAttempt {
-    pub pk: i64,
+    pub pk: EventPk,
     pub result: AttemptResult,
     /// Why it failed, in words that quote neither the URL nor the receiver's reply.
     pub error: Option<String>,
-    pub now: i64,
+    pub now: UnixMs,
 }
 
 /// An outbox row as operators see it.
@@ -235,10 +254,10 @@ pub struct CallbackRecord {
     /// `pending`, `delivered` or `dead`.
     pub status: String,
     pub attempts: i64,
-    pub next_attempt_at: i64,
+    pub next_attempt_at: UnixMs,
     pub last_error: Option<String>,
-    pub created_at: i64,
-    pub delivered_at: Option<i64>,
+    pub created_at: UnixMs,
+    pub delivered_at: Option<UnixMs>,
 }
 
 /// The sandbox provider's record of one journey.
@@ -273,7 +292,7 @@ pub trait Settings: Send + Sync + 'static {
     /// Reachable, and the schema is at the version this build expects.
     async fn readiness(&self) -> StoreResult<()>;
     /// Keeps `value` under `name` unless a value is already kept; returns the kept one.
-    async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>>;
+    async fn pin_setting(&self, name: &str, value: &[u8], now: UnixMs) -> StoreResult<Vec<u8>>;
 }
 
 /// API clients, their merchants, and where their callbacks go.
@@ -284,14 +303,14 @@ pub trait Clients: Send + Sync + 'static {
         client_id: &str,
         name: &str,
         secret_hash: &[u8],
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<()>;
     /// `false` when no such client.
     async fn set_client_secret(
         &self,
         client_id: &str,
         secret_hash: &[u8],
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<bool>;
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// `false` when no such client.
@@ -303,14 +322,14 @@ pub trait Clients: Send + Sync + 'static {
         client_id: &str,
         code: &str,
         name: &str,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<bool>;
     async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>>;
     async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool>;
     /// The merchant with this code if the client owns it (active or not).
     async fn merchant_of_client(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         code: &str,
     ) -> StoreResult<Option<MerchantRecord>>;
     /// `None` when no such client.
@@ -331,10 +350,10 @@ pub trait KycRequests: Send + Sync + 'static {
     /// open, unexpired request with the same fingerprint exists: then that one is returned.
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored>;
     /// A request, only if it belongs to a merchant of `client_pk` (any client when `None`).
-    async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>>;
+    async fn kyc(&self, kid: &str, client_pk: Option<ClientPk>) -> StoreResult<Option<KycRecord>>;
     async fn customer(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         merchant_code: &str,
         key: CustomerLookup,
     ) -> StoreResult<Option<CustomerRecord>>;
@@ -345,28 +364,28 @@ pub trait KycRequests: Send + Sync + 'static {
     async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>>;
     /// Marks open requests past their expiry as expired, at most `limit`, queueing their
     /// callbacks as `transition` does; returns how many.
-    async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize>;
+    async fn expire_due(&self, now: UnixMs, limit: i64) -> StoreResult<usize>;
     /// A request stored as `created` got its provider session: it takes the provider's
     /// kid, link and token and becomes `pending`.
     async fn activate_kyc(&self, reference: &str, session: &ActivatedKyc) -> StoreResult<()>;
     /// A request stored as `created` could not get a provider session.
-    async fn fail_kyc(&self, reference: &str, reason: &str, now: i64) -> StoreResult<()>;
+    async fn fail_kyc(&self, reference: &str, reason: &str, now: UnixMs) -> StoreResult<()>;
     /// Claims up to `limit` open requests of `provider` not checked since `stale_before`,
     /// marking them checked at `now` so no other node claims them too.
     async fn claim_for_recheck(
         &self,
         provider: &str,
-        stale_before: i64,
-        now: i64,
+        stale_before: UnixMs,
+        now: UnixMs,
         limit: i64,
     ) -> StoreResult<Vec<String>>;
-    async fn mark_checked(&self, kid: &str, now: i64) -> StoreResult<()>;
+    async fn mark_checked(&self, kid: &str, now: UnixMs) -> StoreResult<()>;
     /// `true` the first time an event id is seen, `false` for a redelivery.
     async fn record_webhook_event(
         &self,
         provider: &str,
         event_id: &str,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<bool>;
 }
 
@@ -378,8 +397,8 @@ pub trait CallbackOutbox: Send + Sync + 'static {
     /// still undelivered, which keeps each kid's events in order.
     async fn claim_callbacks(
         &self,
-        now: i64,
-        lease_until: i64,
+        now: UnixMs,
+        lease_until: UnixMs,
         limit: i64,
     ) -> StoreResult<Vec<DueCallback>>;
     /// Records how an attempt ended and releases the claim.
@@ -391,10 +410,10 @@ pub trait CallbackOutbox: Send + Sync + 'static {
         limit: i64,
     ) -> StoreResult<Vec<CallbackRecord>>;
     /// Forgets delivered and dead events last touched before `before`; returns how many.
-    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize>;
+    async fn purge_callbacks(&self, before: UnixMs) -> StoreResult<usize>;
     /// Puts an event back in the queue, due now, with a fresh retry schedule; `false`
     /// when no such event.
-    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool>;
+    async fn retry_callback(&self, event_id: &str, now: UnixMs) -> StoreResult<bool>;
 }
 
 /// Idempotency-Keys and the replies they give.
@@ -406,14 +425,14 @@ pub trait IdempotencyKeys: Send + Sync + 'static {
     /// Stores the reply a taken key gives from now on.
     async fn complete_idempotency_key(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         key: &str,
         reply_sealed: &[u8],
     ) -> StoreResult<()>;
     /// Gives a taken key back (the request failed in a way a retry may fix).
-    async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()>;
+    async fn release_idempotency_key(&self, client_pk: ClientPk, key: &str) -> StoreResult<()>;
     /// Forgets keys created before `before`; returns how many.
-    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize>;
+    async fn purge_idempotency_keys(&self, before: UnixMs) -> StoreResult<usize>;
 }
 
 /// The sandbox provider's record of each journey.
@@ -424,7 +443,7 @@ pub trait SandboxSessions: Send + Sync + 'static {
         &self,
         kid: &str,
         session: &SandboxSession,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<()>;
     async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>>;
 }

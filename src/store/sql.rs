@@ -1,7 +1,7 @@
 //! SQL fragments both backends share, built from the domain's rules so the SQL and
 //! the rules cannot drift apart.
 
-use super::AttemptResult;
+use super::{AttemptResult, UnixMs};
 use crate::domain::state::KycState;
 
 /// `'a','b'` for the states matching `keep`.
@@ -25,7 +25,7 @@ pub fn reusable(alias: &str, now: &str) -> String {
 }
 
 /// The outbox row's status after an attempt, and when it is next due (unchanged: `None`).
-pub fn attempt_outcome(result: AttemptResult) -> (&'static str, Option<i64>) {
+pub fn attempt_outcome(result: AttemptResult) -> (&'static str, Option<UnixMs>) {
     match result {
         AttemptResult::Delivered => ("delivered", None),
         AttemptResult::RetryAt(at) => ("pending", Some(at)),

@@ -28,7 +28,7 @@ pub fn queue_from(source: &str, state: KycState, now: &str) -> String {
 }
 
 /// Queues the event announcing that `kid` entered `state`, if its client takes callbacks.
-pub async fn queue(c: &mut impl Conn, kid: &str, state: KycState, now: i64) -> StoreResult<()> {
+pub async fn queue(c: &mut impl Conn, kid: &str, state: KycState, now: UnixMs) -> StoreResult<()> {
     c.execute(
         "queueing a callback",
         QUEUE.as_str(),
@@ -63,8 +63,8 @@ statement!(
 /// Claims up to `limit` events due at `now` until `lease_until`.
 pub async fn claim(
     c: &mut impl Conn,
-    now: i64,
-    lease_until: i64,
+    now: UnixMs,
+    lease_until: UnixMs,
     limit: i64,
 ) -> StoreResult<Vec<DueCallback>> {
     let context = "claiming callbacks";
@@ -132,7 +132,7 @@ pub async fn list(
 }
 
 /// Forgets delivered and dead events last touched before `before`; how many.
-pub async fn purge(c: &mut impl Conn, before: i64) -> StoreResult<usize> {
+pub async fn purge(c: &mut impl Conn, before: UnixMs) -> StoreResult<usize> {
     static PURGE: LazyLock<String> = LazyLock::new(|| crate::store::sql::purge_callbacks("$1"));
     let n = c
         .execute("purging callback events", PURGE.as_str(), args![before])
@@ -141,7 +141,7 @@ pub async fn purge(c: &mut impl Conn, before: i64) -> StoreResult<usize> {
 }
 
 /// Puts an event back in the queue, due now, with a fresh schedule; `false` when unknown.
-pub async fn retry(c: &mut impl Conn, event_id: &str, now: i64) -> StoreResult<bool> {
+pub async fn retry(c: &mut impl Conn, event_id: &str, now: UnixMs) -> StoreResult<bool> {
     let n = c
         .execute(
             "queueing a callback again",
@@ -158,8 +158,8 @@ pub async fn retry(c: &mut impl Conn, event_id: &str, now: i64) -> StoreResult<b
 impl<B: Backend> CallbackOutbox for B {
     async fn claim_callbacks(
         &self,
-        now: i64,
-        lease_until: i64,
+        now: UnixMs,
+        lease_until: UnixMs,
         limit: i64,
     ) -> StoreResult<Vec<DueCallback>> {
         self.run(Write, (), move |c, ()| {
@@ -182,12 +182,12 @@ impl<B: Backend> CallbackOutbox for B {
             .await
     }
 
-    async fn purge_callbacks(&self, before: i64) -> StoreResult<usize> {
+    async fn purge_callbacks(&self, before: UnixMs) -> StoreResult<usize> {
         self.run(Write, (), move |c, ()| Box::pin(purge(c, before)))
             .await
     }
 
-    async fn retry_callback(&self, event_id: &str, now: i64) -> StoreResult<bool> {
+    async fn retry_callback(&self, event_id: &str, now: UnixMs) -> StoreResult<bool> {
         self.run(Write, event_id.to_owned(), move |c, id| {
             Box::pin(retry(c, id, now))
         })

@@ -11,7 +11,7 @@ pub async fn pin_setting(
     c: &mut impl Conn,
     name: &str,
     value: &[u8],
-    now: i64,
+    now: UnixMs,
 ) -> StoreResult<Vec<u8>> {
     c.execute(
         "keeping a setting",
@@ -36,7 +36,7 @@ pub async fn create_client(
     client_id: &str,
     name: &str,
     secret_hash: &[u8],
-    now: i64,
+    now: UnixMs,
 ) -> StoreResult<()> {
     c.execute(
         "creating a client",
@@ -51,7 +51,7 @@ pub async fn set_client_secret(
     c: &mut impl Conn,
     client_id: &str,
     secret_hash: &[u8],
-    now: i64,
+    now: UnixMs,
 ) -> StoreResult<bool> {
     let n = c
         .execute(
@@ -112,7 +112,7 @@ pub async fn create_merchant(
     client_id: &str,
     code: &str,
     name: &str,
-    now: i64,
+    now: UnixMs,
 ) -> StoreResult<bool> {
     let n = c
         .execute(
@@ -161,7 +161,7 @@ statement!(
 
 pub async fn merchant_of_client(
     c: &mut impl Conn,
-    client_pk: i64,
+    client_pk: ClientPk,
     code: &str,
 ) -> StoreResult<Option<MerchantRecord>> {
     c.fetch_one(
@@ -216,7 +216,7 @@ impl<B: Backend> Settings for B {
         }
     }
 
-    async fn pin_setting(&self, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+    async fn pin_setting(&self, name: &str, value: &[u8], now: UnixMs) -> StoreResult<Vec<u8>> {
         let args = (name.to_owned(), value.to_vec());
         self.run(Write, args, move |c, (name, value)| {
             Box::pin(pin_setting(c, name, value, now))
@@ -232,7 +232,7 @@ impl<B: Backend> Clients for B {
         client_id: &str,
         name: &str,
         secret_hash: &[u8],
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<()> {
         let args = (client_id.to_owned(), name.to_owned(), secret_hash.to_vec());
         self.run(Write, args, move |c, (id, name, hash)| {
@@ -245,7 +245,7 @@ impl<B: Backend> Clients for B {
         &self,
         client_id: &str,
         secret_hash: &[u8],
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<bool> {
         let args = (client_id.to_owned(), secret_hash.to_vec());
         self.run(Write, args, move |c, (id, hash)| {
@@ -274,7 +274,7 @@ impl<B: Backend> Clients for B {
         client_id: &str,
         code: &str,
         name: &str,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<bool> {
         let args = (client_id.to_owned(), code.to_owned(), name.to_owned());
         self.run(Write, args, move |c, (id, code, name)| {
@@ -297,7 +297,7 @@ impl<B: Backend> Clients for B {
 
     async fn merchant_of_client(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         code: &str,
     ) -> StoreResult<Option<MerchantRecord>> {
         self.lookup_merchant(client_pk, code).await

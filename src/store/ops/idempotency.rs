@@ -7,11 +7,11 @@ use crate::store::schema::Dialect;
 use crate::store::*;
 use async_trait::async_trait;
 
-fn held(r: &dyn Row) -> DecodeResult<(Vec<u8>, Option<Vec<u8>>, i64)> {
+fn held(r: &dyn Row) -> DecodeResult<(Vec<u8>, Option<Vec<u8>>, UnixMs)> {
     Ok((
         r.blob("request_hash")?,
         r.bytes("reply_sealed")?,
-        r.i64("created_at")?,
+        r.at("created_at")?,
     ))
 }
 
@@ -71,7 +71,7 @@ pub async fn claim(c: &mut impl Conn, k: &IdempotencyClaim) -> StoreResult<KeySt
 /// Stores the reply a taken key gives from now on.
 pub async fn complete(
     c: &mut impl Conn,
-    client_pk: i64,
+    client_pk: ClientPk,
     key: &str,
     reply_sealed: &[u8],
 ) -> StoreResult<()> {
@@ -85,7 +85,7 @@ pub async fn complete(
 }
 
 /// Gives a taken key back (the request failed in a way a retry may fix).
-pub async fn release(c: &mut impl Conn, client_pk: i64, key: &str) -> StoreResult<()> {
+pub async fn release(c: &mut impl Conn, client_pk: ClientPk, key: &str) -> StoreResult<()> {
     c.execute(
         "releasing an idempotency key",
         "DELETE FROM idempotency_keys WHERE client_pk = $1 AND idem_key = $2 AND reply_sealed IS NULL",
@@ -96,7 +96,7 @@ pub async fn release(c: &mut impl Conn, client_pk: i64, key: &str) -> StoreResul
 }
 
 /// Forgets keys created before `before`; how many.
-pub async fn purge(c: &mut impl Conn, before: i64) -> StoreResult<usize> {
+pub async fn purge(c: &mut impl Conn, before: UnixMs) -> StoreResult<usize> {
     let n = c
         .execute(
             "purging idempotency keys",
@@ -116,7 +116,7 @@ impl<B: Backend> IdempotencyKeys for B {
 
     async fn complete_idempotency_key(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         key: &str,
         reply_sealed: &[u8],
     ) -> StoreResult<()> {
@@ -127,14 +127,14 @@ impl<B: Backend> IdempotencyKeys for B {
         .await
     }
 
-    async fn release_idempotency_key(&self, client_pk: i64, key: &str) -> StoreResult<()> {
+    async fn release_idempotency_key(&self, client_pk: ClientPk, key: &str) -> StoreResult<()> {
         self.run(Write, key.to_owned(), move |c, key| {
             Box::pin(release(c, client_pk, key))
         })
         .await
     }
 
-    async fn purge_idempotency_keys(&self, before: i64) -> StoreResult<usize> {
+    async fn purge_idempotency_keys(&self, before: UnixMs) -> StoreResult<usize> {
         self.run(Write, (), move |c, ()| Box::pin(purge(c, before)))
             .await
     }

@@ -253,7 +253,7 @@ statement!(
 );
 
 /// A request with the pk of the client it belongs to.
-pub async fn by_kid(c: &mut impl Conn, kid: &str) -> StoreResult<Option<(i64, KycRecord)>> {
+pub async fn by_kid(c: &mut impl Conn, kid: &str) -> StoreResult<Option<(ClientPk, KycRecord)>> {
     c.fetch_one(
         "reading a KYC request",
         KYC_BY_KID.as_str(),
@@ -281,7 +281,7 @@ statement!(CUSTOMER_BY_MOBILE_HASH, "{}", customer_by("mobile_hash"));
 /// A customer of one of the client's merchants, with its verified and newest requests.
 pub async fn customer(
     c: &mut impl Conn,
-    client_pk: i64,
+    client_pk: ClientPk,
     merchant_code: &str,
     key: &CustomerLookup,
 ) -> StoreResult<Option<CustomerRecord>> {
@@ -389,7 +389,7 @@ statement!(
 
 /// Marks at most `limit` open requests past their expiry as expired, queueing their
 /// callbacks; how many.
-pub async fn expire_due(c: &mut impl Conn, now: i64, limit: i64) -> StoreResult<usize> {
+pub async fn expire_due(c: &mut impl Conn, now: UnixMs, limit: i64) -> StoreResult<usize> {
     let sql = match c.dialect() {
         Dialect::Sqlite => EXPIRE_DUE_SQLITE.as_str(),
         Dialect::Postgres => EXPIRE_DUE_POSTGRES.as_str(),
@@ -421,7 +421,12 @@ pub async fn activate(c: &mut impl Conn, reference: &str, a: &ActivatedKyc) -> S
 }
 
 /// A request stored as `created` could not get a provider session.
-pub async fn fail(c: &mut impl Conn, reference: &str, reason: &str, now: i64) -> StoreResult<()> {
+pub async fn fail(
+    c: &mut impl Conn,
+    reference: &str,
+    reason: &str,
+    now: UnixMs,
+) -> StoreResult<()> {
     c.execute(
         "marking a request failed",
         "UPDATE kyc_requests SET state = 'failed', reason = $1, updated_at = $2
@@ -455,8 +460,8 @@ statement!(
 pub async fn claim_for_recheck(
     c: &mut impl Conn,
     provider: &str,
-    stale_before: i64,
-    now: i64,
+    stale_before: UnixMs,
+    now: UnixMs,
     limit: i64,
 ) -> StoreResult<Vec<String>> {
     let sql = match c.dialect() {
@@ -472,7 +477,7 @@ pub async fn claim_for_recheck(
     .await
 }
 
-pub async fn mark_checked(c: &mut impl Conn, kid: &str, now: i64) -> StoreResult<()> {
+pub async fn mark_checked(c: &mut impl Conn, kid: &str, now: UnixMs) -> StoreResult<()> {
     c.execute(
         "marking a request checked",
         "UPDATE kyc_requests SET checked_at = $1 WHERE kid = $2",
@@ -487,7 +492,7 @@ pub async fn record_webhook_event(
     c: &mut impl Conn,
     provider: &str,
     event_id: &str,
-    now: i64,
+    now: UnixMs,
 ) -> StoreResult<bool> {
     let n = c
         .execute(
@@ -506,7 +511,7 @@ impl<B: Backend> KycRequests for B {
         self.run(Atomic, new, |c, new| Box::pin(init(c, new))).await
     }
 
-    async fn kyc(&self, kid: &str, client_pk: Option<i64>) -> StoreResult<Option<KycRecord>> {
+    async fn kyc(&self, kid: &str, client_pk: Option<ClientPk>) -> StoreResult<Option<KycRecord>> {
         let found = self.lookup_kyc(kid).await?;
         Ok(found
             .filter(|(owner, _)| client_pk.is_none_or(|pk| pk == *owner))
@@ -515,7 +520,7 @@ impl<B: Backend> KycRequests for B {
 
     async fn customer(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         merchant_code: &str,
         key: CustomerLookup,
     ) -> StoreResult<Option<CustomerRecord>> {
@@ -530,7 +535,7 @@ impl<B: Backend> KycRequests for B {
         self.run(Atomic, t, |c, t| Box::pin(transition(c, t))).await
     }
 
-    async fn expire_due(&self, now: i64, limit: i64) -> StoreResult<usize> {
+    async fn expire_due(&self, now: UnixMs, limit: i64) -> StoreResult<usize> {
         self.run(Atomic, (), move |c, ()| Box::pin(expire_due(c, now, limit)))
             .await
     }
@@ -543,7 +548,7 @@ impl<B: Backend> KycRequests for B {
         .await
     }
 
-    async fn fail_kyc(&self, reference: &str, reason: &str, now: i64) -> StoreResult<()> {
+    async fn fail_kyc(&self, reference: &str, reason: &str, now: UnixMs) -> StoreResult<()> {
         let args = (reference.to_owned(), reason.to_owned());
         self.run(Write, args, move |c, (reference, reason)| {
             Box::pin(fail(c, reference, reason, now))
@@ -554,8 +559,8 @@ impl<B: Backend> KycRequests for B {
     async fn claim_for_recheck(
         &self,
         provider: &str,
-        stale_before: i64,
-        now: i64,
+        stale_before: UnixMs,
+        now: UnixMs,
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         self.run(Write, provider.to_owned(), move |c, provider| {
@@ -564,7 +569,7 @@ impl<B: Backend> KycRequests for B {
         .await
     }
 
-    async fn mark_checked(&self, kid: &str, now: i64) -> StoreResult<()> {
+    async fn mark_checked(&self, kid: &str, now: UnixMs) -> StoreResult<()> {
         self.run(Write, kid.to_owned(), move |c, kid| {
             Box::pin(mark_checked(c, kid, now))
         })
@@ -575,7 +580,7 @@ impl<B: Backend> KycRequests for B {
         &self,
         provider: &str,
         event_id: &str,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<bool> {
         let args = (provider.to_owned(), event_id.to_owned());
         self.run(Write, args, move |c, (provider, event_id)| {

@@ -28,16 +28,16 @@ pub fn kyc_record(r: &dyn Row) -> DecodeResult<KycRecord> {
         redirect_url: r.text("redirect_url")?,
         result_sealed: r.bytes("result_sealed")?,
         customer_details_sealed: r.blob("details_sealed")?,
-        created_at: r.i64("created_at")?,
-        updated_at: r.i64("updated_at")?,
-        expires_at: r.i64("expires_at")?,
-        checked_at: r.int("checked_at")?,
+        created_at: r.at("created_at")?,
+        updated_at: r.at("updated_at")?,
+        expires_at: r.at("expires_at")?,
+        checked_at: r.at_opt("checked_at")?,
     })
 }
 
 /// A request with the pk of the client whose merchant it belongs to.
-pub fn owned_kyc_record(r: &dyn Row) -> DecodeResult<(i64, KycRecord)> {
-    Ok((r.i64("client_pk")?, kyc_record(r)?))
+pub fn owned_kyc_record(r: &dyn Row) -> DecodeResult<(ClientPk, KycRecord)> {
+    Ok((ClientPk(r.i64("client_pk")?), kyc_record(r)?))
 }
 
 /// The columns `merchant_record` reads, for a merchant `m` and its client `a`.
@@ -45,7 +45,7 @@ pub const MERCHANT_COLUMNS: &str = "m.pk, m.code, m.name, m.active, a.client_id,
 
 pub fn merchant_record(r: &dyn Row) -> DecodeResult<MerchantRecord> {
     Ok(MerchantRecord {
-        pk: r.i64("pk")?,
+        pk: MerchantPk(r.i64("pk")?),
         code: r.string("code")?,
         name: r.string("name")?,
         active: r.flag("active")?,
@@ -54,16 +54,19 @@ pub fn merchant_record(r: &dyn Row) -> DecodeResult<MerchantRecord> {
 }
 
 /// A merchant keyed by the pk of its client and its code.
-pub fn keyed_merchant_record(r: &dyn Row) -> DecodeResult<((i64, String), MerchantRecord)> {
+pub fn keyed_merchant_record(r: &dyn Row) -> DecodeResult<((ClientPk, String), MerchantRecord)> {
     let merchant = merchant_record(r)?;
-    Ok(((r.i64("client_pk")?, merchant.code.clone()), merchant))
+    Ok((
+        (ClientPk(r.i64("client_pk")?), merchant.code.clone()),
+        merchant,
+    ))
 }
 
 pub const CLIENT_COLUMNS: &str = "a.pk, a.client_id, a.name, a.secret_hash, a.active";
 
 pub fn client_record(r: &dyn Row) -> DecodeResult<ClientRecord> {
     Ok(ClientRecord {
-        pk: r.i64("pk")?,
+        pk: ClientPk(r.i64("pk")?),
         client_id: r.string("client_id")?,
         name: r.string("name")?,
         secret_hash: r.blob("secret_hash")?,
@@ -88,7 +91,7 @@ pub const DUE_CALLBACK_COLUMNS: &str = "e.pk, e.event_id, e.kid, e.cust_id, e.me
 
 pub fn due_callback(r: &dyn Row) -> DecodeResult<DueCallback> {
     Ok(DueCallback {
-        pk: r.i64("pk")?,
+        pk: EventPk(r.i64("pk")?),
         event_id: r.string("event_id")?,
         kid: r.string("kid")?,
         cust_id: r.string("cust_id")?,
@@ -106,10 +109,10 @@ pub fn callback_record(r: &dyn Row) -> DecodeResult<CallbackRecord> {
         state: r.state("state")?,
         status: r.string("status")?,
         attempts: r.i64("attempts")?,
-        next_attempt_at: r.i64("next_attempt_at")?,
+        next_attempt_at: r.at("next_attempt_at")?,
         last_error: r.text("last_error")?,
-        created_at: r.i64("created_at")?,
-        delivered_at: r.int("delivered_at")?,
+        created_at: r.at("created_at")?,
+        delivered_at: r.at_opt("delivered_at")?,
     })
 }
 
@@ -128,7 +131,7 @@ pub fn latest_kyc(r: &dyn Row) -> DecodeResult<LatestKyc> {
         kid: r.string("kid")?,
         state: r.state("state")?,
         url_sealed: r.bytes("url_sealed")?,
-        expires_at: r.i64("expires_at")?,
+        expires_at: r.at("expires_at")?,
     })
 }
 

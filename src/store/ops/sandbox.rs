@@ -8,7 +8,12 @@ use crate::store::*;
 use async_trait::async_trait;
 
 /// Creates or replaces the record; a `None` selfie keeps the stored one.
-pub async fn save(c: &mut impl Conn, kid: &str, s: &SandboxSession, now: i64) -> StoreResult<()> {
+pub async fn save(
+    c: &mut impl Conn,
+    kid: &str,
+    s: &SandboxSession,
+    now: UnixMs,
+) -> StoreResult<()> {
     c.execute(
         "saving a sandbox session",
         "INSERT INTO sandbox_sessions (kid, step, outcome, face_match, selfie_sealed, person_sealed, updated_at)
@@ -48,7 +53,7 @@ impl<B: Backend> SandboxSessions for B {
         &self,
         kid: &str,
         session: &SandboxSession,
-        now: i64,
+        now: UnixMs,
     ) -> StoreResult<()> {
         let args = (kid.to_owned(), session.clone());
         self.run(Write, args, move |c, (kid, s)| {

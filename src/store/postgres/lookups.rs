@@ -52,8 +52,8 @@ pub(super) async fn clients(conn: PgConnection, ids: Vec<String>) -> Fetched<Str
 
 pub(super) async fn merchants(
     conn: PgConnection,
-    keys: Vec<(i64, String)>,
-) -> Fetched<(i64, String), MerchantRecord> {
+    keys: Vec<(ClientPk, String)>,
+) -> Fetched<(ClientPk, String), MerchantRecord> {
     let codes = keys.into_iter().map(|(_, code)| code).collect();
     keyed(
         conn,
@@ -69,7 +69,7 @@ pub(super) async fn merchants(
 pub(super) async fn kycs(
     conn: PgConnection,
     kids: Vec<String>,
-) -> Fetched<String, (i64, KycRecord)> {
+) -> Fetched<String, (ClientPk, KycRecord)> {
     keyed(conn, KYCS.as_str(), kids, "reading KYC requests", |r| {
         let (owner, record) = rows::owned_kyc_record(r)?;
         Ok((record.kid.clone(), (owner, record)))

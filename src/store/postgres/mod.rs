@@ -10,7 +10,7 @@ mod lookups;
 use super::backend::{Access, Args, Backend, Job, Operation};
 use super::db::Unique;
 use super::schema::{Dialect, MIGRATIONS};
-use super::{ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
+use super::{ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
 use batch::Batched;
 use sqlx::PgConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -36,9 +36,9 @@ pub struct PgStore {
     /// By client id.
     clients: Batched<String, ClientRecord>,
     /// By (client pk, merchant code).
-    merchants: Batched<(i64, String), MerchantRecord>,
+    merchants: Batched<(ClientPk, String), MerchantRecord>,
     /// By kid, with the pk of the client whose merchant it belongs to.
-    kycs: Batched<String, (i64, KycRecord)>,
+    kycs: Batched<String, (ClientPk, KycRecord)>,
 }
 
 impl PgStore {
@@ -139,14 +139,14 @@ impl Backend for PgStore {
 
     async fn lookup_merchant(
         &self,
-        client_pk: i64,
+        client_pk: ClientPk,
         code: &str,
     ) -> StoreResult<Option<MerchantRecord>> {
         self.bounded(self.merchants.get((client_pk, code.to_owned())))
             .await
     }
 
-    async fn lookup_kyc(&self, kid: &str) -> StoreResult<Option<(i64, KycRecord)>> {
+    async fn lookup_kyc(&self, kid: &str) -> StoreResult<Option<(ClientPk, KycRecord)>> {
         self.bounded(self.kycs.get(kid.to_owned())).await
     }
 }
