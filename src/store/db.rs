@@ -157,10 +157,28 @@ impl<R: Row + ?Sized> Columns for R {}
 /// A decoder of one row into a record.
 pub type Decode<T> = fn(&dyn Row) -> DecodeResult<T>;
 
+/// A statement to run: what it is for (in errors), its text and its values.
+#[derive(Clone, Copy)]
+pub struct Statement<'a> {
+    pub context: &'static str,
+    pub sql: &'static str,
+    pub args: &'a [Arg<'a>],
+}
+
 /// A connection a store operation runs on; inside the caller's transaction when it has
-/// one. `context` says what the statement is for, in errors.
+/// one. Each database provides `changes` and `rows`; operations call the rest.
 pub trait Conn {
     fn dialect(&self) -> Dialect;
+
+    /// Runs a statement; how many rows it changed.
+    fn changes(&mut self, st: Statement<'_>) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Every row a statement yields, decoded.
+    fn rows<T: Send + 'static>(
+        &mut self,
+        st: Statement<'_>,
+        decode: Decode<T>,
+    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send;
 
     /// Runs a statement; how many rows it changed.
     fn execute(
@@ -168,7 +186,9 @@ pub trait Conn {
         context: &'static str,
         sql: &'static str,
         args: &[Arg<'_>],
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        self.changes(Statement { context, sql, args })
+    }
 
     /// Every row the statement yields, decoded.
     fn fetch<T: Send + 'static>(
@@ -177,7 +197,9 @@ pub trait Conn {
         sql: &'static str,
         args: &[Arg<'_>],
         decode: Decode<T>,
-    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
+        self.rows(Statement { context, sql, args }, decode)
+    }
 
     /// The first row, if any.
     fn fetch_one<T: Send + 'static>(

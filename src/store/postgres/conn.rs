@@ -2,7 +2,7 @@
 
 use super::Ctx;
 use crate::store::StoreResult;
-use crate::store::db::{Arg, Conn, Decode, DecodeResult, Row, corrupt};
+use crate::store::db::{Arg, Conn, Decode, DecodeResult, Row, Statement, corrupt};
 use crate::store::schema::Dialect;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
@@ -28,13 +28,15 @@ impl Row for PgRow {
     }
 }
 
-fn bound<'q>(sql: &'static str, args: &[Arg<'q>]) -> Query<'q, Postgres, PgArguments> {
-    args.iter().fold(sqlx::query(sql), |q, arg| match *arg {
-        Arg::Int(v) => q.bind(v),
-        Arg::Flag(v) => q.bind(v),
-        Arg::Text(v) => q.bind(v),
-        Arg::Bytes(v) => q.bind(v),
-    })
+fn bound<'q>(st: Statement<'q>) -> Query<'q, Postgres, PgArguments> {
+    st.args
+        .iter()
+        .fold(sqlx::query(st.sql), |q, arg| match *arg {
+            Arg::Int(v) => q.bind(v),
+            Arg::Flag(v) => q.bind(v),
+            Arg::Text(v) => q.bind(v),
+            Arg::Bytes(v) => q.bind(v),
+        })
 }
 
 impl Conn for PgConnection {
@@ -42,34 +44,24 @@ impl Conn for PgConnection {
         Dialect::Postgres
     }
 
-    fn execute(
-        &mut self,
-        context: &'static str,
-        sql: &'static str,
-        args: &[Arg<'_>],
-    ) -> impl Future<Output = StoreResult<u64>> + Send {
-        let query = bound(sql, args);
+    fn changes(&mut self, st: Statement<'_>) -> impl Future<Output = StoreResult<u64>> + Send {
+        let query = bound(st);
         async move {
-            Ok(query
-                .execute(&mut *self)
-                .await
-                .ctx(context)?
-                .rows_affected())
+            let done = query.execute(&mut *self).await.ctx(st.context)?;
+            Ok(done.rows_affected())
         }
     }
 
-    fn fetch<T: Send + 'static>(
+    fn rows<T: Send + 'static>(
         &mut self,
-        context: &'static str,
-        sql: &'static str,
-        args: &[Arg<'_>],
+        st: Statement<'_>,
         decode: Decode<T>,
     ) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
-        let query = bound(sql, args);
+        let query = bound(st);
         async move {
-            let rows = query.fetch_all(&mut *self).await.ctx(context)?;
+            let rows = query.fetch_all(&mut *self).await.ctx(st.context)?;
             rows.iter()
-                .map(|r| decode(r).map_err(|e| corrupt(context, e)))
+                .map(|r| decode(r).map_err(|e| corrupt(st.context, e)))
                 .collect()
         }
     }

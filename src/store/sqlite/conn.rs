@@ -3,10 +3,10 @@
 
 use super::Ctx;
 use crate::store::StoreResult;
-use crate::store::db::{Arg, Conn, Decode, DecodeResult, Row};
+use crate::store::db::{Arg, Conn, Decode, DecodeResult, Row, Statement};
 use crate::store::schema::Dialect;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, ToSql};
+use rusqlite::{CachedStatement, Connection, ToSql};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::{Future, ready};
@@ -87,16 +87,13 @@ impl Row for LiteRow<'_, '_> {
 }
 
 /// Prepares (or takes from the connection's cache) a shared statement.
-fn prepared<'c>(
-    conn: &'c Connection,
-    context: &'static str,
-    sql: &'static str,
-) -> StoreResult<rusqlite::CachedStatement<'c>> {
+fn prepared<'c>(conn: &'c Connection, st: Statement<'_>) -> StoreResult<CachedStatement<'c>> {
     debug_assert!(
-        placeholders_in_order(sql),
-        "placeholders must first appear as $1, $2, …: {sql}"
+        placeholders_in_order(st.sql),
+        "placeholders must first appear as $1, $2, …: {}",
+        st.sql
     );
-    conn.prepare_cached(sql).ctx(context)
+    conn.prepare_cached(st.sql).ctx(st.context)
 }
 
 impl Conn for Connection {
@@ -104,30 +101,23 @@ impl Conn for Connection {
         Dialect::Sqlite
     }
 
-    fn execute(
-        &mut self,
-        context: &'static str,
-        sql: &'static str,
-        args: &[Arg<'_>],
-    ) -> impl Future<Output = StoreResult<u64>> + Send {
-        let done = prepared(self, context, sql).and_then(|mut st| {
-            st.execute(rusqlite::params_from_iter(args))
-                .map(|n| n as u64)
-                .ctx(context)
-        });
-        ready(done)
+    fn changes(&mut self, st: Statement<'_>) -> impl Future<Output = StoreResult<u64>> + Send {
+        let params = rusqlite::params_from_iter(st.args);
+        let done = prepared(self, st).and_then(|mut s| s.execute(params).ctx(st.context));
+        ready(done.map(|n| n as u64))
     }
 
-    fn fetch<T: Send + 'static>(
+    fn rows<T: Send + 'static>(
         &mut self,
-        context: &'static str,
-        sql: &'static str,
-        args: &[Arg<'_>],
+        st: Statement<'_>,
         decode: Decode<T>,
     ) -> impl Future<Output = StoreResult<Vec<T>>> + Send {
-        let rows = prepared(self, context, sql).and_then(|mut st| {
-            let names = column_names(sql, &st);
-            let mut rows = st.query(rusqlite::params_from_iter(args)).ctx(context)?;
+        let context = st.context;
+        let rows = prepared(self, st).and_then(|mut prepared| {
+            let names = column_names(st.sql, &prepared);
+            let mut rows = prepared
+                .query(rusqlite::params_from_iter(st.args))
+                .ctx(context)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().ctx(context)? {
                 let row = LiteRow {
