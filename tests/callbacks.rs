@@ -61,16 +61,39 @@ async fn event_row(app: &TestApp, event_id: &str) -> paycc::store::CallbackRecor
 }
 
 async fn wait_status(app: &TestApp, event_id: &str, status: &str) -> paycc::store::CallbackRecord {
+    let row = wait_for(app, event_id, |row| row.status == status).await;
+    assert_eq!(row.status, status, "{row:?}");
+    row
+}
+
+/// The event once it has had `attempts` attempts (as it stands at the deadline if not).
+async fn wait_attempts(
+    app: &TestApp,
+    event_id: &str,
+    attempts: i64,
+) -> paycc::store::CallbackRecord {
+    let row = wait_for(app, event_id, |row| row.attempts >= attempts).await;
+    assert_eq!(row.attempts, attempts, "{row:?}");
+    row
+}
+
+async fn wait_for(
+    app: &TestApp,
+    event_id: &str,
+    done: impl Fn(&paycc::store::CallbackRecord) -> bool,
+) -> paycc::store::CallbackRecord {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let row = event_row(app, event_id).await;
-        if row.status == status || tokio::time::Instant::now() > deadline {
-            assert_eq!(row.status, status, "{row:?}");
+        if done(&row) || tokio::time::Instant::now() > deadline {
             return row;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Longer than any test runs: a retry comes only when the test moves the clock.
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn hex_hmac(key: &[u8], body: &[u8]) -> String {
     let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
@@ -142,17 +165,30 @@ async fn delivers_signed_events_in_order(backend: Backend) {
 }
 
 async fn retries_after_a_500_then_succeeds(backend: Backend) {
-    let (app, receiver, _) = app_with(backend, Options::default()).await;
+    let opts = Options {
+        callback_schedule: vec![HOUR; 5],
+        ..Options::default()
+    };
+    let (app, receiver, _) = app_with(backend, opts).await;
     receiver.answer(&[(500, Duration::ZERO), (503, Duration::ZERO)]);
     let kid = app.init_kid().await;
     assert_eq!(app.complete(&kid, "rejected", 10).await.status, 200);
+    let event = format!("evt_{kid}_rejected");
+    for (attempts, answered) in [(1, "HTTP 500"), (2, "HTTP 503")] {
+        let row = wait_attempts(&app, &event, attempts).await;
+        assert_eq!(
+            row.last_error,
+            Some(format!("the receiver answered {answered}"))
+        );
+        app.clock.advance(HOUR + HOUR / 4);
+    }
     let got = receiver.wait_for(3, WAIT).await;
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|r| r.body == got[0].body && r.header("webhook-id") == got[0].header("webhook-id")),
         "every retry carries the same event");
     assert_eq!(got[0].json()["event"], "paycc.kyc.failed");
     assert_eq!(got[0].json()["message"], "Kyc rejected");
-    let row = wait_status(&app, &format!("evt_{kid}_rejected"), "delivered").await;
+    let row = wait_status(&app, &event, "delivered").await;
     assert_eq!(row.attempts, 3);
     assert!(
         app.service
@@ -165,10 +201,9 @@ async fn retries_after_a_500_then_succeeds(backend: Backend) {
 }
 
 async fn slow_receiver_times_out_and_is_retried(backend: Backend) {
-    // The retry waits long enough for the failed attempt to be seen before it.
     let opts = Options {
         callback_timeout: Duration::from_millis(500),
-        callback_schedule: vec![Duration::from_secs(2); 3],
+        callback_schedule: vec![HOUR; 3],
         ..Options::default()
     };
     let (app, receiver, _) = app_with(backend, opts).await;
@@ -176,18 +211,15 @@ async fn slow_receiver_times_out_and_is_retried(backend: Backend) {
     let kid = app.init_kid().await;
     assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
     let event = format!("evt_{kid}_approved");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let failed = loop {
-        let row = event_row(&app, &event).await;
-        if row.attempts >= 1 || tokio::time::Instant::now() > deadline {
-            break row;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let failed = wait_attempts(&app, &event, 1).await;
     assert_eq!(
         (failed.status.as_str(), failed.last_error.as_deref()),
         ("pending", Some("no answer within 500ms"))
     );
+    // Not due before its hour (the mark ±20%) is up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(event_row(&app, &event).await.attempts, 1);
+    app.clock.advance(HOUR + HOUR / 4);
     let row = wait_status(&app, &event, "delivered").await;
     assert_eq!(row.attempts, 2, "{row:?}");
     assert_eq!(receiver.received().len(), 2);
@@ -195,7 +227,7 @@ async fn slow_receiver_times_out_and_is_retried(backend: Backend) {
 
 async fn dead_after_the_schedule_then_retried_by_an_operator(backend: Backend) {
     let opts = Options {
-        callback_schedule: vec![Duration::from_millis(100); 2],
+        callback_schedule: vec![HOUR; 2],
         ..Options::default()
     };
     let (app, receiver, _) = app_with(backend, opts).await;
@@ -203,6 +235,13 @@ async fn dead_after_the_schedule_then_retried_by_an_operator(backend: Backend) {
     let kid = app.init_kid().await;
     assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
     let event = format!("evt_{kid}_approved");
+    for attempts in 1..=2 {
+        assert_eq!(
+            wait_attempts(&app, &event, attempts).await.status,
+            "pending"
+        );
+        app.clock.advance(HOUR + HOUR / 4);
+    }
     let row = wait_status(&app, &event, "dead").await;
     assert_eq!(row.attempts, 3);
     assert_eq!(
@@ -227,7 +266,11 @@ async fn dead_after_the_schedule_then_retried_by_an_operator(backend: Backend) {
 }
 
 async fn receiver_down_for_a_while(backend: Backend) {
-    let app = TestApp::spawn_with(backend, Options::default()).await;
+    let opts = Options {
+        callback_schedule: vec![HOUR; 5],
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(backend, opts).await;
     // A free port with nothing on it yet.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -242,20 +285,17 @@ async fn receiver_down_for_a_while(backend: Backend) {
     let kid = app.init_kid().await;
     assert_eq!(app.complete(&kid, "approved", 95).await.status, 200);
     let event = format!("evt_{kid}_approved");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let row = event_row(&app, &event).await;
-        if row.attempts >= 2 {
-            assert_eq!(row.status, "pending");
-            assert_eq!(row.last_error.as_deref(), Some("could not connect"));
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{row:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for attempts in 1..=2 {
+        let row = wait_attempts(&app, &event, attempts).await;
+        assert_eq!(
+            (row.status.as_str(), row.last_error.as_deref()),
+            ("pending", Some("could not connect"))
+        );
+        app.clock.advance(HOUR + HOUR / 4);
     }
     let receiver = Receiver::start_on(addr).await;
     let row = wait_status(&app, &event, "delivered").await;
-    assert!(row.attempts >= 3, "{row:?}");
+    assert_eq!(row.attempts, 3, "{row:?}");
     assert_eq!(receiver.received().len(), 1);
 }
 
@@ -420,8 +460,9 @@ async fn secrets_are_kept_or_rotated(backend: Backend) {
 async fn finished_events_are_purged_after_their_retention(backend: Backend) {
     let opts = Options {
         expiry_interval: Duration::from_millis(100),
-        callback_retention: Duration::from_millis(300),
-        callback_schedule: vec![Duration::from_secs(60)],
+        callback_retention: 24 * HOUR,
+        // Still waiting for its retry when the delivered one is past its retention.
+        callback_schedule: vec![72 * HOUR],
         ..Options::default()
     };
     let (app, receiver, _) = app_with(backend, opts).await;
@@ -431,6 +472,8 @@ async fn finished_events_are_purged_after_their_retention(backend: Backend) {
     receiver.answer(&[(500, Duration::ZERO)]);
     let failing = app.init_kid_for_new_customer().await;
     assert_eq!(app.complete(&failing, "rejected", 5).await.status, 200);
+    wait_attempts(&app, &format!("evt_{failing}_rejected"), 1).await;
+    app.clock.advance(48 * HOUR);
     let deadline = tokio::time::Instant::now() + WAIT;
     let left = loop {
         let left: Vec<String> = app
