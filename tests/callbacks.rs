@@ -330,7 +330,7 @@ async fn private_addresses_are_refused(backend: Backend) {
 
 async fn expiry_and_clients_without_a_url(backend: Backend) {
     let opts = Options {
-        kyc_ttl: Duration::from_secs(1),
+        kyc_ttl: HOUR,
         expiry_interval: Duration::from_millis(200),
         ..Options::default()
     };
@@ -354,6 +354,12 @@ async fn expiry_and_clients_without_a_url(backend: Backend) {
         .await
         .unwrap();
     let kid = app.init_kid_for_new_customer().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "nothing before the link runs out"
+    );
+    app.clock.advance(HOUR);
     let got = receiver.wait_for(1, WAIT).await;
     assert_eq!(got.len(), 1, "the sweeper's expiry is announced");
     let event: Value = got[0].json();
