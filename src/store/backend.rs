@@ -2,11 +2,10 @@
 //! runs. Every `Store` trait is implemented once, for any `Backend` (`store/ops`), by
 //! handing the shared operation to `Backend::run`; SQLite queues it for its writer's
 //! next group commit or a reader, PostgreSQL runs it on a pooled connection or in a
-//! transaction. The few lookups every request makes have their own hook, which
+//! transaction. The few lookups every request makes have hooks of their own, which
 //! PostgreSQL answers from its batched lookups.
 
 use super::db::Conn;
-use super::ops::{clients, kyc};
 use super::{ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreResult};
 use std::future::Future;
 use std::pin::Pin;
@@ -75,32 +74,21 @@ pub trait Backend: Send + Sync + 'static {
     /// How many migrations the database has applied.
     fn schema_version(&self) -> impl Future<Output = StoreResult<i64>> + Send;
 
+    // The lookups every request makes; PostgreSQL answers them from its batches.
     fn lookup_client(
         &self,
         client_id: &str,
-    ) -> impl Future<Output = StoreResult<Option<ClientRecord>>> + Send {
-        self.run(Access::Read, client_id.to_owned(), |c, id| {
-            Box::pin(clients::find_client(c, id))
-        })
-    }
+    ) -> impl Future<Output = StoreResult<Option<ClientRecord>>> + Send;
 
     fn lookup_merchant(
         &self,
         client_pk: ClientPk,
         code: &str,
-    ) -> impl Future<Output = StoreResult<Option<MerchantRecord>>> + Send {
-        self.run(Access::Read, code.to_owned(), move |c, code| {
-            Box::pin(clients::merchant_of_client(c, client_pk, code))
-        })
-    }
+    ) -> impl Future<Output = StoreResult<Option<MerchantRecord>>> + Send;
 
     /// A request, with the pk of the client whose merchant it belongs to.
     fn lookup_kyc(
         &self,
         kid: &str,
-    ) -> impl Future<Output = StoreResult<Option<(ClientPk, KycRecord)>>> + Send {
-        self.run(Access::Read, kid.to_owned(), |c, kid| {
-            Box::pin(kyc::by_kid(c, kid))
-        })
-    }
+    ) -> impl Future<Output = StoreResult<Option<(ClientPk, KycRecord)>>> + Send;
 }

@@ -6,8 +6,9 @@ mod conn;
 
 use super::backend::{Access, Args, Backend, Job, Operation};
 use super::db::Unique;
+use super::ops::{clients, kyc};
 use super::schema::{Dialect, MIGRATIONS};
-use super::{StoreError, StoreResult};
+use super::{ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
 use conn::run_now;
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, ErrorCode};
@@ -178,6 +179,31 @@ impl Backend for SqliteStore {
         self.read(|conn| {
             conn.query_row("PRAGMA user_version", [], |r| r.get(0))
                 .ctx("reading the schema version")
+        })
+        .await
+    }
+
+    async fn lookup_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        self.run(Access::Read, client_id.to_owned(), |c, id| {
+            Box::pin(clients::find_client(c, id))
+        })
+        .await
+    }
+
+    async fn lookup_merchant(
+        &self,
+        client_pk: ClientPk,
+        code: &str,
+    ) -> StoreResult<Option<MerchantRecord>> {
+        self.run(Access::Read, code.to_owned(), move |c, code| {
+            Box::pin(clients::merchant_of_client(c, client_pk, code))
+        })
+        .await
+    }
+
+    async fn lookup_kyc(&self, kid: &str) -> StoreResult<Option<(ClientPk, KycRecord)>> {
+        self.run(Access::Read, kid.to_owned(), |c, kid| {
+            Box::pin(kyc::by_kid(c, kid))
         })
         .await
     }
