@@ -311,6 +311,24 @@ async fn private_addresses_are_refused(backend: Backend) {
     for (url, refused) in [
         (receiver.url(), "refused: 127.0.0.1 is not a public address"),
         (by_name, "refused: localhost is not a public address"),
+        // 6to4 and Teredo tunnel to the IPv4 address inside them; a translated address
+        // is the IPv4 one.
+        (
+            "http://[2002:7f00:1::1]/hooks/kyc".into(),
+            "refused: 2002:7f00:1::1 is not a public address",
+        ),
+        (
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hooks/kyc".into(),
+            "refused: 2001:0:4136:e378:8000:63bf:80ff:fffe is not a public address",
+        ),
+        (
+            "http://[::ffff:0:7f00:1]/hooks/kyc".into(),
+            "refused: ::ffff:0:7f00:1 is not a public address",
+        ),
+        (
+            "http://192.88.99.1/hooks/kyc".into(),
+            "refused: 192.88.99.1 is not a public address",
+        ),
     ] {
         app.service
             .callbacks
