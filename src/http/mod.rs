@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors and the envelope. Handlers turn requests into
 //! domain requests, call the service, and turn its answer into one envelope.
 
+mod cross_site;
 mod customer;
 mod envelope;
 mod extract;
@@ -43,9 +44,11 @@ pub fn router(service: Arc<Service>, public_url: &str) -> Router {
         );
     let offers = service.provider_offers();
     if offers.simulated_journey {
-        api = api
-            .route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete))
-            .merge(gateway::routes());
+        api = api.route("/v1/sandbox/kyc/{kid}/complete", post(sandbox::complete));
+    }
+    let mut api = api.route_layer(middleware::from_fn(cross_site::refuse_browsers));
+    if offers.simulated_journey {
+        api = api.merge(gateway::routes());
     }
     if offers.webhook_signature.is_some() {
         // Provider events can carry photos: a larger body limit than the API's 16 KiB.
