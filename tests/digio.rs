@@ -306,6 +306,51 @@ async fn webhooks_are_verified_deduplicated_and_never_trusted(backend: Backend) 
     assert_eq!(webhook(&app, &unknown, Some(&sig)).await.status, 200);
 }
 
+/// A delivery is refused before its body is read when it has no checksum or says it is
+/// too large, and without reading past 64 KiB when it turns out to be.
+async fn webhook_bodies_are_checked_before_they_are_read(backend: Backend) {
+    let (app, fake) = spawn(backend, |_| {}).await;
+    let unsigned = r#"{"code":"0x0201","status":"UNAUTHORIZED","message":"The webhook checksum is missing or wrong."}"#;
+    let too_large = r#"{"code":"0x0202","status":"FAILURE","message":"The webhook body is larger than 65536 bytes."}"#;
+    for (head, status, envelope) in [
+        // No checksum: refused with 10 MB still to come.
+        ("Content-Length: 10485760\r\n", 401, unsigned),
+        // Signed, but says 10 MB.
+        (
+            "X-Digio-Checksum: 00\r\nContent-Length: 10485760\r\n",
+            413,
+            too_large,
+        ),
+        // Signed and chunked: refused once 64 KiB have come, the rest never read.
+        (
+            "X-Digio-Checksum: 00\r\nTransfer-Encoding: chunked\r\n",
+            413,
+            too_large,
+        ),
+    ] {
+        let mut request = format!(
+            "POST /v1/webhooks/digio HTTP/1.1\r\nHost: paycc\r\nContent-Type: application/json\r\n{head}\r\n"
+        )
+        .into_bytes();
+        if head.contains("chunked") {
+            let chunk = vec![b' '; 70 * 1024];
+            request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            request.extend_from_slice(&chunk);
+            request.extend_from_slice(b"\r\n");
+        } else {
+            request.extend_from_slice(b"{\"id\":");
+        }
+        let mut conn = raw::Stalled::send(&app.base, &request).await;
+        let answer = conn
+            .answer(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no answer to {head:?} while its body is still owed"));
+        assert_eq!(raw::status_of(&answer), status, "{answer}");
+        assert_eq!(raw::body_of(&answer), envelope);
+    }
+    assert_eq!(fake.response_calls(), 0, "nothing was looked up for them");
+}
+
 async fn the_reconciler_picks_up_a_missed_webhook(backend: Backend) {
     let (app, fake) = spawn(backend, |a| {
         a.reconcile_after = Duration::from_secs(1);
@@ -449,6 +494,7 @@ async fn an_approval_of_someone_else_approves_nothing(backend: Backend) {
 }
 
 on_both_backends!(
+    webhook_bodies_are_checked_before_they_are_read,
     an_approval_of_someone_else_approves_nothing,
     happy_path_init_webhook_status,
     a_slow_provider_times_out_and_the_request_is_marked_failed,

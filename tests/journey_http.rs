@@ -225,6 +225,83 @@ async fn every_post_checks_the_link_token(backend: Backend) {
     assert_eq!(j.title().await, "Verify your identity");
 }
 
+/// A selfie post is answered before its upload is read when its link, its cookie or
+/// its form token (the form's first field) is wrong: the upload is still owed when the
+/// refusal comes.
+async fn uploads_are_read_only_after_the_checks(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let j = open(&app).await;
+    for step in ["consent", "digilocker", "share"] {
+        let form = match step {
+            "consent" => j.form().text("agree", "on"),
+            "digilocker" => j.form().text("otp", "123456"),
+            _ => j.form(),
+        };
+        assert_eq!(
+            j.post(step, form, Some(&j.cookie), None).await.status(),
+            303
+        );
+    }
+    let selfie = j.post_url("selfie");
+    let path = &selfie[j.base.len()..];
+    let forged_link = path.replace("token_id=GWT", "token_id=GWX");
+    let part = |name: &str, value: &str| {
+        format!("--b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    let photo_head = "--b\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"me.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n\u{ff}\u{d8}\u{ff}";
+    let cookie = format!("Cookie: {}\r\n", j.cookie);
+    for (what, path, cookie, body_start, status, says) in [
+        (
+            "a forged link",
+            forged_link.as_str(),
+            cookie.as_str(),
+            part("csrf", &j.csrf),
+            404,
+            "This link is not valid",
+        ),
+        (
+            "no cookie",
+            path,
+            "",
+            part("csrf", &j.csrf),
+            403,
+            "This form has expired",
+        ),
+        (
+            "a wrong form token",
+            path,
+            cookie.as_str(),
+            part("csrf", "00"),
+            403,
+            "This form has expired",
+        ),
+        (
+            "the photo before the form token",
+            path,
+            cookie.as_str(),
+            String::new(),
+            403,
+            "This form has expired",
+        ),
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: paycc\r\n{cookie}Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 2000000\r\n\r\n"
+        );
+        let mut conn = raw::Stalled::send(
+            &app.base,
+            format!("{head}{body_start}{photo_head}").as_bytes(),
+        )
+        .await;
+        let answer = conn
+            .answer(std::time::Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{what}: no answer while the upload is owed"));
+        assert_eq!(raw::status_of(&answer), status, "{what}: {answer}");
+        assert!(raw::body_of(&answer).contains(says), "{what}: {answer}");
+    }
+    assert_eq!(j.title().await, "Take a selfie", "nothing moved");
+}
+
 async fn stale_forms_do_not_skip_steps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let j = open(&app).await;
@@ -429,5 +506,6 @@ on_both_backends!(
     posts_need_the_cookie_bound_form_token_and_a_same_site_origin,
     every_post_checks_the_link_token,
     stale_forms_do_not_skip_steps,
+    uploads_are_read_only_after_the_checks,
     refused_uploads_keep_the_customer_on_the_selfie_step,
 );

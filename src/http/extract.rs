@@ -35,9 +35,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
             .await
             .map_err(|e| {
-                let too_big = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                if too_big {
+                if is_too_large(&e) {
                     ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         Code::Failure,
@@ -99,4 +97,9 @@ impl FromRequestParts<AppState> for Caller {
         let client = state.service.auth.authenticate(client_id, secret).await?;
         Ok(Caller(client))
     }
+}
+
+/// Whether a body was refused for passing its size limit.
+pub fn is_too_large(e: &axum::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
 }

@@ -21,9 +21,6 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 
-/// Largest webhook body accepted.
-const WEBHOOK_BODY_LIMIT: usize = 8 * 1024 * 1024;
-
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
@@ -51,10 +48,9 @@ pub fn router(service: Arc<Service>, public_url: &str) -> Router {
         api = api.merge(gateway::routes());
     }
     if offers.webhook_signature.is_some() {
-        // Provider events can carry photos: a larger body limit than the API's 16 KiB.
         api = api.route(
             &format!("/v1/webhooks/{}", service.provider_name()),
-            post(webhooks::receive).layer(axum::extract::DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+            post(webhooks::receive),
         );
     }
     let router = api

@@ -189,6 +189,11 @@ impl Journeys {
         Ok(Advanced::Stay)
     }
 
+    /// Whether a link opens a journey that can still be posted to, before its form is read.
+    pub async fn check_link(&self, key: &JourneyKey<'_>) -> Result<(), JourneyError> {
+        self.journey_record(key).await.map(drop)
+    }
+
     /// The form token bound to this browser's cookie nonce and this journey.
     pub fn form_token(&self, kid: &str, nonce: &str) -> String {
         hex::encode(self.keys.lookup_hash(Lookup::Csrf, &[kid, nonce]))

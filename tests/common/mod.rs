@@ -5,6 +5,7 @@
 pub mod deploy;
 pub mod fake_digio;
 pub mod proxy;
+pub mod raw;
 pub mod receiver;
 
 use base64::prelude::*;

@@ -109,13 +109,28 @@ async fn submit(
     let (kid, reference, step) = path.map(|Path(p)| p).unwrap_or_default();
     let token = token_of(query);
     let key = journey_key(&kid, &reference, &token);
+    // Everything that can be checked before the body is: where the post comes from,
+    // the browser's cookie, and the link. The form token comes first in the form and is
+    // checked before an upload is read (`read_form`).
     let cross_site = headers
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
+    let Some(nonce) = cookie_nonce(&headers).filter(|_| !cross_site) else {
+        return form_expired();
+    };
+    if let Err(e) = state.service.journeys.check_link(&key).await {
+        return refusal(e);
+    }
     let Ok(form) = form else {
         return bad_form();
     };
-    let fields = match read_form(form).await {
+    let form_token_ok = |presented: &str| {
+        state
+            .service
+            .journeys
+            .form_token_ok(&kid, &nonce, presented)
+    };
+    let fields = match read_form(form, form_token_ok).await {
         Ok(f) => f,
         Err(FormProblem::TooLarge) => {
             return render(
@@ -127,25 +142,9 @@ async fn submit(
             )
             .await;
         }
+        Err(FormProblem::Forged) => return form_expired(),
         Err(FormProblem::Unreadable) => return bad_form(),
     };
-    let nonce = cookie_nonce(&headers).unwrap_or_default();
-    if cross_site
-        || nonce.is_empty()
-        || !state
-            .service
-            .journeys
-            .form_token_ok(&kid, &nonce, &fields.csrf)
-    {
-        return page(
-            StatusCode::FORBIDDEN,
-            message_page(
-                "This form has expired",
-                "For your security the form could not be accepted. Open your verification link again and continue from there.",
-            ),
-            None,
-        );
-    }
     let action = match Step::parse(&step) {
         Some(Step::Consent) if fields.agree => JourneyAction::Consent,
         Some(Step::Consent) => {
@@ -207,7 +206,6 @@ async fn submit(
 
 #[derive(Default)]
 struct FormFields {
-    csrf: String,
     agree: bool,
     otp: String,
     outcome: String,
@@ -218,21 +216,33 @@ struct FormFields {
 
 enum FormProblem {
     TooLarge,
+    /// No valid form token, or none before the upload.
+    Forged,
     Unreadable,
 }
 
-async fn read_form(mut form: Multipart) -> Result<FormFields, FormProblem> {
+/// Reads the form, whose token (`csrf`, the page's first field) must be valid before
+/// an upload is read.
+async fn read_form(
+    mut form: Multipart,
+    form_token_ok: impl Fn(&str) -> bool,
+) -> Result<FormFields, FormProblem> {
     let mut f = FormFields::default();
+    let mut vouched = false;
     loop {
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
-            Ok(None) => return Ok(f),
+            Ok(None) if vouched => return Ok(f),
+            Ok(None) => return Err(FormProblem::Forged),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(FormProblem::TooLarge);
             }
             Err(_) => return Err(FormProblem::Unreadable),
         };
         let name = field.name().unwrap_or_default().to_owned();
+        if name == "photo" && !vouched {
+            return Err(FormProblem::Forged);
+        }
         let bytes = field.bytes().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 FormProblem::TooLarge
@@ -242,7 +252,7 @@ async fn read_form(mut form: Multipart) -> Result<FormFields, FormProblem> {
         })?;
         let text = || String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).into_owned();
         match name.as_str() {
-            "csrf" => f.csrf = text(),
+            "csrf" => vouched = form_token_ok(&text()),
             "agree" => f.agree = !bytes.is_empty(),
             "otp" => f.otp = text(),
             "outcome" => f.outcome = text(),
@@ -319,6 +329,17 @@ fn refusal(e: JourneyError) -> Response {
             )
         }
     }
+}
+
+fn form_expired() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        message_page(
+            "This form has expired",
+            "For your security the form could not be accepted. Open your verification link again and continue from there.",
+        ),
+        None,
+    )
 }
 
 fn bad_form() -> Response {
