@@ -3,6 +3,7 @@
 use crate::config::{Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings};
 use crate::crypto::Keyring;
 use crate::delivery::CallbackSender;
+use crate::http::ConnectionLimits;
 use crate::provider::KycProvider;
 use crate::provider::digio::{Digio, DigioSettings};
 use crate::sandbox::{Sandbox, StoredJourneys};
@@ -199,6 +200,7 @@ pub struct Server {
     expiry_interval: Duration,
     reconcile_interval: Duration,
     callbacks: CallbackWorker,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -291,6 +293,11 @@ impl Server {
             expiry_interval: serve.expiry_interval,
             reconcile_interval: serve.digio.reconcile_interval,
             callbacks,
+            limits: ConnectionLimits {
+                header_timeout: serve.connections.header_timeout,
+                idle_timeout: serve.connections.idle_timeout,
+                max_connections: serve.connections.max_connections,
+            },
         })
     }
 
@@ -344,9 +351,7 @@ impl Server {
             crate::http::ops_router(self.service.clone()),
         );
         let ops = tokio::spawn(async move { ops.await });
-        let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = crate::http::serve(self.listener, self.router, self.limits, shutdown).await;
         sweeper.abort();
         reconciler.abort();
         // A callback cut off here keeps its claim until the lease ends; then any node

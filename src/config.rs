@@ -221,7 +221,45 @@ pub struct ServeSettings {
     pub allow_sandbox: bool,
 
     #[command(flatten)]
+    pub connections: ConnectionArgs,
+
+    #[command(flatten)]
     pub digio: DigioArgs,
+}
+
+const HEADER_TIMEOUT: &str = "10s";
+const IDLE_TIMEOUT: &str = "60s";
+const MAX_CONNECTIONS: u32 = 10_000;
+
+/// How long and how many connections the API listener keeps.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Longest a request's head (request line and headers) may take to arrive, from its
+    /// first byte; a slower connection is dropped.
+    #[arg(long = "header-timeout", env = "PAYCC_HEADER_TIMEOUT", default_value = HEADER_TIMEOUT,
+          value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a connection with no request in flight is kept open.
+    #[arg(long = "idle-timeout", env = "PAYCC_IDLE_TIMEOUT", default_value = IDLE_TIMEOUT,
+          value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Connections open at once on the API listener; more wait to be accepted.
+    #[arg(long = "max-connections", env = "PAYCC_MAX_CONNECTIONS", default_value_t = MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+impl Default for ConnectionArgs {
+    fn default() -> Self {
+        let duration = |raw| parse_duration(raw).expect("the defaults parse");
+        Self {
+            header_timeout: duration(HEADER_TIMEOUT),
+            idle_timeout: duration(IDLE_TIMEOUT),
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
 }
 
 fn parse_on_mismatch(raw: &str) -> Result<OnMismatch, String> {

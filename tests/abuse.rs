@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::time::Duration;
 
 const FROM_A_PAGE: &str = r#"{"code":"0x0202","status":"FAILURE","message":"Requests from web pages are refused: call this API from your server."}"#;
 
@@ -74,3 +75,103 @@ async fn requests_from_web_pages_are_refused_before_credentials(backend: Backend
 }
 
 on_both_backends!(requests_from_web_pages_are_refused_before_credentials);
+
+/// Connection limits are the listener's, whatever the database: these run on SQLite.
+async fn app_with_connections(connections: paycc::config::ConnectionArgs) -> TestApp {
+    TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            connections,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+fn connections(header_ms: u64, idle_ms: u64, max: u32) -> paycc::config::ConnectionArgs {
+    paycc::config::ConnectionArgs {
+        header_timeout: Duration::from_millis(header_ms),
+        idle_timeout: Duration::from_millis(idle_ms),
+        max_connections: max,
+    }
+}
+
+#[tokio::test]
+async fn half_sent_requests_are_dropped_at_the_header_timeout_while_the_api_answers() {
+    let app = app_with_connections(connections(600, 30_000, 1_000)).await;
+    let kid = app.init_kid().await;
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        stalled.push(raw::Stalled::send(&app.base, b"GET /v1/service/paycc/kyc/sta").await);
+    }
+    // Meanwhile every request of a well-behaved client is answered.
+    for _ in 0..20 {
+        assert_eq!(app.status(&kid).await.status, 200);
+    }
+    assert!(
+        !stalled[0].closed(Duration::from_millis(100)).await,
+        "not dropped before its time"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for (i, conn) in stalled.iter_mut().enumerate() {
+        assert!(
+            conn.closed(Duration::from_secs(2)).await,
+            "connection {i} still open"
+        );
+    }
+    assert_eq!(app.status(&kid).await.status, 200);
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_at_the_idle_timeout_not_the_header_one() {
+    let app = app_with_connections(connections(300, 1_500, 1_000)).await;
+    let kid = app.init_kid().await;
+    let request = format!(
+        "GET /v1/service/paycc/kyc/status/{kid} HTTP/1.1\r\nHost: paycc\r\nAuthorization: {}\r\n\r\n",
+        app.auth()
+    );
+    let mut conn = raw::Stalled::send(&app.base, request.as_bytes()).await;
+    let answer = conn
+        .answer(Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    assert_eq!(raw::status_of(&answer), 200, "{answer}");
+    // Kept alive past the header timeout…
+    assert!(
+        !conn.closed(Duration::from_millis(900)).await,
+        "closed while idle for less than the idle timeout"
+    );
+    // …and closed once idle for the idle timeout.
+    assert!(
+        conn.closed(Duration::from_secs(3)).await,
+        "still open after the idle timeout"
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let app = app_with_connections(connections(10_000, 10_000, 2)).await;
+    let kid = app.init_kid().await;
+    // The test client's own pooled connection from the init is one of the two.
+    let held = raw::Stalled::send(&app.base, b"").await;
+    let waiting = {
+        let url = format!("{}/v1/service/paycc/kyc/status/{kid}", app.base);
+        let auth = app.auth();
+        tokio::spawn(async move {
+            let fresh = http_builder().pool_max_idle_per_host(0).build().unwrap();
+            let res = fresh.get(url).header("Authorization", auth).send().await;
+            res.expect("paycc answers").status().as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection was served past the limit"
+    );
+    drop(held);
+    let status = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a connection closed")
+        .unwrap();
+    assert_eq!(status, 200);
+}

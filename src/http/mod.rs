@@ -7,11 +7,13 @@ mod envelope;
 mod extract;
 mod gateway;
 mod kyc;
+mod listener;
 mod observe;
 mod ops;
 mod sandbox;
 mod webhooks;
 
+pub use listener::{ConnectionLimits, serve};
 pub use ops::router as ops_router;
 
 use crate::service::Service;

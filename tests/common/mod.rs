@@ -11,7 +11,7 @@ pub mod receiver;
 use base64::prelude::*;
 use paycc::app::Server;
 use paycc::config::{
-    Database, DigioArgs, ProviderKind, RetrySchedule, ServeSettings, StoreSettings,
+    ConnectionArgs, Database, DigioArgs, ProviderKind, RetrySchedule, ServeSettings, StoreSettings,
 };
 use paycc::crypto::Keyring;
 use paycc::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
@@ -251,6 +251,7 @@ pub struct Options {
     /// Tests' receivers are on loopback, so private addresses are allowed unless a
     /// test says otherwise.
     pub callback_allow_private: bool,
+    pub connections: ConnectionArgs,
     pub name_match_min: u8,
     pub identity_mismatch: OnMismatch,
 }
@@ -265,6 +266,7 @@ impl Default for Options {
             callback_timeout: Duration::from_secs(2),
             callback_retention: Duration::from_secs(86_400),
             callback_allow_private: true,
+            connections: ConnectionArgs::default(),
             name_match_min: DEFAULT_NAME_MATCH_MIN,
             identity_mismatch: OnMismatch::Reject,
         }
@@ -336,6 +338,7 @@ impl TestApp {
             name_match_min: opts.name_match_min,
             identity_mismatch: opts.identity_mismatch,
             allow_sandbox: false,
+            connections: opts.connections,
             digio: opts.digio.unwrap_or_default(),
         };
         let clock = TestClock::new();
