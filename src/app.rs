@@ -283,7 +283,11 @@ impl Server {
                 "PAYCC_CALLBACK_ALLOW_PRIVATE is on: callbacks may reach loopback and private addresses"
             );
         }
-        let router = crate::http::router(service.clone(), &public_url);
+        let router = crate::http::router(
+            service.clone(),
+            &public_url,
+            serve.connections.max_in_flight,
+        );
         Ok(Self {
             listener,
             ops_listener,

@@ -230,6 +230,7 @@ pub struct ServeSettings {
 const HEADER_TIMEOUT: &str = "10s";
 const IDLE_TIMEOUT: &str = "60s";
 const MAX_CONNECTIONS: u32 = 10_000;
+const MAX_IN_FLIGHT: u32 = 512;
 
 /// How long and how many connections the API listener keeps.
 #[derive(Debug, Clone, Args)]
@@ -245,6 +246,13 @@ pub struct ConnectionArgs {
           value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Requests worked on at once; past it a request is refused at once with 503 and
+    /// `Retry-After: 1`. Size it so this many requests' work takes about as long as
+    /// the latency you accept (BENCHMARKS.md: ~30–40 µs of CPU per request on 2 cores).
+    #[arg(long = "max-in-flight", env = "PAYCC_MAX_IN_FLIGHT", default_value_t = MAX_IN_FLIGHT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
     /// Connections open at once on the API listener; more wait to be accepted.
     #[arg(long = "max-connections", env = "PAYCC_MAX_CONNECTIONS", default_value_t = MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -257,6 +265,7 @@ impl Default for ConnectionArgs {
         Self {
             header_timeout: duration(HEADER_TIMEOUT),
             idle_timeout: duration(IDLE_TIMEOUT),
+            max_in_flight: MAX_IN_FLIGHT,
             max_connections: MAX_CONNECTIONS,
         }
     }

@@ -92,6 +92,7 @@ fn connections(header_ms: u64, idle_ms: u64, max: u32) -> paycc::config::Connect
     paycc::config::ConnectionArgs {
         header_timeout: Duration::from_millis(header_ms),
         idle_timeout: Duration::from_millis(idle_ms),
+        max_in_flight: 512,
         max_connections: max,
     }
 }
@@ -174,4 +175,42 @@ async fn connections_past_the_limit_wait_until_one_closes() {
         .expect("served once a connection closed")
         .unwrap();
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn past_the_in_flight_limit_requests_are_refused_at_once() {
+    let mut limits = connections(10_000, 30_000, 1_000);
+    limits.max_in_flight = 2;
+    let app = app_with_connections(limits).await;
+    let kid = app.init_kid().await;
+    // Two inits whose bodies never finish hold the two slots.
+    let head = format!(
+        "POST /v1/service/paycc/init/kyc HTTP/1.1\r\nHost: paycc\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{{\"pan\":",
+        app.auth()
+    );
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        holders.push(raw::Stalled::send(&app.base, head.as_bytes()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let refused = app.status(&kid).await;
+    let took = started.elapsed();
+    refused.assert_exact(
+        503,
+        r#"{"code":"0x0205","status":"SOMETHING_WENT_WRONG","message":"The service is busy. Please retry in a second."}"#,
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(took < Duration::from_millis(500), "refused in {took:?}");
+    drop(holders);
+    // The slots come back once the held requests end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = app.status(&kid).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

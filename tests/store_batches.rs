@@ -9,8 +9,8 @@ use paycc::domain::state::KycState;
 use paycc::store::postgres::{PgSettings, PgStore};
 use paycc::store::sqlite::SqliteStore;
 use paycc::store::{
-    ClientPk, CustomerLookup, KycRequests, MerchantPk, NewCustomer, NewKyc, Store, StoreError,
-    Unique, UnixMs,
+    ClientPk, CustomerLookup, KycRequests, MerchantPk, NewCustomer, NewKyc, Settings, Store,
+    StoreError, Unique, UnixMs,
 };
 use std::sync::Arc;
 
@@ -212,4 +212,54 @@ async fn assert_clashes(store: &dyn Store, merchant_pk: MerchantPk) {
         .await
         .unwrap();
     assert_eq!((stored.kid, stored.reused), (kid(4), false));
+}
+
+/// The writer's queue is bounded: with the writer held up, writes past the bound are
+/// refused at once as `Busy` instead of queueing without end, and the queued ones still
+/// commit.
+#[tokio::test]
+async fn a_full_writer_queue_refuses_at_once() {
+    use paycc::store::backend::{Access, Backend};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _) = open_with_merchant(dir.path()).await;
+    let (held, hold) = std::sync::mpsc::channel::<()>();
+    let hold = std::sync::Mutex::new(hold);
+    let blocker = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .run(Access::Write, (), move |_, ()| {
+                    // Holds the writer until the test lets go.
+                    let _ = hold.lock().unwrap().recv();
+                    Box::pin(async { Ok(()) })
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let writes: Vec<_> = (0..10_000)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.pin_setting(&format!("s{n}"), b"v", NOW).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (answered, queued): (Vec<_>, Vec<_>) = writes.into_iter().partition(|w| w.is_finished());
+    assert!(
+        !answered.is_empty() && !queued.is_empty(),
+        "{} answered",
+        answered.len()
+    );
+    for write in answered {
+        let refused = write.await.unwrap();
+        assert!(
+            matches!(refused, Err(StoreError::Busy("SQLite writer"))),
+            "{refused:?}"
+        );
+    }
+    drop(held);
+    blocker.await.unwrap().unwrap();
+    for write in queued {
+        assert_eq!(write.await.unwrap().unwrap(), b"v");
+    }
 }

@@ -181,6 +181,10 @@ impl From<ServiceError> for ApiError {
                     "The KYC provider could not handle the request. Please try again.",
                 )
             }
+            ServiceError::Busy(queue) => {
+                tracing::warn!(queue, "refused a request: a queue is full");
+                busy()
+            }
             ServiceError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "storage unavailable");
                 ApiError::new(
@@ -199,6 +203,16 @@ impl From<ServiceError> for ApiError {
             }
         }
     }
+}
+
+/// The answer when this node has more work than it takes: at once, to be retried.
+pub fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::SomethingWentWrong,
+        "The service is busy. Please retry in a second.",
+    )
+    .retry_after(1)
 }
 
 /// `0x0203` when a field is missing, else `0x0202`/422; the message names the first

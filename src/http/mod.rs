@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors and the envelope. Handlers turn requests into
 //! domain requests, call the service, and turn its answer into one envelope.
 
+mod admission;
 mod cross_site;
 mod customer;
 mod envelope;
@@ -30,7 +31,7 @@ pub struct AppState {
     pub public_https: bool,
 }
 
-pub fn router(service: Arc<Service>, public_url: &str) -> Router {
+pub fn router(service: Arc<Service>, public_url: &str, max_in_flight: u32) -> Router {
     let mut api = Router::new()
         .route("/v1/service/paycc/init/kyc", post(kyc::init))
         .route(
@@ -70,7 +71,10 @@ pub fn router(service: Arc<Service>, public_url: &str) -> Router {
     } else {
         router
     };
-    router.layer(middleware::from_fn(observe::observe))
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize));
+    router
+        .layer(middleware::from_fn_with_state(slots, admission::admit))
+        .layer(middleware::from_fn(observe::observe))
 }
 
 async fn mark_sandbox(mut res: axum::response::Response) -> axum::response::Response {

@@ -69,6 +69,9 @@ pub enum ServiceError {
     Provider(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// More work than this node takes: refused at once, to be retried.
+    #[error("busy: the {0} queue is full")]
+    Busy(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -77,6 +80,7 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => ServiceError::Unavailable(m),
+            StoreError::Busy(queue) => ServiceError::Busy(queue),
             other => ServiceError::Internal(other.to_string()),
         }
     }

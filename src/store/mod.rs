@@ -22,6 +22,9 @@ pub enum StoreError {
     Conflict(Unique),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A queue in front of the database is full: the node has more work than it can take.
+    #[error("the {0} queue is full")]
+    Busy(&'static str),
     #[error("database error while {context}: {source}")]
     Backend {
         context: &'static str,

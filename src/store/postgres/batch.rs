@@ -15,6 +15,9 @@ use std::hash::Hash;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+/// Lookups waiting for their batch, at most; past it a lookup is refused (`Busy`).
+const MAX_WAITING: usize = 8 * 1024;
+
 /// The most keys one query carries.
 const MAX_KEYS: usize = 256;
 
@@ -24,7 +27,7 @@ type Waiter<K, V> = (K, oneshot::Sender<StoreResult<Option<V>>>);
 pub(super) type Fetched<K, V> = (PgConnection, StoreResult<Vec<(K, V)>>);
 
 pub(super) struct Batched<K, V> {
-    queue: mpsc::UnboundedSender<Waiter<K, V>>,
+    queue: mpsc::Sender<Waiter<K, V>>,
 }
 
 impl<K, V> Batched<K, V>
@@ -40,7 +43,7 @@ where
         F: Fn(PgConnection, Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Fetched<K, V>> + Send + 'static,
     {
-        let (queue, mut waiting) = mpsc::unbounded_channel::<Waiter<K, V>>();
+        let (queue, mut waiting) = mpsc::channel::<Waiter<K, V>>(MAX_WAITING);
         tokio::spawn(async move {
             let mut conn: Option<PgConnection> = None;
             while let Some(first) = waiting.recv().await {
@@ -50,6 +53,11 @@ where
                         Ok(next) => batch.push(next),
                         Err(_) => break,
                     }
+                }
+                // Lookups of abandoned requests are not asked for.
+                batch.retain(|(_, reply)| !reply.is_closed());
+                if batch.is_empty() {
+                    continue;
                 }
                 let mut seen = HashSet::with_capacity(batch.len());
                 let keys: Vec<K> = batch
@@ -68,7 +76,10 @@ where
     pub async fn get(&self, key: K) -> StoreResult<Option<V>> {
         let stopped = || StoreError::Unavailable("the lookup queue has stopped".into());
         let (reply, answer) = oneshot::channel();
-        self.queue.send((key, reply)).map_err(|_| stopped())?;
+        self.queue.try_send((key, reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy("PostgreSQL lookup"),
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -144,6 +155,7 @@ fn same_error(e: &StoreError) -> StoreError {
         },
         StoreError::Conflict(rule) => StoreError::Conflict(*rule),
         StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+        StoreError::Busy(queue) => StoreError::Busy(queue),
         StoreError::Backend { context, source } => StoreError::Backend {
             context,
             source: source.to_string().into(),

@@ -10,7 +10,7 @@ use super::ops::{clients, kyc};
 use super::schema::{Dialect, MIGRATIONS};
 use super::{ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreError, StoreResult};
 use conn::run_now;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rusqlite::{Connection, ErrorCode};
 use std::future::Future;
 use std::path::Path;
@@ -28,6 +28,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// The most writes one transaction carries; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;
+
+/// Writes and reads waiting for a thread, at most; past it a call is refused at once
+/// (`Busy`) instead of waiting behind a queue that only grows.
+const MAX_QUEUED: usize = 8 * 1024;
 
 /// The most reads one read transaction carries, so that a long queue still lets the
 /// checkpointer past the snapshot now and then.
@@ -101,14 +105,14 @@ impl SqliteStore {
             .ctx("setting WAL mode")?;
         migrate(&mut writer_conn)?;
 
-        let (writer, write_rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
+        let (writer, write_rx) = crossbeam_channel::bounded::<Box<dyn WriteJob>>(MAX_QUEUED);
         spawn(
             "paycc-sqlite-writer".into(),
             "starting the writer",
             move || writer_loop(writer_conn, write_rx),
         )?;
 
-        let (reader_tx, read_rx) = crossbeam_channel::unbounded::<ReadJob>();
+        let (reader_tx, read_rx) = crossbeam_channel::bounded::<ReadJob>(MAX_QUEUED);
         for i in 0..readers.max(1) {
             let conn = connect(path)?;
             conn.execute_batch("PRAGMA query_only=1;")
@@ -148,9 +152,12 @@ impl SqliteStore {
             result: None,
             reply,
         });
-        self.writer
-            .send(job)
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        self.writer.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => StoreError::Busy("SQLite writer"),
+            TrySendError::Disconnected(_) => {
+                StoreError::Unavailable("the writer has stopped".into())
+            }
+        })?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
@@ -162,11 +169,18 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        self.readers
-            .send(Box::new(move |conn| {
+        // A read whose caller has gone (the request was abandoned) is not run.
+        let job: ReadJob = Box::new(move |conn| {
+            if !tx.is_closed() {
                 let _ = tx.send(f(conn));
-            }))
-            .map_err(|_| StoreError::Unavailable("the readers have stopped".into()))?;
+            }
+        });
+        self.readers.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => StoreError::Busy("SQLite reader"),
+            TrySendError::Disconnected(_) => {
+                StoreError::Unavailable("the readers have stopped".into())
+            }
+        })?;
         rx.await
             .map_err(|_| StoreError::Unavailable("the readers have stopped".into()))?
     }
