@@ -283,11 +283,16 @@ impl Server {
                 "PAYCC_CALLBACK_ALLOW_PRIVATE is on: callbacks may reach loopback and private addresses"
             );
         }
-        let router = crate::http::router(
-            service.clone(),
-            &public_url,
-            serve.connections.max_in_flight,
-        );
+        let traffic = crate::http::Traffic {
+            max_in_flight: serve.connections.max_in_flight,
+            rates: crate::http::RateSettings {
+                client_rate: serve.rates.client_rate,
+                auth_failures: serve.rates.auth_failures,
+                journey_rate: serve.rates.journey_rate,
+                trusted_proxies: serve.rates.trusted_proxies.clone(),
+            },
+        };
+        let router = crate::http::router(service.clone(), &public_url, traffic);
         Ok(Self {
             listener,
             ops_listener,

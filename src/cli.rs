@@ -4,7 +4,7 @@ use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
 use crate::domain::callback::KycEvent;
 use crate::service::{Decision, Service, ServiceError};
-use crate::store::{CallbackFilter, Switch, UnixMs};
+use crate::store::{CallbackFilter, RateLimit, Switch, UnixMs};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -83,6 +83,22 @@ enum ClientCommand {
     /// Switch a disabled client on again.
     Enable {
         client_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a client a rate limit of its own instead of PAYCC_CLIENT_RATE, on every
+    /// node from its next request: --per-second 0 for none, --default to go back.
+    SetLimit {
+        client_id: String,
+        /// Requests per second on average, per node; 0: unlimited.
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        per_second: Option<u32>,
+        /// Requests at once (default: twice the rate).
+        #[arg(long, requires = "per_second", value_parser = clap::value_parser!(u32).range(1..))]
+        burst: Option<u32>,
+        /// Back to the node's default (PAYCC_CLIENT_RATE).
+        #[arg(long)]
+        default: bool,
         #[arg(long)]
         json: bool,
     },
@@ -370,6 +386,19 @@ async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(),
         ClientCommand::Enable { client_id, json } => {
             return switch_client(&service, client_id.trim(), Switch::On, json).await;
         }
+        ClientCommand::SetLimit {
+            client_id,
+            per_second,
+            burst,
+            json,
+            ..
+        } => {
+            let limit = per_second.map(|per_second| RateLimit {
+                per_second,
+                burst: burst.unwrap_or(per_second.saturating_mul(2)),
+            });
+            return set_limit(&service, client_id.trim(), limit, json).await;
+        }
         ClientCommand::Create { name, json } => (service.admin.create_client(&name).await, json),
         ClientCommand::RotateSecret { client_id, json } => {
             (service.admin.rotate_client_secret(&client_id).await, json)
@@ -400,6 +429,36 @@ async fn client_command(service: Arc<Service>, cmd: ClientCommand) -> Result<(),
             "clientId:     {}\nclientSecret: {}\n(the secret is shown only this once)",
             creds.client_id, creds.client_secret
         )
+    })
+}
+
+async fn set_limit(
+    service: &Service,
+    client_id: &str,
+    limit: Option<RateLimit>,
+    json: bool,
+) -> Result<(), StartError> {
+    service
+        .admin
+        .set_client_rate_limit(client_id, limit)
+        .await
+        .map_err(admin_error)?;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Limited<'a> {
+        client_id: &'a str,
+        /// `null`: the node's default.
+        per_second: Option<u32>,
+        burst: Option<u32>,
+    }
+    let shown = Limited {
+        client_id,
+        per_second: limit.map(|l| l.per_second),
+        burst: limit.map(|l| l.burst),
+    };
+    emit(json, &shown, || match limit {
+        Some(l) => format!("client {client_id} limited to {l} per node"),
+        None => format!("client {client_id} back to the default rate limit"),
     })
 }
 

@@ -2,6 +2,8 @@
 //! matching flag); a bad value stops the start with a one-line reason.
 
 use crate::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
+use crate::domain::cidr::Cidr;
+use crate::domain::rate::RateLimit;
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -224,6 +226,9 @@ pub struct ServeSettings {
     pub connections: ConnectionArgs,
 
     #[command(flatten)]
+    pub rates: RateArgs,
+
+    #[command(flatten)]
     pub digio: DigioArgs,
 }
 
@@ -267,6 +272,49 @@ impl Default for ConnectionArgs {
             idle_timeout: duration(IDLE_TIMEOUT),
             max_in_flight: MAX_IN_FLIGHT,
             max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+const CLIENT_RATE: &str = "1000/s,burst=2000";
+const AUTH_FAILURES: u32 = 20;
+const JOURNEY_RATE: &str = "10/s,burst=100";
+
+/// Rate limits, each kept by every node for itself.
+#[derive(Debug, Clone, Args)]
+pub struct RateArgs {
+    /// Requests per API client and node, e.g. `200/s,burst=400`; `0` for none.
+    /// `paycc client set-limit` gives one client its own.
+    #[arg(long = "client-rate", env = "PAYCC_CLIENT_RATE", default_value = CLIENT_RATE,
+          value_parser = RateLimit::parse)]
+    pub client_rate: RateLimit,
+
+    /// Failed authentications a source address may make in a minute; past it, its
+    /// requests are refused (429) for a minute, whatever their credentials.
+    #[arg(long = "auth-failures", env = "PAYCC_AUTH_FAILURES", default_value_t = AUTH_FAILURES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failures: u32,
+
+    /// Journey page views and posts per source address and node.
+    #[arg(long = "journey-rate", env = "PAYCC_JOURNEY_RATE", default_value = JOURNEY_RATE,
+          value_parser = RateLimit::parse)]
+    pub journey_rate: RateLimit,
+
+    /// Proxies (CIDRs, comma-separated) whose `X-Forwarded-For` is believed: the source
+    /// address is then the last one in it that is not one of them.
+    #[arg(long = "trusted-proxies", env = "PAYCC_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = Cidr::parse)]
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Default for RateArgs {
+    fn default() -> Self {
+        let rate = |raw| RateLimit::parse(raw).expect("the defaults parse");
+        Self {
+            client_rate: rate(CLIENT_RATE),
+            auth_failures: AUTH_FAILURES,
+            journey_rate: rate(JOURNEY_RATE),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -74,8 +74,6 @@ async fn requests_from_web_pages_are_refused_before_credentials(backend: Backend
     assert_eq!(r.json["data"]["kid"], kid.as_str(), "{}", r.text);
 }
 
-on_both_backends!(requests_from_web_pages_are_refused_before_credentials);
-
 /// Connection limits are the listener's, whatever the database: these run on SQLite.
 async fn app_with_connections(connections: paycc::config::ConnectionArgs) -> TestApp {
     TestApp::spawn_with(
@@ -214,3 +212,170 @@ async fn past_the_in_flight_limit_requests_are_refused_at_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+const TOO_MANY: &str = r#"{"code":"0x0202","status":"FAILURE","message":"Too many requests"}"#;
+
+fn rates(
+    client: &str,
+    auth_failures: u32,
+    journey: &str,
+    trusted: &[&str],
+) -> paycc::config::RateArgs {
+    use paycc::domain::{cidr::Cidr, rate::RateLimit};
+    paycc::config::RateArgs {
+        client_rate: RateLimit::parse(client).unwrap(),
+        auth_failures,
+        journey_rate: RateLimit::parse(journey).unwrap(),
+        trusted_proxies: trusted.iter().map(|c| Cidr::parse(c).unwrap()).collect(),
+    }
+}
+
+async fn app_with_rates(backend: Backend, rates: paycc::config::RateArgs) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            rates,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+async fn a_flooding_client_is_limited_and_others_are_not(backend: Backend) {
+    // Burst of 5, one more every 200 ms.
+    let app = app_with_rates(backend, rates("5/s,burst=5", 20, "0", &[])).await;
+    let (other_auth, other_merchant) = app.other_client().await;
+    let mut mine = app.init_body();
+    mine["pan"] = serde_json::json!("ABCPK1234Z");
+    let kid = app.init(&mine).await.json["data"]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut refused = Vec::new();
+    for _ in 0..12 {
+        let r = app.status(&kid).await;
+        if r.status != 200 {
+            refused.push(r);
+        }
+    }
+    assert!(refused.len() >= 6, "only {} of 12 refused", refused.len());
+    for r in &refused {
+        r.assert_exact(429, TOO_MANY);
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    // Another client's requests all go through meanwhile.
+    for n in 0..5 {
+        let mut body = init_body_for(&other_merchant);
+        body["pan"] = serde_json::json!(format!("ABCPK{n:04}Z"));
+        let r = send(
+            &app.http,
+            &format!("{}/v1/service/paycc/init/kyc", app.base),
+            reqwest::Method::POST,
+            Some(body.to_string()),
+            Some(&other_auth),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    // An operator lifts the limit for the first client: from its next request on.
+    app.service
+        .admin
+        .set_client_rate_limit(&app.client_id, Some(paycc::store::RateLimit::UNLIMITED))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert_eq!(app.status(&kid).await.status, 200);
+    }
+    let err = app
+        .service
+        .admin
+        .set_client_rate_limit("PCCNOSUCHCLIENT", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "not found: No such API client");
+}
+
+async fn an_address_that_keeps_failing_to_authenticate_is_braked(backend: Backend) {
+    let app = app_with_rates(backend, rates("0", 3, "0", &[])).await;
+    let kid = app.init_kid().await;
+    let wrong = basic(&app.client_id, "pcsk_wrong");
+    let path = format!("/v1/service/paycc/kyc/status/{kid}");
+    for _ in 0..3 {
+        let r = app
+            .send(reqwest::Method::GET, &path, None, Some(&wrong))
+            .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    // Now even the right credentials are refused from this address, for a minute.
+    let r = app.status(&kid).await;
+    r.assert_exact(429, TOO_MANY);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((55..=60).contains(&wait), "Retry-After: {wait}");
+}
+
+async fn behind_a_trusted_proxy_the_forwarded_address_counts(backend: Backend) {
+    let app = app_with_rates(backend, rates("0", 2, "0", &["127.0.0.1/32"])).await;
+    let kid = app.init_kid().await;
+    let path = format!("{}/v1/service/paycc/kyc/status/{kid}", app.base);
+    let ask = |auth: String, forwarded: &'static str| {
+        let req = app
+            .http
+            .get(&path)
+            .header("Authorization", auth)
+            .header("X-Forwarded-For", forwarded);
+        async move { Reply::from_response(req.send().await.unwrap()).await }
+    };
+    let wrong = basic(&app.client_id, "pcsk_wrong");
+    // The address before the proxy's own is the client's; a forged first hop is not.
+    for _ in 0..2 {
+        assert_eq!(
+            ask(wrong.clone(), "198.51.100.1, 203.0.113.7").await.status,
+            401
+        );
+    }
+    ask(app.auth(), "203.0.113.7")
+        .await
+        .assert_exact(429, TOO_MANY);
+    ask(app.auth(), "198.51.100.1, 203.0.113.7, 127.0.0.1")
+        .await
+        .assert_exact(429, TOO_MANY);
+    assert_eq!(ask(app.auth(), "203.0.113.8").await.status, 200);
+    assert_eq!(
+        ask(app.auth(), "203.0.113.7, 203.0.113.8").await.status,
+        200
+    );
+}
+
+async fn journey_pages_are_limited_per_address(backend: Backend) {
+    let app = app_with_rates(backend, rates("0", 20, "1/s,burst=3", &[])).await;
+    let (_, link) = app.open_link(&app.init_body()).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = app.http.get(&link).send().await.unwrap();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        statuses.push((res.status().as_u16(), retry));
+    }
+    assert_eq!(
+        statuses,
+        [
+            (200, None),
+            (200, None),
+            (200, None),
+            (429, Some("1".into())),
+            (429, Some("1".into()))
+        ]
+    );
+    let res = app.http.get(&link).send().await.unwrap();
+    assert!(res.text().await.unwrap().contains("Too many requests"));
+}
+
+on_both_backends!(
+    requests_from_web_pages_are_refused_before_credentials,
+    a_flooding_client_is_limited_and_others_are_not,
+    an_address_that_keeps_failing_to_authenticate_is_braked,
+    behind_a_trusted_proxy_the_forwarded_address_counts,
+    journey_pages_are_limited_per_address,
+);

@@ -360,7 +360,15 @@ async fn logs_carry_ids_and_never_identity_data_or_secrets() {
         );
         assert!(line["code"].as_str().unwrap().starts_with("0x02"), "{line}");
         assert!(line["latency_us"].is_u64(), "{line}");
+        // Every line says which client it was, or `-` before credentials were good.
+        let client = line["client"].as_str().unwrap();
+        assert!(client == "-" || client.starts_with("PCC"), "{line}");
     }
+    assert!(
+        access
+            .iter()
+            .any(|l| l["client"].as_str().unwrap().starts_with("PCC"))
+    );
     assert!(
         access
             .iter()

@@ -2,10 +2,12 @@
 
 pub mod binding;
 pub mod callback;
+pub mod cidr;
 pub mod code;
 pub mod fields;
 pub mod ids;
 pub mod kyc;
+pub mod rate;
 pub mod request;
 pub mod state;
 pub mod timestamp;

@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::envelope::{ApiError, Code};
+use super::observe::ClientNamed;
 use crate::domain::request::RawField;
 use crate::service::{ApiClient, AuthFailure, ServiceError};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -70,33 +71,50 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let refuse = |why| ApiError::from(ServiceError::Unauthorized(why));
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| refuse(AuthFailure::Missing))?;
-        let value = value
-            .to_str()
-            .map_err(|_| refuse(AuthFailure::Malformed))?
-            .trim();
-        let (scheme, encoded) = value.split_once(' ').unwrap_or((value, ""));
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(refuse(AuthFailure::NotBasic));
+        let source = state.limits.source(parts);
+        state.limits.check_address(source)?;
+        let client = match authenticate(parts, state).await {
+            Err(ServiceError::Unauthorized(why)) => {
+                state.limits.failed_authentication(source);
+                return Err(ServiceError::Unauthorized(why).into());
+            }
+            other => other?,
+        };
+        if let Some(named) = parts.extensions.get::<ClientNamed>() {
+            named.name(&client.client_id);
         }
-        let decoded = BASE64_STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| refuse(AuthFailure::Malformed))?;
-        let (client_id, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| refuse(AuthFailure::Malformed))?;
-        if client_id.is_empty() || secret.is_empty() {
-            return Err(refuse(AuthFailure::Malformed));
-        }
-        let client = state.service.auth.authenticate(client_id, secret).await?;
+        state.limits.admit_client(&client)?;
         Ok(Caller(client))
     }
+}
+
+/// The client whose Basic credentials the request carries.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<ApiClient, ServiceError> {
+    let refuse = ServiceError::Unauthorized;
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| refuse(AuthFailure::Missing))?;
+    let value = value
+        .to_str()
+        .map_err(|_| refuse(AuthFailure::Malformed))?
+        .trim();
+    let (scheme, encoded) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(refuse(AuthFailure::NotBasic));
+    }
+    let decoded = BASE64_STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| refuse(AuthFailure::Malformed))?;
+    let (client_id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| refuse(AuthFailure::Malformed))?;
+    if client_id.is_empty() || secret.is_empty() {
+        return Err(refuse(AuthFailure::Malformed));
+    }
+    state.service.auth.authenticate(client_id, secret).await
 }
 
 /// Whether a body was refused for passing its size limit.

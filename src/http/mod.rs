@@ -8,12 +8,14 @@ mod envelope;
 mod extract;
 mod gateway;
 mod kyc;
+mod limits;
 mod listener;
 mod observe;
 mod ops;
 mod sandbox;
 mod webhooks;
 
+pub use limits::RateSettings;
 pub use listener::{ConnectionLimits, serve};
 pub use ops::router as ops_router;
 
@@ -21,6 +23,7 @@ use crate::service::Service;
 use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
+use limits::Limits;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -29,9 +32,22 @@ pub struct AppState {
     pub service: Arc<Service>,
     /// Customers reach us over https: cookies get `Secure`.
     pub public_https: bool,
+    pub limits: Arc<Limits>,
 }
 
-pub fn router(service: Arc<Service>, public_url: &str, max_in_flight: u32) -> Router {
+/// How much traffic a node takes.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pub max_in_flight: u32,
+    pub rates: RateSettings,
+}
+
+pub fn router(service: Arc<Service>, public_url: &str, traffic: Traffic) -> Router {
+    let state = AppState {
+        service: service.clone(),
+        public_https: public_url.starts_with("https://"),
+        limits: Arc::new(Limits::new(traffic.rates)),
+    };
     let mut api = Router::new()
         .route("/v1/service/paycc/init/kyc", post(kyc::init))
         .route(
@@ -48,7 +64,7 @@ pub fn router(service: Arc<Service>, public_url: &str, max_in_flight: u32) -> Ro
     }
     let mut api = api.route_layer(middleware::from_fn(cross_site::refuse_browsers));
     if offers.simulated_journey {
-        api = api.merge(gateway::routes());
+        api = api.merge(gateway::routes(state.clone()));
     }
     if offers.webhook_signature.is_some() {
         api = api.route(
@@ -60,10 +76,7 @@ pub fn router(service: Arc<Service>, public_url: &str, max_in_flight: u32) -> Ro
         .route_layer(middleware::from_fn(observe::remember_route))
         .fallback(observe::not_found)
         .method_not_allowed_fallback(observe::method_not_allowed)
-        .with_state(AppState {
-            service,
-            public_https: public_url.starts_with("https://"),
-        })
+        .with_state(state)
         .layer(CatchPanicLayer::custom(observe::panic_response));
     // Sandbox answers look exactly like real ones; the header says they are not.
     let router = if offers.simulated_journey {
@@ -71,7 +84,7 @@ pub fn router(service: Arc<Service>, public_url: &str, max_in_flight: u32) -> Ro
     } else {
         router
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize));
+    let slots = Arc::new(tokio::sync::Semaphore::new(traffic.max_in_flight as usize));
     router
         .layer(middleware::from_fn_with_state(slots, admission::admit))
         .layer(middleware::from_fn(observe::observe))

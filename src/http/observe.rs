@@ -7,6 +7,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -14,6 +15,17 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest a request may take end to end, body upload included.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Which API client made a request, once its credentials are checked: carried to the
+/// access log (the client id only, never a secret).
+#[derive(Clone, Default)]
+pub struct ClientNamed(Arc<OnceLock<String>>);
+
+impl ClientNamed {
+    pub fn name(&self, client_id: &str) {
+        let _ = self.0.set(client_id.to_owned());
+    }
+}
 
 /// The route template a request matched, carried out to the access log.
 #[derive(Clone)]
@@ -46,6 +58,8 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         HeaderValue::from_str(&request_id).expect("checked or generated ids are visible ASCII");
     req.headers_mut()
         .insert(X_REQUEST_ID.clone(), header_value.clone());
+    let client = ClientNamed::default();
+    req.extensions_mut().insert(client.clone());
     let method = req.method().clone();
     let span = tracing::info_span!("request", request_id = %request_id);
     let outcome =
@@ -68,6 +82,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         tracing::info!(
             method = %method,
             route,
+            client = client.0.get().map_or("-", String::as_str),
             http_status = res.status().as_u16(),
             code,
             latency_us = started.elapsed().as_micros() as u64,

@@ -4,7 +4,7 @@ use super::{Admin, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceErro
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
 use crate::store::StoreError;
-use crate::store::{MerchantRecord, Switch};
+use crate::store::{MerchantRecord, RateLimit, Switch};
 use serde::Serialize;
 
 /// Shown once: only the hash of the secret is kept.
@@ -90,6 +90,20 @@ impl Admin {
     /// Switches a client off (every call answers 0x0201) or on again.
     pub async fn set_client_active(&self, client_id: &str, to: Switch) -> ServiceResult<()> {
         if self.store.set_client_active(client_id, to).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("No such API client"))
+        }
+    }
+
+    /// Gives a client a rate limit of its own (`None`: the node's default again); the
+    /// nodes apply it from the client's next request.
+    pub async fn set_client_rate_limit(
+        &self,
+        client_id: &str,
+        limit: Option<RateLimit>,
+    ) -> ServiceResult<()> {
+        if self.store.set_client_rate_limit(client_id, limit).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound("No such API client"))

@@ -2,13 +2,15 @@
 
 use super::{Auth, Core, ServiceError, ServiceResult};
 use crate::domain::fields::MerchantCode;
-use crate::store::{ClientPk, MerchantRecord};
+use crate::store::{ClientPk, MerchantRecord, RateLimit};
 
 /// An authenticated API client.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     pub pk: ClientPk,
     pub client_id: String,
+    /// Its own rate limit, if an operator set one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Why credentials were refused; each shape gets its own message, none says whether a
@@ -30,6 +32,7 @@ impl Auth {
                 Ok(ApiClient {
                     pk: c.pk,
                     client_id: c.client_id,
+                    rate_limit: c.rate_limit,
                 })
             }
             Some(_) => Err(ServiceError::Unauthorized(AuthFailure::BadCredentials)),

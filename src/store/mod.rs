@@ -9,6 +9,7 @@ pub mod schema;
 mod sql;
 pub mod sqlite;
 
+pub use crate::domain::rate::RateLimit;
 use crate::domain::state::KycState;
 pub use crate::domain::timestamp::UnixMs;
 use async_trait::async_trait;
@@ -63,6 +64,8 @@ pub struct ClientRecord {
     pub secret_hash: Vec<u8>,
     /// A disabled client is refused as if its credentials were wrong.
     pub active: bool,
+    /// The operator's limit for this client; `None`: the node's default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +321,12 @@ pub trait Clients: Send + Sync + 'static {
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
     /// `false` when no such client.
     async fn set_client_active(&self, client_id: &str, to: Switch) -> StoreResult<bool>;
+    /// The client's own rate limit (`None`: the node's default); `false` when no such client.
+    async fn set_client_rate_limit(
+        &self,
+        client_id: &str,
+        limit: Option<RateLimit>,
+    ) -> StoreResult<bool>;
     async fn count_clients(&self) -> StoreResult<i64>;
     /// Fails with `Conflict` for a taken code; `Ok(false)` when the client is unknown.
     async fn create_merchant(

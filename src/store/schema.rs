@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "0005_one_fingerprint_index",
     "0006_identical_by_customer",
     "0007_trust",
+    "0008_client_rate",
 ];
 
 impl Migration {

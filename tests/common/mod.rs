@@ -11,7 +11,8 @@ pub mod receiver;
 use base64::prelude::*;
 use paycc::app::Server;
 use paycc::config::{
-    ConnectionArgs, Database, DigioArgs, ProviderKind, RetrySchedule, ServeSettings, StoreSettings,
+    ConnectionArgs, Database, DigioArgs, ProviderKind, RateArgs, RetrySchedule, ServeSettings,
+    StoreSettings,
 };
 use paycc::crypto::Keyring;
 use paycc::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
@@ -252,6 +253,7 @@ pub struct Options {
     /// test says otherwise.
     pub callback_allow_private: bool,
     pub connections: ConnectionArgs,
+    pub rates: RateArgs,
     pub name_match_min: u8,
     pub identity_mismatch: OnMismatch,
 }
@@ -267,6 +269,7 @@ impl Default for Options {
             callback_retention: Duration::from_secs(86_400),
             callback_allow_private: true,
             connections: ConnectionArgs::default(),
+            rates: RateArgs::default(),
             name_match_min: DEFAULT_NAME_MATCH_MIN,
             identity_mismatch: OnMismatch::Reject,
         }
@@ -339,6 +342,7 @@ impl TestApp {
             identity_mismatch: opts.identity_mismatch,
             allow_sandbox: false,
             connections: opts.connections,
+            rates: opts.rates,
             digio: opts.digio.unwrap_or_default(),
         };
         let clock = TestClock::new();

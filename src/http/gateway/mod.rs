@@ -5,6 +5,7 @@
 mod pages;
 
 use super::AppState;
+use super::limits::whole_seconds;
 use crate::domain::kyc::parse_face_match;
 use crate::sandbox::{Outcome, Step};
 use crate::service::{
@@ -12,8 +13,9 @@ use crate::service::{
 };
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use pages::{FormContext, journey_page, message_page};
@@ -23,7 +25,7 @@ const COOKIE: &str = "paycc_journey";
 const CSS: &str = include_str!("../../../assets/journey.css");
 const JS: &str = include_str!("../../../assets/journey.js");
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/gateway/login/{kid}/{reference}", get(show))
         .route(
@@ -38,6 +40,27 @@ pub fn routes() -> Router<AppState> {
             "/gateway/assets/journey.js",
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
         )
+        .route_layer(middleware::from_fn_with_state(state, limit_by_address))
+}
+
+/// Journey pages and posts per source address: a link's token is long, but nothing
+/// should be able to try tokens or upload without pause.
+async fn limit_by_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Err(wait) = state.limits.admit_journey(state.limits.source(&parts)) {
+        let mut res = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            message_page(
+                "Too many requests",
+                "Please wait a moment, then open your verification link again.",
+            ),
+            None,
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(wait)));
+        return res;
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 #[derive(Deserialize)]

@@ -94,6 +94,25 @@ pub async fn find_client(c: &mut impl Conn, client_id: &str) -> StoreResult<Opti
     .await
 }
 
+pub async fn set_client_rate_limit(
+    c: &mut impl Conn,
+    client_id: &str,
+    limit: Option<RateLimit>,
+) -> StoreResult<bool> {
+    let n = c
+        .execute(
+            "setting a client's rate limit",
+            "UPDATE api_clients SET rate_per_second = $1, rate_burst = $2 WHERE client_id = $3",
+            args![
+                limit.map(|l| i64::from(l.per_second)),
+                limit.map(|l| i64::from(l.burst)),
+                client_id
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 pub async fn count_clients(c: &mut impl Conn) -> StoreResult<i64> {
     let n = c
         .fetch_one(
@@ -261,6 +280,17 @@ impl<B: Backend> Clients for B {
     async fn set_client_active(&self, client_id: &str, to: Switch) -> StoreResult<bool> {
         self.run(Write, client_id.to_owned(), move |c, id| {
             Box::pin(set_client_active(c, id, to))
+        })
+        .await
+    }
+
+    async fn set_client_rate_limit(
+        &self,
+        client_id: &str,
+        limit: Option<RateLimit>,
+    ) -> StoreResult<bool> {
+        self.run(Write, client_id.to_owned(), move |c, id| {
+            Box::pin(set_client_rate_limit(c, id, limit))
         })
         .await
     }

@@ -62,7 +62,8 @@ pub fn keyed_merchant_record(r: &dyn Row) -> DecodeResult<((ClientPk, String), M
     ))
 }
 
-pub const CLIENT_COLUMNS: &str = "a.pk, a.client_id, a.name, a.secret_hash, a.active";
+pub const CLIENT_COLUMNS: &str =
+    "a.pk, a.client_id, a.name, a.secret_hash, a.active, a.rate_per_second, a.rate_burst";
 
 pub fn client_record(r: &dyn Row) -> DecodeResult<ClientRecord> {
     Ok(ClientRecord {
@@ -71,6 +72,13 @@ pub fn client_record(r: &dyn Row) -> DecodeResult<ClientRecord> {
         name: r.string("name")?,
         secret_hash: r.blob("secret_hash")?,
         active: r.flag("active")?,
+        rate_limit: match (r.int("rate_per_second")?, r.int("rate_burst")?) {
+            (Some(per_second), Some(burst)) => Some(RateLimit {
+                per_second: u32::try_from(per_second)?,
+                burst: u32::try_from(burst)?,
+            }),
+            _ => None,
+        },
     })
 }
 
