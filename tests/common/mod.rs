@@ -272,7 +272,12 @@ impl Default for Options {
             callback_allow_private: true,
             callback_per_client: 4,
             connections: ConnectionArgs::default(),
-            rates: RateArgs::default(),
+            // Many tests send wrong credentials on purpose, from one address: the brake
+            // on failed authentications is tested on its own (tests/abuse.rs).
+            rates: RateArgs {
+                auth_failures: 10_000,
+                ..RateArgs::default()
+            },
             name_match_min: DEFAULT_NAME_MATCH_MIN,
             identity_mismatch: OnMismatch::Reject,
         }
