@@ -374,8 +374,62 @@ async fn journey_pages_are_limited_per_address(backend: Backend) {
 
 on_both_backends!(
     requests_from_web_pages_are_refused_before_credentials,
+    an_operator_sets_one_clients_limit,
     a_flooding_client_is_limited_and_others_are_not,
     an_address_that_keeps_failing_to_authenticate_is_braked,
     behind_a_trusted_proxy_the_forwarded_address_counts,
     journey_pages_are_limited_per_address,
 );
+
+/// An operator gives one client its own limit with the CLI; running nodes apply it from
+/// the client's next request, and `--default` gives the node's default back.
+async fn an_operator_sets_one_clients_limit(backend: Backend) {
+    let dep = common::deploy::Deployment::new(backend).await;
+    let (id, auth, merchant) = dep.client_and_merchant();
+    let node = dep.start(&[("PAYCC_CLIENT_RATE", "0")]);
+    let kid = node.init_kid(&auth, init_body_for(&merchant)).await;
+
+    let (ok, out, err) = dep.cli(&[
+        "client",
+        "set-limit",
+        &id,
+        "--per-second",
+        "1",
+        "--burst",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!(r#"{{"clientId":"{id}","perSecond":1,"burst":2}}"#)
+    );
+    let codes: Vec<u16> = {
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            codes.push(node.status(&auth, &kid).await.status);
+        }
+        codes
+    };
+    assert_eq!(codes, [200, 200, 429, 429]);
+    node.status(&auth, &kid).await.assert_exact(429, TOO_MANY);
+
+    let (ok, out, _) = dep.cli(&["client", "set-limit", &id, "--default"]);
+    assert!(ok);
+    assert_eq!(
+        out.trim(),
+        format!("client {id} back to the default rate limit")
+    );
+    for _ in 0..10 {
+        assert_eq!(node.status(&auth, &kid).await.status, 200);
+    }
+    let (ok, _, err) = dep.cli(&[
+        "client",
+        "set-limit",
+        "PCCNOSUCHCLIENT00",
+        "--per-second",
+        "0",
+    ]);
+    assert!(!ok);
+    assert_eq!(err.trim(), "paycc: No such API client");
+}
