@@ -58,33 +58,14 @@ pub fn insert_callback_events(source: &str, state: &str, now: &str) -> String {
 /// The events due at `now`, oldest first, at most `limit`: each is the earliest
 /// undelivered event of its kid, so a kid's events go out in order. `lock` ends the
 /// query (row locking where the backend has it).
-///
-/// Clients take turns: each client's due events are numbered after the ones it already
-/// has in flight (on any node), at most `per_client` of them count, and the first of
-/// every client come before the second of any. A receiver that hangs holds
-/// `per_client` deliveries, never the whole pool.
-pub fn due_callbacks(now: &str, per_client: &str, limit: &str, lock: &str) -> String {
-    let picked = format!(
-        "WITH busy AS (SELECT client_pk, COUNT(*) AS n FROM callback_events
-                       WHERE status = 'pending' AND lease_until > {now} GROUP BY client_pk),
-              ranked AS (
-                SELECT e.pk, e.next_attempt_at, COALESCE(b.n, 0)
-                         + ROW_NUMBER() OVER (PARTITION BY e.client_pk
-                                              ORDER BY e.next_attempt_at, e.pk) AS turn
-                FROM callback_events e LEFT JOIN busy b ON b.client_pk = e.client_pk
-                WHERE e.status = 'pending' AND e.next_attempt_at <= {now}
-                  AND e.lease_until <= {now}
-                  AND NOT EXISTS (SELECT 1 FROM callback_events p
-                                  WHERE p.kid = e.kid AND p.pk < e.pk AND p.status = 'pending'))
-         SELECT pk FROM ranked WHERE turn <= {per_client}
-         ORDER BY turn, next_attempt_at, pk LIMIT {limit}"
-    );
-    if lock.is_empty() {
-        picked
-    } else {
-        // PostgreSQL locks no rows of a query with window functions: lock what it picked.
-        format!("SELECT e.pk FROM callback_events e WHERE e.pk IN ({picked}) {lock}")
-    }
+pub fn due_callbacks(now: &str, limit: &str, lock: &str) -> String {
+    format!(
+        "SELECT e.pk FROM callback_events e
+         WHERE e.status = 'pending' AND e.next_attempt_at <= {now} AND e.lease_until <= {now}
+           AND NOT EXISTS (SELECT 1 FROM callback_events p
+                           WHERE p.kid = e.kid AND p.pk < e.pk AND p.status = 'pending')
+         ORDER BY e.next_attempt_at, e.pk LIMIT {limit} {lock}"
+    )
 }
 
 /// Delivered and dead events past their retention; `before` is the placeholder.

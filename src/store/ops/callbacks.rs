@@ -42,7 +42,7 @@ pub async fn queue(c: &mut impl Conn, kid: &str, state: KycState, now: UnixMs) -
 statement!(
     CLAIM_SQLITE,
     "UPDATE callback_events SET lease_until = $1 WHERE pk IN ({}) RETURNING pk AS n",
-    due_callbacks("$2", "$3", "$4", "")
+    due_callbacks("$2", "$3", "")
 );
 statement!(
     CLAIMED,
@@ -56,17 +56,15 @@ statement!(
          claimed AS (UPDATE callback_events c SET lease_until = $1 FROM due WHERE c.pk = due.pk
                      RETURNING c.*)
          SELECT {} FROM claimed e JOIN api_clients a ON a.pk = e.client_pk",
-    due_callbacks("$2", "$3", "$4", "FOR UPDATE OF e SKIP LOCKED"),
+    due_callbacks("$2", "$3", "FOR UPDATE OF e SKIP LOCKED"),
     rows::DUE_CALLBACK_COLUMNS
 );
 
-/// Claims up to `limit` events due at `now` until `lease_until`, at most `per_client`
-/// in flight for each client.
+/// Claims up to `limit` events due at `now` until `lease_until`.
 pub async fn claim(
     c: &mut impl Conn,
     now: UnixMs,
     lease_until: UnixMs,
-    per_client: i64,
     limit: i64,
 ) -> StoreResult<Vec<DueCallback>> {
     let context = "claiming callbacks";
@@ -75,7 +73,7 @@ pub async fn claim(
             c.fetch(
                 context,
                 CLAIM_POSTGRES.as_str(),
-                args![lease_until, now, per_client, limit],
+                args![lease_until, now, limit],
                 rows::due_callback,
             )
             .await
@@ -85,7 +83,7 @@ pub async fn claim(
                 .fetch(
                     context,
                     CLAIM_SQLITE.as_str(),
-                    args![lease_until, now, per_client, limit],
+                    args![lease_until, now, limit],
                     rows::int,
                 )
                 .await?;
@@ -162,11 +160,10 @@ impl<B: Backend> CallbackOutbox for B {
         &self,
         now: UnixMs,
         lease_until: UnixMs,
-        per_client: i64,
         limit: i64,
     ) -> StoreResult<Vec<DueCallback>> {
         self.run(Write, (), move |c, ()| {
-            Box::pin(claim(c, now, lease_until, per_client, limit))
+            Box::pin(claim(c, now, lease_until, limit))
         })
         .await
     }
