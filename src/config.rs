@@ -235,7 +235,7 @@ pub struct ServeSettings {
 const HEADER_TIMEOUT: &str = "10s";
 const IDLE_TIMEOUT: &str = "60s";
 const MAX_CONNECTIONS: u32 = 10_000;
-const MAX_IN_FLIGHT: u32 = 512;
+const MAX_IN_FLIGHT: u32 = 2048;
 
 /// How long and how many connections the API listener keeps.
 #[derive(Debug, Clone, Args)]
@@ -252,8 +252,9 @@ pub struct ConnectionArgs {
     pub idle_timeout: Duration,
 
     /// Requests worked on at once; past it a request is refused at once with 503 and
-    /// `Retry-After: 1`. Size it so this many requests' work takes about as long as
-    /// the latency you accept (BENCHMARKS.md: ~30–40 µs of CPU per request on 2 cores).
+    /// `Retry-After: 1`. Requests waiting on a slow provider count, so leave room for
+    /// inits per second × the provider's latency; beyond that, queued CPU work is
+    /// ~20 µs per request per core (BENCHMARKS.md).
     #[arg(long = "max-in-flight", env = "PAYCC_MAX_IN_FLIGHT", default_value_t = MAX_IN_FLIGHT,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,

@@ -90,7 +90,7 @@ fn connections(header_ms: u64, idle_ms: u64, max: u32) -> paycc::config::Connect
     paycc::config::ConnectionArgs {
         header_timeout: Duration::from_millis(header_ms),
         idle_timeout: Duration::from_millis(idle_ms),
-        max_in_flight: 512,
+        max_in_flight: 2048,
         max_connections: max,
     }
 }

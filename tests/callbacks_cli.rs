@@ -227,11 +227,17 @@ async fn two_nodes_deliver_each_event_once_and_in_order() {
     let got = receiver.wait_for(40, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got_all = receiver.received();
+    let ids: Vec<String> = got_all
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
     assert_eq!(
         got_all.len(),
         40,
-        "no event twice, none missing ({} first)",
-        got.len()
+        "no event twice, none missing ({} first): {ids:?}\n{}",
+        got.len(),
+        dep.cli(&["callbacks", "list", "--json", "--limit", "100"])
+            .1
     );
     for kid in &kids {
         let events: Vec<String> = got_all

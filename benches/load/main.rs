@@ -1,12 +1,14 @@
 //! The load benchmark: `cargo bench --bench load`. Starts paycc (release build) with the
 //! sandbox provider on a fresh database, drives init, status and a 1:4 mix with wrk,
-//! runs the floor server on the same requests, repeats on PostgreSQL when reachable,
-//! puts paycc behind a slow provider, and writes the figures to BENCHMARKS.md.
+//! runs the floor server on the same requests, offers twice the sustained rate open loop
+//! (overload), repeats on PostgreSQL when reachable, puts paycc behind a slow provider,
+//! and writes the figures to BENCHMARKS.md.
 
 #[path = "../../tests/common/fake_digio.rs"]
 #[allow(dead_code)]
 mod fake_digio;
 mod floor;
+mod overload;
 mod paycc;
 mod report;
 mod slow;
@@ -69,7 +71,20 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = paycc::sqlite(&dir.path().join("sqlite"));
     let (results, sizes) = runtime.block_on(measure(&sqlite, &args, dir.path()));
+    let sustained = |w: &str| {
+        results
+            .runs
+            .iter()
+            .find(|(workload, _)| workload.name() == w)
+            .map_or(0.0, |(_, run)| run.rps())
+    };
+    let capacity = [
+        (overload::Kind::Init, sustained("init")),
+        (overload::Kind::Status, sustained("status")),
+    ];
     report.backend("SQLite", results);
+    let overload_dep = paycc::sqlite(&dir.path().join("overload"));
+    report.overload(runtime.block_on(overload::run(&overload_dep, capacity, args.seconds)));
     let floor = run_floor(&args, dir.path(), sizes);
     report.floor(floor);
 

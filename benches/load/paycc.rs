@@ -15,6 +15,7 @@ pub struct Deployment {
     pub env: Vec<(String, String)>,
 }
 
+#[derive(Clone)]
 pub struct Credentials {
     pub auth: String,
     pub merchant: String,

@@ -1,6 +1,7 @@
 //! The figures: printed, and written to BENCHMARKS.md between markers so the
 //! hand-written notes around them stay.
 
+use super::overload::Overload;
 use super::slow::{PACED_RATE, PROVIDER_DELAY, SlowRun};
 use super::wrk::{Run, Workload};
 use std::fmt::Write;
@@ -20,6 +21,7 @@ pub struct Report {
     backends: Vec<(&'static str, BackendRuns)>,
     floor: Vec<(Workload, Run)>,
     slow: Option<SlowRun>,
+    overload: Vec<Overload>,
 }
 
 impl Report {
@@ -30,6 +32,7 @@ impl Report {
             backends: Vec::new(),
             floor: Vec::new(),
             slow: None,
+            overload: Vec::new(),
         }
     }
 
@@ -43,6 +46,10 @@ impl Report {
 
     pub fn slow(&mut self, run: SlowRun) {
         self.slow = Some(run);
+    }
+
+    pub fn overload(&mut self, runs: Vec<Overload>) {
+        self.overload = runs;
     }
 
     pub fn render(&self) -> String {
@@ -121,6 +128,30 @@ impl Report {
                 paced.added_p99.as_secs_f64() * 1000.0,
                 paced.cpu_per_init.as_micros(),
             );
+        }
+        if !self.overload.is_empty() {
+            let _ = writeln!(
+                s,
+                "- Overload (SQLite, default limits): open loop at twice the closed-loop rate above, \
+                 {} s each, latency from each request's scheduled moment:\n\n  \
+                 | workload | offered/s | goodput/s | goodput ÷ capacity | admitted p99 | refused | refused p99 | errors |\n  \
+                 |---|---:|---:|---:|---:|---:|---:|---:|",
+                self.seconds
+            );
+            for o in &self.overload {
+                let _ = writeln!(
+                    s,
+                    "  | {:?} | {:.0} | {:.0} | {:.2} | {:.1} ms | {} | {:.1} ms | {} |",
+                    o.kind,
+                    o.offered_rps,
+                    o.goodput_rps,
+                    o.goodput_rps / (o.offered_rps / 2.0),
+                    o.admitted_p99.as_secs_f64() * 1000.0,
+                    o.refused,
+                    o.refused_p99.as_secs_f64() * 1000.0,
+                    o.errors
+                );
+            }
         }
         s
     }
