@@ -181,8 +181,10 @@ impl From<ServiceError> for ApiError {
                     "The KYC provider could not handle the request. Please try again.",
                 )
             }
+            // Each refusal is in the access log (503, 0x0205); a line of its own per
+            // request would multiply the log under the very overload it reports.
             ServiceError::Busy(queue) => {
-                tracing::warn!(queue, "refused a request: a queue is full");
+                tracing::debug!(queue, "refused a request: a queue is full");
                 busy()
             }
             ServiceError::Unavailable(detail) => {
