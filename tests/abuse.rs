@@ -433,3 +433,33 @@ async fn an_operator_sets_one_clients_limit(backend: Backend) {
     assert!(!ok);
     assert_eq!(err.trim(), "paycc: No such API client");
 }
+
+/// A stop (SIGTERM) is not held up by a connection that never finishes its request head.
+#[tokio::test]
+async fn a_half_sent_request_does_not_hold_up_a_stop() {
+    let dep = common::deploy::Deployment::new(Backend::Sqlite).await;
+    let _ = dep.client_and_merchant();
+    let mut node = dep.start(&[("PAYCC_HEADER_TIMEOUT", "2s")]);
+    let _stalled = raw::Stalled::send(&node.base, b"GET /v1/service/paycc/kyc/sta").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = node.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited:?}");
+}

@@ -121,7 +121,12 @@ async fn connection(
     };
     if let Verdict::Idle = verdict {
         conn.as_mut().graceful_shutdown();
-        let _ = conn.await;
+        // Still watched: a connection that never finishes its head would otherwise hold
+        // a stop up for ever.
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = watch_over(&activity, limits) => {}
+        }
     }
 }
 
