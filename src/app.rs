@@ -1,9 +1,10 @@
 //! Assembling paycc: keys, store, provider, service, router and background work.
 
-use crate::config::{Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings};
+use crate::config::{
+    ConnectionArgs, Database, DigioArgs, ProviderKind, ServeSettings, StoreSettings,
+};
 use crate::crypto::Keyring;
 use crate::delivery::CallbackSender;
-use crate::http::ConnectionLimits;
 use crate::provider::KycProvider;
 use crate::provider::digio::{Digio, DigioSettings};
 use crate::sandbox::{Sandbox, StoredJourneys};
@@ -200,7 +201,7 @@ pub struct Server {
     expiry_interval: Duration,
     reconcile_interval: Duration,
     callbacks: CallbackWorker,
-    limits: ConnectionLimits,
+    connections: ConnectionArgs,
 }
 
 impl Server {
@@ -283,16 +284,12 @@ impl Server {
                 "PAYCC_CALLBACK_ALLOW_PRIVATE is on: callbacks may reach loopback and private addresses"
             );
         }
-        let traffic = crate::http::Traffic {
-            max_in_flight: serve.connections.max_in_flight,
-            rates: crate::http::RateSettings {
-                client_rate: serve.rates.client_rate,
-                auth_failures: serve.rates.auth_failures,
-                journey_rate: serve.rates.journey_rate,
-                trusted_proxies: serve.rates.trusted_proxies.clone(),
-            },
-        };
-        let router = crate::http::router(service.clone(), &public_url, traffic);
+        let router = crate::http::router(
+            service.clone(),
+            &public_url,
+            serve.connections.max_in_flight,
+            serve.rates.clone(),
+        );
         Ok(Self {
             listener,
             ops_listener,
@@ -302,11 +299,7 @@ impl Server {
             expiry_interval: serve.expiry_interval,
             reconcile_interval: serve.digio.reconcile_interval,
             callbacks,
-            limits: ConnectionLimits {
-                header_timeout: serve.connections.header_timeout,
-                idle_timeout: serve.connections.idle_timeout,
-                max_connections: serve.connections.max_connections,
-            },
+            connections: serve.connections,
         })
     }
 
@@ -360,7 +353,8 @@ impl Server {
             crate::http::ops_router(self.service.clone()),
         );
         let ops = tokio::spawn(async move { ops.await });
-        let result = crate::http::serve(self.listener, self.router, self.limits, shutdown).await;
+        let result =
+            crate::http::serve(self.listener, self.router, self.connections, shutdown).await;
         sweeper.abort();
         reconciler.abort();
         // A callback cut off here keeps its claim until the lease ends; then any node

@@ -238,7 +238,7 @@ const MAX_CONNECTIONS: u32 = 10_000;
 const MAX_IN_FLIGHT: u32 = 2048;
 
 /// How long and how many connections the API listener keeps.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Copy, Args)]
 pub struct ConnectionArgs {
     /// Longest a request's head (request line and headers) may take to arrive, from its
     /// first byte; a slower connection is dropped.

@@ -3,7 +3,7 @@
 //! journey pages. Refusals are `0x0202`/429 with `Retry-After`.
 
 use super::envelope::{ApiError, Code};
-use crate::domain::cidr::Cidr;
+use crate::config::RateArgs;
 use crate::domain::rate::{Bucket, RateLimit};
 use crate::service::ApiClient;
 use crate::store::ClientPk;
@@ -24,16 +24,8 @@ const BRAKE: Duration = Duration::from_secs(60);
 /// so a flood of addresses cannot grow the tables without end.
 const REMEMBERED: usize = 50_000;
 
-#[derive(Debug, Clone)]
-pub struct RateSettings {
-    pub client_rate: RateLimit,
-    pub auth_failures: u32,
-    pub journey_rate: RateLimit,
-    pub trusted_proxies: Vec<Cidr>,
-}
-
 pub struct Limits {
-    settings: RateSettings,
+    settings: RateArgs,
     started: Instant,
     clients: Mutex<HashMap<ClientPk, Bucket>>,
     failures: Mutex<HashMap<IpAddr, Strikes>>,
@@ -48,7 +40,7 @@ struct Strikes {
 }
 
 impl Limits {
-    pub fn new(settings: RateSettings) -> Self {
+    pub fn new(settings: RateArgs) -> Self {
         Self {
             settings,
             started: Instant::now(),

@@ -6,6 +6,7 @@
 //! connections at the header timeout; both clocks are kept here instead, by watching the
 //! connection's bytes and the requests it carries.
 
+use crate::config::ConnectionArgs;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
@@ -23,19 +24,12 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_connections: u32,
-}
-
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets
 /// each connection finish the request it is on, and returns once all are closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: ConnectionLimits,
+    limits: ConnectionArgs,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
@@ -86,7 +80,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
-    limits: ConnectionLimits,
+    limits: ConnectionArgs,
     mut stop: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Mutex::new(Activity::new()));
@@ -116,7 +110,7 @@ async fn connection(
             }
             return;
         }
-        verdict = watch_over(&activity, limits) => verdict,
+        verdict = watch_over(&activity, &limits) => verdict,
         _ = stop.wait_for(|stopping| *stopping) => Verdict::Idle,
     };
     if let Verdict::Idle = verdict {
@@ -125,13 +119,13 @@ async fn connection(
         // a stop up for ever.
         tokio::select! {
             _ = conn.as_mut() => {}
-            _ = watch_over(&activity, limits) => {}
+            _ = watch_over(&activity, &limits) => {}
         }
     }
 }
 
 /// Waits until the connection breaks one of its time limits.
-async fn watch_over(activity: &Mutex<Activity>, limits: ConnectionLimits) -> Verdict {
+async fn watch_over(activity: &Mutex<Activity>, limits: &ConnectionArgs) -> Verdict {
     let tick = (limits.header_timeout.min(limits.idle_timeout) / 5)
         .clamp(Duration::from_millis(10), Duration::from_secs(1));
     loop {

@@ -15,10 +15,10 @@ mod ops;
 mod sandbox;
 mod webhooks;
 
-pub use limits::RateSettings;
-pub use listener::{ConnectionLimits, serve};
+pub use listener::serve;
 pub use ops::router as ops_router;
 
+use crate::config::RateArgs;
 use crate::service::Service;
 use axum::Router;
 use axum::middleware;
@@ -35,18 +35,16 @@ pub struct AppState {
     pub limits: Arc<Limits>,
 }
 
-/// How much traffic a node takes.
-#[derive(Debug, Clone)]
-pub struct Traffic {
-    pub max_in_flight: u32,
-    pub rates: RateSettings,
-}
-
-pub fn router(service: Arc<Service>, public_url: &str, traffic: Traffic) -> Router {
+pub fn router(
+    service: Arc<Service>,
+    public_url: &str,
+    max_in_flight: u32,
+    rates: RateArgs,
+) -> Router {
     let state = AppState {
         service: service.clone(),
         public_https: public_url.starts_with("https://"),
-        limits: Arc::new(Limits::new(traffic.rates)),
+        limits: Arc::new(Limits::new(rates)),
     };
     let mut api = Router::new()
         .route("/v1/service/paycc/init/kyc", post(kyc::init))
@@ -84,7 +82,7 @@ pub fn router(service: Arc<Service>, public_url: &str, traffic: Traffic) -> Rout
     } else {
         router
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(traffic.max_in_flight as usize));
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight as usize));
     router
         .layer(middleware::from_fn_with_state(slots, admission::admit))
         .layer(middleware::from_fn(observe::observe))

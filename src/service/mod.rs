@@ -207,6 +207,7 @@ pub struct Service {
     pub callbacks: Callbacks,
     pub sync: ProviderSync,
     pub admin: Admin,
+    core: Arc<Core>,
 }
 
 /// The customer as the merchant described them at init; sealed as one value.
@@ -242,17 +243,18 @@ impl Service {
             journeys: Journeys(core.clone()),
             callbacks: Callbacks(core.clone()),
             sync: ProviderSync(core.clone()),
-            admin: Admin(core),
+            admin: Admin(core.clone()),
+            core,
         }
     }
 
     pub fn provider_name(&self) -> &'static str {
-        self.admin.provider.name()
+        self.core.provider.name()
     }
 
     /// What the provider offers beyond journeys and results.
     pub fn provider_offers(&self) -> crate::provider::Offers {
-        self.admin.provider.offers()
+        self.core.provider.offers()
     }
 }
 
