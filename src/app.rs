@@ -266,6 +266,7 @@ impl Server {
                 callback_retention: serve.callback_retention,
                 // Well past the longest an attempt can take, recording included.
                 callback_lease: serve.callback_timeout * 2 + Duration::from_secs(1),
+                callback_per_client: serve.callback_per_client,
                 name_match_min: serve.name_match_min,
                 on_mismatch: serve.identity_mismatch,
             },

@@ -197,6 +197,12 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub callback_concurrency: u16,
 
+    /// Callbacks of one client in flight at once, on all nodes together: a receiver that
+    /// hangs holds this many deliveries, and every other client's go on.
+    #[arg(long = "callback-per-client", env = "PAYCC_CALLBACK_PER_CLIENT", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub callback_per_client: u16,
+
     /// Deliver callbacks to loopback, private and link-local addresses too. For
     /// development only: it lets a callback URL reach internal services.
     #[arg(long = "callback-allow-private", env = "PAYCC_CALLBACK_ALLOW_PRIVATE", default_value_t = false,

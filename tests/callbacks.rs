@@ -5,7 +5,7 @@ mod common;
 use paycc::store::CallbackFilter;
 
 use common::receiver::Receiver;
-use common::{Backend, Options, TestApp};
+use common::{Backend, Options, TestApp, basic, init_body_for, send};
 use hmac::{Hmac, KeyInit, Mac};
 use paycc::service::CallbackSetup;
 use serde_json::Value;
@@ -263,6 +263,71 @@ async fn dead_after_the_schedule_then_retried_by_an_operator(backend: Backend) {
     assert_eq!(receiver.received().len(), 4);
     let err = app.service.callbacks.retry("evt_nope").await.unwrap_err();
     assert_eq!(err.to_string(), "not found: No such callback event");
+}
+
+/// A receiver that hangs holds only its client's share of the delivery slots: another
+/// client's event goes out at once.
+async fn a_hung_receiver_delays_only_its_own_client(backend: Backend) {
+    let opts = Options {
+        callback_timeout: Duration::from_secs(60),
+        callback_per_client: 2,
+        ..Options::default()
+    };
+    let (app, hung, _) = app_with(backend, opts).await;
+    hung.answer(&[(200, Duration::from_secs(600)); 12]);
+    for _ in 0..12 {
+        let kid = app.init_kid_for_new_customer().await;
+        assert_eq!(app.complete(&kid, "rejected", 5).await.status, 200);
+    }
+    assert_eq!(hung.wait_for(2, WAIT).await.len(), 2);
+    let other = app
+        .service
+        .admin
+        .create_client("Other partner")
+        .await
+        .unwrap();
+    let merchant = app
+        .service
+        .admin
+        .create_merchant(&other.client_id, "Other merchant", None)
+        .await
+        .unwrap();
+    let prompt = Receiver::start().await;
+    app.service
+        .callbacks
+        .set(&other.client_id, &prompt.url(), false)
+        .await
+        .unwrap();
+    let init = send(
+        &app.http,
+        &format!("{}/v1/service/paycc/init/kyc", app.base),
+        reqwest::Method::POST,
+        Some(init_body_for(&merchant).to_string()),
+        Some(&basic(&other.client_id, &other.client_secret)),
+    )
+    .await;
+    let kid = init.json["data"]["kid"].as_str().unwrap().to_owned();
+    let started = tokio::time::Instant::now();
+    let done = send(
+        &app.http,
+        &format!("{}/v1/sandbox/kyc/{kid}/complete", app.base),
+        reqwest::Method::POST,
+        Some(r#"{"outcome":"approved","faceMatch":95}"#.into()),
+        Some(&basic(&other.client_id, &other.client_secret)),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(prompt.wait_for(1, WAIT).await.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        hung.received().len(),
+        2,
+        "the hung client never had more than its share"
+    );
 }
 
 async fn receiver_down_for_a_while(backend: Backend) {
@@ -526,6 +591,7 @@ on_both_backends!(
     retries_after_a_500_then_succeeds,
     slow_receiver_times_out_and_is_retried,
     dead_after_the_schedule_then_retried_by_an_operator,
+    a_hung_receiver_delays_only_its_own_client,
     receiver_down_for_a_while,
     private_addresses_are_refused,
     expiry_and_clients_without_a_url,

@@ -603,7 +603,10 @@ async fn the_callback_outbox(store: &dyn Store) {
         .await
         .unwrap();
     // A kid's events go out in order: the second waits for the first.
-    let due = store.claim_callbacks(at(10), at(1_000), 10).await.unwrap();
+    let due = store
+        .claim_callbacks(at(10), at(1_000), 4, 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1);
     let first = &due[0];
     assert_eq!(
@@ -627,13 +630,16 @@ async fn the_callback_outbox(store: &dyn Store) {
     // Leased: no other claim takes it before the lease ends.
     assert!(
         store
-            .claim_callbacks(at(20), at(2_000), 10)
+            .claim_callbacks(at(20), at(2_000), 4, 10)
             .await
             .unwrap()
             .is_empty()
     );
     finish(store, first.pk, AttemptResult::Delivered, None, at(30)).await;
-    let next = store.claim_callbacks(at(40), at(1_040), 10).await.unwrap();
+    let next = store
+        .claim_callbacks(at(40), at(1_040), 4, 10)
+        .await
+        .unwrap();
     assert_eq!(
         next.iter().map(|d| d.state).collect::<Vec<_>>(),
         [KycState::Approved]
@@ -649,14 +655,14 @@ async fn the_callback_outbox(store: &dyn Store) {
     // Not due before its retry, due after it (the lease was given back).
     assert!(
         store
-            .claim_callbacks(at(60), at(1_060), 10)
+            .claim_callbacks(at(60), at(1_060), 4, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         store
-            .claim_callbacks(at(5_000), at(6_000), 10)
+            .claim_callbacks(at(5_000), at(6_000), 4, 10)
             .await
             .unwrap()
             .len(),
@@ -692,7 +698,7 @@ async fn the_callback_outbox(store: &dyn Store) {
     assert!(store.retry_callback(&event_id, at(6_000)).await.unwrap());
     assert!(!store.retry_callback("evt_none", NOW).await.unwrap());
     let retried = store
-        .claim_callbacks(at(6_000), at(7_000), 10)
+        .claim_callbacks(at(6_000), at(7_000), 4, 10)
         .await
         .unwrap();
     assert_eq!((retried.len(), retried[0].attempts), (1, 0));
@@ -740,7 +746,111 @@ async fn sandbox_sessions(store: &dyn Store) {
     );
 }
 
+/// Clients take turns at the outbox, and none has more than its share in flight: a
+/// client with a long backlog cannot hold every delivery slot.
+async fn clients_take_turns_at_the_callback_outbox(store: &dyn Store) {
+    let mut kids = Vec::new();
+    for (client, code, first, count, due) in
+        [("PCCA", "MIDA", 1, 6, 1), ("PCCB", "MIDB", 101, 2, 50)]
+    {
+        let (_, merchant_pk) = client_with_merchant(store, client, code).await;
+        store
+            .set_client_callback(client, "https://hooks.example", None)
+            .await
+            .unwrap();
+        for n in first..first + count {
+            store.init_kyc(new_kyc(merchant_pk, n, n)).await.unwrap();
+            let mut rejected = transition(&kid(n), KycState::Rejected, at(due + n as i64));
+            rejected.reason = Some("no".into());
+            store.transition(rejected).await.unwrap();
+            kids.push((client, kid(n)));
+        }
+    }
+    // Which kids a claim took (in no particular order: they go out side by side).
+    let claimed = |due: &[DueCallback]| {
+        let mut kids: Vec<_> = due.iter().map(|d| d.kid.clone()).collect();
+        kids.sort();
+        kids
+    };
+    // Two each at most.
+    let due = store
+        .claim_callbacks(at(1_000), at(9_000), 2, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed(&due), [kid(1), kid(2), kid(101), kid(102)]);
+    // With two of each in flight, nothing more for either.
+    assert!(
+        store
+            .claim_callbacks(at(1_001), at(9_000), 2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // One of A's is done: A may have one more in flight, B has nothing left.
+    let first = due.iter().find(|d| d.kid == kid(1)).unwrap();
+    finish(store, first.pk, AttemptResult::Delivered, None, at(1_002)).await;
+    let next = store
+        .claim_callbacks(at(1_003), at(9_000), 2, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed(&next), [kid(3)]);
+    // Once the leases run out, the share is free again.
+    // The first of each client before the second of any: with room for three, A's
+    // first and B's first (of what is left) and then A's second, due before B's.
+    let later = store
+        .claim_callbacks(at(9_001), at(20_000), 2, 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed(&later), [kid(2), kid(3), kid(101)]);
+}
+
+/// Claims made at the same moment (workers on several nodes) never take one event twice,
+/// and together keep each client's share.
+async fn simultaneous_claims_share_without_overlap(store: &dyn Store) {
+    let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MIDA").await;
+    store
+        .set_client_callback("PCCA", "https://hooks.example", None)
+        .await
+        .unwrap();
+    for n in 1..=12 {
+        store.init_kyc(new_kyc(merchant_pk, n, n)).await.unwrap();
+        let mut rejected = transition(&kid(n), KycState::Rejected, at(n as i64));
+        rejected.reason = Some("no".into());
+        store.transition(rejected).await.unwrap();
+    }
+    let claim =
+        |now, per_client, limit| store.claim_callbacks(at(now), at(9_000), per_client, limit);
+    let taken = |claims: [StoreResult<Vec<DueCallback>>; 4]| {
+        let mut kids: Vec<String> = claims
+            .into_iter()
+            .flat_map(|c| c.unwrap())
+            .map(|d| d.kid)
+            .collect();
+        kids.sort();
+        kids
+    };
+    // A share of five: four claims of up to three each take five events between them.
+    let (a, b, c, d) = tokio::join!(
+        claim(100, 5, 3),
+        claim(100, 5, 3),
+        claim(100, 5, 3),
+        claim(100, 5, 3)
+    );
+    let first = taken([a, b, c, d]);
+    assert_eq!(first, (1..=5).map(kid).collect::<Vec<_>>());
+    // A share large enough for all: the other seven, each once.
+    let (a, b, c, d) = tokio::join!(
+        claim(200, 50, 3),
+        claim(200, 50, 3),
+        claim(200, 50, 3),
+        claim(200, 50, 3)
+    );
+    assert_eq!(taken([a, b, c, d]), (6..=12).map(kid).collect::<Vec<_>>());
+}
+
 contract!(
+    simultaneous_claims_share_without_overlap,
+    clients_take_turns_at_the_callback_outbox,
     clients_and_merchants,
     settings_are_kept_once,
     inits_reads_and_customers,

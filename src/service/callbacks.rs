@@ -93,7 +93,12 @@ impl Callbacks {
         let lease_until = now.plus(self.settings.callback_lease);
         Ok(self
             .store
-            .claim_callbacks(now, lease_until, limit as i64)
+            .claim_callbacks(
+                now,
+                lease_until,
+                i64::from(self.settings.callback_per_client),
+                limit as i64,
+            )
             .await?)
     }
 

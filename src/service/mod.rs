@@ -124,6 +124,8 @@ pub struct ServiceSettings {
     /// How long a claimed callback stays with its worker before another may take it:
     /// longer than an attempt can last.
     pub callback_lease: Duration,
+    /// Callbacks of one client in flight at once, on all nodes together.
+    pub callback_per_client: u16,
     /// The least name similarity (0–100) an approval needs to stand.
     pub name_match_min: u8,
     /// What an approval of someone other than the requested person becomes.
@@ -142,6 +144,7 @@ impl ServiceSettings {
             callback_schedule: Vec::new(),
             callback_retention: Duration::from_secs(30 * 86_400),
             callback_lease: Duration::from_secs(60),
+            callback_per_client: 1,
             name_match_min: DEFAULT_NAME_MATCH_MIN,
             on_mismatch: OnMismatch::Reject,
         }

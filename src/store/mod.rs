@@ -406,11 +406,13 @@ pub trait KycRequests: Send + Sync + 'static {
 pub trait CallbackOutbox: Send + Sync + 'static {
     /// Claims up to `limit` events due at `now` until `lease_until`, so no other worker
     /// sends them meanwhile. An event is due only when no earlier event of its kid is
-    /// still undelivered, which keeps each kid's events in order.
+    /// still undelivered, which keeps each kid's events in order. Clients take turns,
+    /// and none has more than `per_client` in flight on all nodes together.
     async fn claim_callbacks(
         &self,
         now: UnixMs,
         lease_until: UnixMs,
+        per_client: i64,
         limit: i64,
     ) -> StoreResult<Vec<DueCallback>>;
     /// Records how an attempt ended and releases the claim.

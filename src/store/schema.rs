@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "0006_identical_by_customer",
     "0007_trust",
     "0008_client_rate",
+    "0009_fair_callbacks",
 ];
 
 impl Migration {

@@ -1,6 +1,7 @@
 //! SQL fragments both backends share, built from the domain's rules so the SQL and
 //! the rules cannot drift apart.
 
+use super::schema::Dialect;
 use super::{AttemptResult, UnixMs};
 use crate::domain::state::KycState;
 
@@ -55,16 +56,59 @@ pub fn insert_callback_events(source: &str, state: &str, now: &str) -> String {
     )
 }
 
-/// The events due at `now`, oldest first, at most `limit`: each is the earliest
-/// undelivered event of its kid, so a kid's events go out in order. `lock` ends the
-/// query (row locking where the backend has it).
-pub fn due_callbacks(now: &str, limit: &str, lock: &str) -> String {
-    format!(
-        "SELECT e.pk FROM callback_events e
-         WHERE e.status = 'pending' AND e.next_attempt_at <= {now} AND e.lease_until <= {now}
+/// The events due at `now`, at most `limit`: each is the earliest undelivered event of
+/// its kid, so a kid's events go out in order.
+///
+/// Clients take turns: each client's due events are numbered after the ones it already
+/// has in flight (on any node), at most `per_client` of them count, and the first of
+/// every client come before the second of any. A receiver that hangs holds
+/// `per_client` deliveries, never the whole pool.
+///
+/// Each client is read through its own index ranges, only its first `per_client` due
+/// events, so a claim costs the same behind a backlog of 100,000 events (SQLite 0.2 ms,
+/// PostgreSQL 0.8 ms; ranking the whole backlog took 110 ms inside SQLite's writer).
+/// That per-client read is a `LATERAL` join on PostgreSQL, which SQLite lacks; there
+/// an `IN` list does it, which PostgreSQL would turn into a scan of the whole outbox.
+pub fn due_callbacks(dialect: Dialect, now: &str, per_client: &str, limit: &str) -> String {
+    let first_due = |columns: &str| {
+        format!(
+            "SELECT {columns} FROM callback_events x
+         WHERE x.client_pk = l.client_pk AND {free}
            AND NOT EXISTS (SELECT 1 FROM callback_events p
-                           WHERE p.kid = e.kid AND p.pk < e.pk AND p.status = 'pending')
-         ORDER BY e.next_attempt_at, e.pk LIMIT {limit} {lock}"
+                           WHERE p.kid = x.kid AND p.pk < x.pk AND p.status = 'pending')
+         ORDER BY x.next_attempt_at, x.pk LIMIT {per_client}",
+            free = claimable("x", now),
+        )
+    };
+    let per_client_join = match dialect {
+        Dialect::Postgres => format!(
+            "CROSS JOIN LATERAL ({}) e",
+            first_due("x.pk, x.next_attempt_at")
+        ),
+        Dialect::Sqlite => format!("JOIN callback_events e ON e.pk IN ({})", first_due("x.pk")),
+    };
+    format!(
+        "WITH load AS (
+           SELECT a.pk AS client_pk,
+                  (SELECT COUNT(*) FROM callback_events b
+                   WHERE b.client_pk = a.pk AND b.status = 'pending' AND b.lease_until > {now}) AS busy
+           FROM api_clients a),
+         ranked AS (
+           SELECT e.pk, e.next_attempt_at, l.busy + ROW_NUMBER() OVER (
+                    PARTITION BY l.client_pk ORDER BY e.next_attempt_at, e.pk) AS turn
+           FROM load l {per_client_join}
+           WHERE l.busy < {per_client})
+         SELECT pk FROM ranked WHERE turn <= {per_client}
+         ORDER BY turn, next_attempt_at, pk LIMIT {limit}"
+    )
+}
+
+/// An event no worker holds and due at `now`. The claiming update says it again of the
+/// row it changes: PostgreSQL re-checks only those conditions on a row another
+/// transaction changed meanwhile, not the query that picked it.
+pub fn claimable(alias: &str, now: &str) -> String {
+    format!(
+        "{alias}.status = 'pending' AND {alias}.next_attempt_at <= {now} AND {alias}.lease_until <= {now}"
     )
 }
 

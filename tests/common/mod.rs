@@ -252,6 +252,8 @@ pub struct Options {
     /// Tests' receivers are on loopback, so private addresses are allowed unless a
     /// test says otherwise.
     pub callback_allow_private: bool,
+    /// Callbacks of one client in flight at once.
+    pub callback_per_client: u16,
     pub connections: ConnectionArgs,
     pub rates: RateArgs,
     pub name_match_min: u8,
@@ -268,6 +270,7 @@ impl Default for Options {
             callback_timeout: Duration::from_secs(2),
             callback_retention: Duration::from_secs(86_400),
             callback_allow_private: true,
+            callback_per_client: 4,
             connections: ConnectionArgs::default(),
             // Many tests send wrong credentials on purpose, from one address: the brake
             // on failed authentications is tested on its own (tests/abuse.rs).
@@ -342,6 +345,7 @@ impl TestApp {
             callback_poll_interval: Duration::from_millis(50),
             callback_retention: opts.callback_retention,
             callback_concurrency: 8,
+            callback_per_client: opts.callback_per_client,
             callback_allow_private: opts.callback_allow_private,
             name_match_min: opts.name_match_min,
             identity_mismatch: opts.identity_mismatch,

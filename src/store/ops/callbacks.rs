@@ -4,11 +4,13 @@
 
 use super::rows;
 use crate::domain::state::KycState;
-use crate::store::backend::Access::{Read, Write};
+use crate::store::backend::Access::{Atomic, Read, Write};
 use crate::store::backend::Backend;
 use crate::store::db::{Conn, args};
 use crate::store::schema::Dialect;
-use crate::store::sql::{attempt_outcome, due_callbacks, insert_callback_events, list_callbacks};
+use crate::store::sql::{
+    attempt_outcome, claimable, due_callbacks, insert_callback_events, list_callbacks,
+};
 use crate::store::*;
 use async_trait::async_trait;
 use std::sync::LazyLock;
@@ -38,54 +40,59 @@ pub async fn queue(c: &mut impl Conn, kid: &str, state: KycState, now: UnixMs) -
     .map(drop)
 }
 
-// SQLite: one writer marks the due rows, then reads them with their client.
+// SQLite: the writer marks the due rows, then reads them with their client.
 statement!(
     CLAIM_SQLITE,
-    "UPDATE callback_events SET lease_until = $1 WHERE pk IN ({}) RETURNING pk AS n",
-    due_callbacks("$2", "$3", "")
+    "UPDATE callback_events SET lease_until = $1 WHERE pk IN ({}) AND {} RETURNING pk AS n",
+    due_callbacks(Dialect::Sqlite, "$2", "$3", "$4"),
+    claimable("callback_events", "$2")
 );
 statement!(
     CLAIMED,
     "SELECT {} FROM callback_events e JOIN api_clients a ON a.pk = e.client_pk WHERE e.pk = $1",
     rows::DUE_CALLBACK_COLUMNS
 );
-// PostgreSQL: one statement; rows another node is claiming are skipped, not waited on.
 statement!(
     CLAIM_POSTGRES,
     "WITH due AS ({}),
-         claimed AS (UPDATE callback_events c SET lease_until = $1 FROM due WHERE c.pk = due.pk
-                     RETURNING c.*)
+         claimed AS (UPDATE callback_events c SET lease_until = $1 FROM due
+                     WHERE c.pk = due.pk AND {} RETURNING c.*)
          SELECT {} FROM claimed e JOIN api_clients a ON a.pk = e.client_pk",
-    due_callbacks("$2", "$3", "FOR UPDATE OF e SKIP LOCKED"),
+    due_callbacks(Dialect::Postgres, "$2", "$3", "$4"),
+    claimable("c", "$2"),
     rows::DUE_CALLBACK_COLUMNS
 );
 
-/// Claims up to `limit` events due at `now` until `lease_until`.
+/// The PostgreSQL advisory lock that claims on every node take in turn (an arbitrary
+/// key of paycc's own): each claim then counts the deliveries the previous ones took,
+/// so `per_client` holds on all nodes together. SQLite's writer lock does the same.
+const CLAIM_LOCK: i64 = 0x7061_7963_635f_6362; // "paycc_cb"
+
+/// Claims up to `limit` events due at `now` until `lease_until`, at most `per_client`
+/// in flight for each client.
 pub async fn claim(
     c: &mut impl Conn,
     now: UnixMs,
     lease_until: UnixMs,
+    per_client: i64,
     limit: i64,
 ) -> StoreResult<Vec<DueCallback>> {
     let context = "claiming callbacks";
+    let args = args![lease_until, now, per_client, limit];
     match c.dialect() {
         Dialect::Postgres => {
-            c.fetch(
-                context,
-                CLAIM_POSTGRES.as_str(),
-                args![lease_until, now, limit],
-                rows::due_callback,
+            c.execute(
+                "waiting for the callback claim lock",
+                "SELECT pg_advisory_xact_lock($1)",
+                args![CLAIM_LOCK],
             )
-            .await
+            .await?;
+            c.fetch(context, CLAIM_POSTGRES.as_str(), args, rows::due_callback)
+                .await
         }
         Dialect::Sqlite => {
             let pks = c
-                .fetch(
-                    context,
-                    CLAIM_SQLITE.as_str(),
-                    args![lease_until, now, limit],
-                    rows::int,
-                )
+                .fetch(context, CLAIM_SQLITE.as_str(), args, rows::int)
                 .await?;
             let mut due = Vec::with_capacity(pks.len());
             for pk in pks {
@@ -160,10 +167,11 @@ impl<B: Backend> CallbackOutbox for B {
         &self,
         now: UnixMs,
         lease_until: UnixMs,
+        per_client: i64,
         limit: i64,
     ) -> StoreResult<Vec<DueCallback>> {
-        self.run(Write, (), move |c, ()| {
-            Box::pin(claim(c, now, lease_until, limit))
+        self.run(Atomic, (), move |c, ()| {
+            Box::pin(claim(c, now, lease_until, per_client, limit))
         })
         .await
     }
