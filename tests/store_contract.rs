@@ -860,3 +860,35 @@ contract!(
     the_callback_outbox,
     sandbox_sessions,
 );
+
+/// Callers that give up at any moment (a client that disconnects, a deadline) leave no
+/// transaction open on a pooled PostgreSQL connection: sqlx does when a `BEGIN` is
+/// cancelled, and the next borrower's writes then run inside it and never commit. With
+/// one pooled connection, every cancelled init is followed by a one-statement write that
+/// another connection must see.
+#[tokio::test]
+async fn abandoned_postgres_writes_leave_no_transaction_open() {
+    if common::Backend::postgres().is_none() {
+        return;
+    }
+    let db = common::TestDb::create().await;
+    let one = PgSettings {
+        pool_size: 1,
+        ..pg_settings()
+    };
+    let store = PgStore::open(&db.url, &one).await.unwrap();
+    let observer = PgStore::open(&db.url, &pg_settings()).await.unwrap();
+    let (_, merchant_pk) = client_with_merchant(&store, "PCCA", "MIDA").await;
+    for n in 1..=200usize {
+        // Given up after 0 to 950 µs: before, during and after the BEGIN.
+        let patience = Duration::from_micros(50 * (n % 20) as u64);
+        let _ = tokio::time::timeout(patience, store.init_kyc(new_kyc(merchant_pk, n, n))).await;
+        let url = format!("https://hooks.example/{n}");
+        store
+            .set_client_callback("PCCA", &url, None)
+            .await
+            .unwrap();
+        let seen = observer.client_callback("PCCA").await.unwrap().unwrap();
+        assert_eq!(seen.url.as_deref(), Some(url.as_str()), "after abandoned init {n}");
+    }
+}

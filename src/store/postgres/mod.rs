@@ -108,19 +108,17 @@ impl Backend for PgStore {
 
     fn submit<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
         &self,
-        Job { access, args, op }: Job<A, F>,
+        job: Job<A, F>,
     ) -> impl Future<Output = StoreResult<T>> + Send {
-        self.bounded(async move {
-            if access == Access::Atomic {
-                let mut tx = self.pool.begin().await.ctx("starting a transaction")?;
-                let done = op(&mut tx, &args).await?;
-                tx.commit().await.ctx("committing a transaction")?;
-                Ok(done)
-            } else {
-                let mut conn = self.pool.acquire().await.ctx("taking a connection")?;
-                op(&mut conn, &args).await
-            }
-        })
+        // The job runs on a task of its own, to its end even when its caller has gone: a
+        // cancelled BEGIN leaves sqlx's pooled connection inside a transaction it does not
+        // know of (sqlx #4385, still so in 0.9.0), and the next borrower's writes would run
+        // in it and never commit.
+        let job = tokio::spawn(run_to_end(self.pool.clone(), self.call_timeout, job));
+        async move {
+            job.await
+                .unwrap_or_else(|e| Err(StoreError::Corrupt(format!("a store call failed: {e}"))))
+        }
     }
 
     async fn schema_version(&self) -> StoreResult<i64> {
@@ -149,6 +147,35 @@ impl Backend for PgStore {
     async fn lookup_kyc(&self, kid: &str) -> StoreResult<Option<(ClientPk, KycRecord)>> {
         self.bounded(self.kycs.get(kid.to_owned())).await
     }
+}
+
+/// Runs a job on a pooled connection (in a transaction of its own when it is atomic). Past
+/// `limit` it is given up and its connection closed rather than pooled again, since it
+/// may be stopped anywhere, a transaction's BEGIN included.
+async fn run_to_end<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
+    pool: PgPool,
+    limit: Duration,
+    Job { access, args, op }: Job<A, F>,
+) -> StoreResult<T> {
+    // The pool bounds the wait for a connection (PAYCC_DB_ACQUIRE_TIMEOUT).
+    let mut conn = pool.acquire().await.ctx("taking a connection")?;
+    let work = async {
+        if access == Access::Atomic {
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .ctx("starting a transaction")?;
+            let done = op(&mut tx, &args).await?;
+            tx.commit().await.ctx("committing a transaction")?;
+            Ok(done)
+        } else {
+            op(&mut conn, &args).await
+        }
+    };
+    let outcome = within(limit, work).await;
+    if let Err(StoreError::Unavailable(_)) = outcome {
+        conn.close_on_drop();
+    }
+    outcome
 }
 
 /// `call`'s result, or `Unavailable` once `limit` has passed without one.
