@@ -884,11 +884,12 @@ async fn abandoned_postgres_writes_leave_no_transaction_open() {
         let patience = Duration::from_micros(50 * (n % 20) as u64);
         let _ = tokio::time::timeout(patience, store.init_kyc(new_kyc(merchant_pk, n, n))).await;
         let url = format!("https://hooks.example/{n}");
-        store
-            .set_client_callback("PCCA", &url, None)
-            .await
-            .unwrap();
+        store.set_client_callback("PCCA", &url, None).await.unwrap();
         let seen = observer.client_callback("PCCA").await.unwrap().unwrap();
-        assert_eq!(seen.url.as_deref(), Some(url.as_str()), "after abandoned init {n}");
+        assert_eq!(
+            seen.url.as_deref(),
+            Some(url.as_str()),
+            "after abandoned init {n}"
+        );
     }
 }

@@ -43,12 +43,25 @@ struct Args {
     /// then as many again at a steady 500 per second.
     #[arg(long, default_value_t = 2000)]
     slow_in_flight: usize,
+    /// PAYCC_MAX_IN_FLIGHT for the overload run (paycc's default when unset).
+    #[arg(long)]
+    max_in_flight: Option<u32>,
+    /// Run only this part (its figures alone are written, so point --out elsewhere).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
     /// Where to write the figures.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// The parts that stand alone.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Overload,
+    Slow,
 }
 
 /// Approved KYCs that the status workload reads.
@@ -69,26 +82,21 @@ fn main() {
     let mut report = report::Report::new(args.connections, args.seconds);
 
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = paycc::sqlite(&dir.path().join("sqlite"));
-    let (results, sizes) = runtime.block_on(measure(&sqlite, &args, dir.path()));
-    let sustained = |w: &str| {
-        results
-            .runs
-            .iter()
-            .find(|(workload, _)| workload.name() == w)
-            .map_or(0.0, |(_, run)| run.rps())
-    };
-    let capacity = [
-        (overload::Kind::Init, sustained("init")),
-        (overload::Kind::Status, sustained("status")),
-    ];
-    report.backend("SQLite", results);
-    let overload_dep = paycc::sqlite(&dir.path().join("overload"));
-    report.overload(runtime.block_on(overload::run(&overload_dep, capacity, args.seconds)));
-    let floor = run_floor(&args, dir.path(), sizes);
-    report.floor(floor);
-
-    if !args.no_postgres {
+    if args.only.is_none() {
+        let sqlite = paycc::sqlite(&dir.path().join("sqlite"));
+        let (results, sizes) = runtime.block_on(measure(&sqlite, &args, dir.path()));
+        report.backend("SQLite", results);
+        report.floor(run_floor(&args, dir.path(), sizes));
+    }
+    if args.only.is_none_or(|p| p == Part::Overload) {
+        let overload_dep = paycc::sqlite(&dir.path().join("overload"));
+        report.overload(runtime.block_on(overload::run(
+            &overload_dep,
+            args.seconds,
+            args.max_in_flight,
+        )));
+    }
+    if args.only.is_none() && !args.no_postgres {
         match runtime.block_on(paycc::fresh_postgres_database(&args.postgres)) {
             Some(db) => {
                 let pg = paycc::postgres(&dir.path().join("postgres"), &db.url);
@@ -99,9 +107,10 @@ fn main() {
             None => eprintln!("PostgreSQL not reachable at {}; skipped", args.postgres),
         }
     }
-
-    let slow_dep = paycc::sqlite(&dir.path().join("slow"));
-    report.slow(runtime.block_on(slow::run(&slow_dep, args.slow_in_flight)));
+    if args.only.is_none_or(|p| p == Part::Slow) {
+        let slow_dep = paycc::sqlite(&dir.path().join("slow"));
+        report.slow(runtime.block_on(slow::run(&slow_dep, args.slow_in_flight)));
+    }
     println!("{}", report.render());
     report.write(&args.out);
 }

@@ -98,28 +98,36 @@ pub struct Server {
 
 impl Server {
     /// The most memory the process has held (VmHWM), in KiB.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn peak_rss_kib(&self) -> u64 {
         peak_rss_kib(self.child.id())
     }
 
     /// CPU time paycc has used so far, user and system.
     pub fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // After the command name in parentheses: utime and stime are the 12th and 13th
-        // fields, in the kernel's USER_HZ ticks (100 per second on Linux).
-        let ticks: u64 = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| {
-                rest.split_whitespace()
-                    .skip(11)
-                    .take(2)
-                    .filter_map(|t| t.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap_or(0);
-        Duration::from_millis(ticks * 10)
+        cpu_time(self.child.id())
     }
+}
+
+/// CPU time (user and system) process `pid` has used so far.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: utime and stime are the 12th and 13th
+    // fields, in the kernel's USER_HZ ticks (100 per second on Linux).
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|t| t.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 impl Drop for Server {
