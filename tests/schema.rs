@@ -257,3 +257,87 @@ async fn older_databases_are_brought_up_to_the_same_schema() {
         );
     }
 }
+
+/// Requests stored before they kept their own submitted details get their customer's,
+/// so every request reads after the upgrade. Rows are written at the version before.
+#[tokio::test]
+async fn requests_from_before_keep_their_customers_details() {
+    let Some(_) = Backend::postgres() else {
+        return;
+    };
+    let before = MIGRATIONS
+        .iter()
+        .position(|m| m.name == "0010_kyc_submitted")
+        .unwrap();
+    // One client, merchant, customer and request; $1 is the customer's sealed details.
+    let rows = [
+        "INSERT INTO api_clients (client_id, name, secret_hash, created_at) VALUES ('PCCA', 'P', $1, 0)",
+        "INSERT INTO merchants (code, client_pk, name, created_at) SELECT 'MIDA', pk, 'S', 0 FROM api_clients",
+        "INSERT INTO customers (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, created_at, updated_at)
+         SELECT 'CUST1', pk, $1, $1, $1, 0, 0 FROM merchants",
+        "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint, created_at, updated_at, expires_at)
+         SELECT 'KID1', 'REF1', merchant_pk, pk, 'sandbox', 'pending', $1, 0, 0, 0 FROM customers",
+    ];
+    let details = b"sealed details".to_vec();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let old = rusqlite::Connection::open(&path).unwrap();
+    for m in &MIGRATIONS[..before] {
+        old.execute_batch(&m.sql(Dialect::Sqlite)).unwrap();
+    }
+    for sql in rows {
+        match sql.contains("$1") {
+            true => old.execute(sql, [&details]),
+            false => old.execute(sql, []),
+        }
+        .unwrap();
+    }
+    old.execute_batch(&format!("PRAGMA user_version = {before}"))
+        .unwrap();
+    drop(old);
+    drop(SqliteStore::open(&path, 1).unwrap());
+    let kept: Vec<u8> = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT submitted_sealed FROM kyc_requests WHERE kid = 'KID1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, details, "SQLite");
+
+    let db = TestDb::create().await;
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE paycc_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    for (i, m) in MIGRATIONS[..before].iter().enumerate() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql(Dialect::Postgres)))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO paycc_migrations (version) VALUES ($1)")
+            .bind(i as i64 + 1)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    for sql in rows {
+        sqlx::query(sql)
+            .bind(&details)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    drop(PgStore::open(&db.url, &pg_settings()).await.unwrap());
+    let kept: Vec<u8> = sqlx::query("SELECT submitted_sealed FROM kyc_requests WHERE kid = 'KID1'")
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, details, "PostgreSQL");
+}

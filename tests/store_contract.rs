@@ -245,6 +245,8 @@ async fn inits_reads_and_customers(store: &dyn Store) {
         ("C00000000001", false)
     );
 
+    // The first request keeps what was submitted with it, though the second brought
+    // the customer's details up to date.
     let record = store.kyc(&kid(1), Some(client_pk)).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -254,7 +256,7 @@ async fn inits_reads_and_customers(store: &dyn Store) {
             record.state,
             record.merchant_active,
             record.redirect_url.as_deref(),
-            record.customer_details_sealed.as_slice(),
+            record.submitted_sealed.as_slice(),
             record.expires_at,
             record.checked_at
         ),
@@ -265,11 +267,13 @@ async fn inits_reads_and_customers(store: &dyn Store) {
             KycState::Pending,
             true,
             Some("https://shop.example/back"),
-            b"details-2".as_slice(),
+            b"details-1".as_slice(),
             at(DAY),
             None
         )
     );
+    let latest = store.kyc(&kid(2), None).await.unwrap().unwrap();
+    assert_eq!(latest.submitted_sealed, b"details-2");
     assert!(store.kyc(&kid(1), Some(other_pk)).await.unwrap().is_none());
     assert!(store.kyc(&kid(1), None).await.unwrap().is_some());
     assert!(store.kyc(&kid(7), None).await.unwrap().is_none());

@@ -236,7 +236,7 @@ impl Admin {
             .await?
             .ok_or(ServiceError::NotFound("No such KYC request"))?;
         let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &r.kid, &r.customer_details_sealed)?;
+            self.open_json(DETAILS_CONTEXT, &r.kid, &r.submitted_sealed)?;
         let identity = match &r.result_sealed {
             Some(s) => Some(self.open_json::<crate::domain::kyc::KycIdentity>(
                 RESULT_CONTEXT,

@@ -233,11 +233,8 @@ impl Journeys {
     }
 
     fn journey_view(&self, record: &KycRecord, stage: Stage) -> Result<JourneyView, JourneyError> {
-        let details: CustomerDetails = self.open_json(
-            DETAILS_CONTEXT,
-            &record.kid,
-            &record.customer_details_sealed,
-        )?;
+        let details: CustomerDetails =
+            self.open_json(DETAILS_CONTEXT, &record.kid, &record.submitted_sealed)?;
         let preview = (stage == Stage::At(Step::Share)).then(|| {
             let applicant = Applicant {
                 pan: details.pan.clone(),

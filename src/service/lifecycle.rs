@@ -75,7 +75,7 @@ impl Core {
     /// The person the merchant asked about for `r`.
     pub(super) fn requested_person(&self, r: &KycRecord) -> ServiceResult<Applicant> {
         let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &r.kid, &r.customer_details_sealed)?;
+            self.open_json(DETAILS_CONTEXT, &r.kid, &r.submitted_sealed)?;
         Ok(Applicant {
             pan: details.pan,
             name: details.name,

@@ -101,6 +101,7 @@ pub struct NewCustomer {
     pub cust_id: String,
     pub pan_hash: Vec<u8>,
     pub mobile_hash: Vec<u8>,
+    /// The submitted details, kept as the customer's latest and as the request's own.
     pub details_sealed: Vec<u8>,
 }
 
@@ -142,7 +143,9 @@ pub struct KycRecord {
     pub token_hash: Option<Vec<u8>>,
     pub redirect_url: Option<String>,
     pub result_sealed: Option<Vec<u8>>,
-    pub customer_details_sealed: Vec<u8>,
+    /// What the merchant submitted with this request (pan, name, email, mobile), sealed:
+    /// a later init for the same customer does not change it.
+    pub submitted_sealed: Vec<u8>,
     pub created_at: UnixMs,
     pub updated_at: UnixMs,
     pub expires_at: UnixMs,

@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "0007_trust",
     "0008_client_rate",
     "0009_fair_callbacks",
+    "0010_kyc_submitted",
 ];
 
 impl Migration {

@@ -66,8 +66,8 @@ statement!(
        RETURNING pk, cust_id),
      request AS (
        INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
-         url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
-       SELECT $7, $8, $2, customer.pk, $9, $10, $11, $12, $13, $14, $6, $6, $15 FROM customer
+         url_sealed, token_hash, redirect_url, submitted_sealed, created_at, updated_at, expires_at)
+       SELECT $7, $8, $2, customer.pk, $9, $10, $11, $12, $13, $14, $5, $6, $6, $15 FROM customer
        ON CONFLICT (customer_pk, fingerprint) WHERE state IN ({}) DO NOTHING
        RETURNING kid)
      SELECT customer.pk, customer.cust_id, EXISTS (SELECT 1 FROM request) AS inserted FROM customer",
@@ -151,9 +151,9 @@ async fn init_in_turn(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
     c.execute(
         "storing a KYC request",
         "INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
-           url_sealed, token_hash, redirect_url, created_at, updated_at, expires_at)
+           url_sealed, token_hash, redirect_url, submitted_sealed, created_at, updated_at, expires_at)
          VALUES ($1, $2, $3, (SELECT pk FROM customers WHERE merchant_pk = $3 AND pan_hash = $4),
-                 $5, $6, $7, $8, $9, $10, $11, $11, $12)",
+                 $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
         args![
             &new.kid,
             &new.reference,
@@ -165,6 +165,7 @@ async fn init_in_turn(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
             &new.url_sealed,
             &new.token_hash,
             &new.redirect_url,
+            &k.details_sealed,
             new.now,
             new.expires_at
         ],
