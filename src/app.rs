@@ -264,6 +264,9 @@ impl Server {
                 idempotency_ttl: serve.idempotency_ttl,
                 callback_schedule: serve.callback_retry_schedule.0.clone(),
                 callback_retention: serve.callback_retention,
+                retention: serve.retention,
+                webhook_retention: serve.webhook_retention,
+                sandbox_retention: serve.sandbox_retention,
                 // Well past the longest an attempt can take, recording included.
                 callback_lease: serve.callback_timeout * 2 + Duration::from_secs(1),
                 callback_per_client: serve.callback_per_client,

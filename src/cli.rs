@@ -3,7 +3,7 @@
 use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
 use crate::domain::callback::KycEvent;
-use crate::service::{Decision, Service, ServiceError};
+use crate::service::{Decision, KycSummary, Service, ServiceError, ServiceResult};
 use crate::store::{CallbackFilter, RateLimit, Switch, UnixMs};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -48,6 +48,17 @@ enum Command {
     /// Work with the encryption and hash keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Delete one ended KYC's identity data now (a data subject's erasure request): its
+    /// verified identity and photo, submitted details and link go, and a tombstone (kid,
+    /// custId, merchant, state, dates) stays. Ended KYCs are purged on their own once
+    /// PAYCC_RETENTION has passed.
+    Purge {
+        /// The KYC's kid.
+        #[arg(long)]
+        kid: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +271,10 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
         Command::Callbacks(cmd) => callbacks_command(app::admin_service(store).await?, cmd).await,
         Command::Merchant(cmd) => merchant_command(app::admin_service(store).await?, cmd).await,
         Command::Kyc(cmd) => kyc_command(app::admin_service(store).await?, cmd).await,
+        Command::Purge { kid, json } => {
+            let service = app::admin_service(store).await?;
+            print_summary(service.admin.purge_kyc(kid.trim()).await, json)
+        }
         Command::Keys(KeysCommand::DerivedHashKey) => {
             println!("{}", app::derived_hash_key(store)?);
             Ok(())
@@ -289,6 +304,10 @@ async fn kyc_command(service: Arc<Service>, cmd: KycCommand) -> Result<(), Start
             )
         }
     };
+    print_summary(summary, json)
+}
+
+fn print_summary(summary: ServiceResult<KycSummary>, json: bool) -> Result<(), StartError> {
     let summary = summary.map_err(admin_error)?;
     emit(json, &summary, || {
         serde_json::to_string_pretty(&summary).expect("a summary serialises")

@@ -192,6 +192,24 @@ pub struct ServeSettings {
           value_parser = parse_duration)]
     pub callback_retention: Duration,
 
+    /// How long a KYC's identity data (verified identity and photo, submitted details,
+    /// link) is kept after the KYC ends; then it is deleted and a tombstone (kid, custId,
+    /// merchant, state, dates) stays. RBI's KYC directions ask for five years.
+    #[arg(long = "retention", env = "PAYCC_RETENTION", default_value = "5y",
+          value_parser = parse_duration)]
+    pub retention: Duration,
+
+    /// How long the provider's processed webhook events are remembered (to drop repeats).
+    #[arg(long = "webhook-retention", env = "PAYCC_WEBHOOK_RETENTION", default_value = "30d",
+          value_parser = parse_duration)]
+    pub webhook_retention: Duration,
+
+    /// How long the sandbox keeps its record of a journey (the tester's choices, the
+    /// selfie) after its last step.
+    #[arg(long = "sandbox-retention", env = "PAYCC_SANDBOX_RETENTION", default_value = "30d",
+          value_parser = parse_duration)]
+    pub sandbox_retention: Duration,
+
     /// Callbacks in flight at once, per node.
     #[arg(long = "callback-concurrency", env = "PAYCC_CALLBACK_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -477,16 +495,19 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let (digits, unit) = raw.split_at(split);
     let n: u64 = digits
         .parse()
-        .map_err(|_| format!("expected a duration like 30s, 15m, 24h or 10d, got {raw:?}"))?;
+        .map_err(|_| format!("expected a duration like 30s, 15m, 24h, 10d or 5y, got {raw:?}"))?;
     let millis = match unit {
         "ms" => n,
         "s" => n * 1000,
         "m" => n * 60_000,
         "h" => n * 3_600_000,
         "d" => n * 86_400_000,
+        // 366 days: a retention in years never ends before the same date that many
+        // calendar years later, leap days included.
+        "y" => n * 366 * 86_400_000,
         _ => {
             return Err(format!(
-                "expected a duration unit ms, s, m, h or d, got {raw:?}"
+                "expected a duration unit ms, s, m, h, d or y, got {raw:?}"
             ));
         }
     };
@@ -520,6 +541,10 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("h").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("5y"),
+            Ok(Duration::from_secs(5 * 366 * 86_400))
+        );
         assert_eq!(
             parse_schedule("1s, 2m"),
             Ok(RetrySchedule(vec![

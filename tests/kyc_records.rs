@@ -1,11 +1,53 @@
-//! What each KYC keeps of its own: the details the merchant submitted with it stay with
-//! it, whatever a later init for the same customer sends. Driven through the API, the
-//! sandbox helper and the operator's CLI, on both databases.
+//! What each KYC keeps of its own, and for how long: the details the merchant submitted
+//! with it stay with it whatever a later init for the same customer sends, and its
+//! identity data is deleted once its retention has passed or on an erasure request,
+//! leaving a tombstone. Driven through the API, the sandbox helper and the operator's
+//! CLI, on both databases.
 
 mod common;
 use common::deploy::Deployment;
 use common::*;
 use serde_json::{Value, json};
+use std::time::Duration;
+
+const DAY: Duration = Duration::from_secs(86_400);
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The answer to a status read of a purged request.
+fn purged(kid: &str, state: &str) -> String {
+    format!(
+        r#"{{"code":"0x0202","status":"FAILURE","message":"Kyc data purged","data":{{"kid":"{kid}","state":"{state}"}}}}"#
+    )
+}
+
+/// A count the database gives for `sql`, on either backend.
+async fn count(app: &TestApp, sql: &'static str) -> i64 {
+    match &app.db {
+        Some(db) => db.scalar(sql).await,
+        None => rusqlite::Connection::open(app.dir.path().join("paycc.db"))
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap(),
+    }
+}
+
+/// Polls `sql` until it counts `want` (the sweeper runs on its own); the last count.
+async fn count_becomes(app: &TestApp, sql: &'static str, want: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let n = count(app, sql).await;
+        if n == want || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const PURGED_WITH_DATA: &str = "SELECT COUNT(*) FROM kyc_requests WHERE purged_at IS NOT NULL
+    AND (result_sealed IS NOT NULL OR submitted_sealed IS NOT NULL OR url_sealed IS NOT NULL
+         OR token_hash IS NOT NULL OR redirect_url IS NOT NULL)";
+const PURGED: &str = "SELECT COUNT(*) FROM kyc_requests WHERE purged_at IS NOT NULL";
+const SANDBOX_JOURNEYS: &str = "SELECT COUNT(*) FROM sandbox_sessions";
 
 /// `paycc kyc show KID --json`, parsed.
 fn shown(dep: &Deployment, kid: &str) -> Value {
@@ -79,4 +121,138 @@ async fn each_kyc_keeps_what_was_submitted_with_it(backend: Backend) {
     assert_eq!(masked(&shown(&dep, &kid_first))[1], "A. R.");
 }
 
-on_both_backends!(each_kyc_keeps_what_was_submitted_with_it);
+async fn ended_kycs_are_purged_after_their_retention(backend: Backend) {
+    let opts = Options {
+        expiry_interval: Duration::from_millis(100),
+        retention: 10 * DAY,
+        sandbox_retention: 2 * DAY,
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(backend, opts).await;
+    let pan = "ABCPR1001A";
+    let mut body = app.init_body();
+    body["pan"] = json!(pan);
+    let (approved, link) = app.open_link(&body).await;
+    // The customer opens the link: the sandbox keeps a journey.
+    let page = app.http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let done = app.complete(&approved, "approved", 97).await;
+    assert_eq!(done.json["code"], "0x0200", "{}", done.text);
+    assert!(count(&app, SANDBOX_JOURNEYS).await >= 1);
+    let open = app.init_kid_for_new_customer().await;
+
+    // Past the sandbox's retention, not the KYC's: the journeys go, the identity stays;
+    // the open request expires meanwhile (its link lasts a day).
+    app.clock.advance(3 * DAY);
+    assert_eq!(count_becomes(&app, SANDBOX_JOURNEYS, 0).await, 0);
+    assert_eq!(app.status(&approved).await.json["code"], "0x0200");
+
+    // Ten days after it ended, the approved one is purged; the one that expired on the
+    // third day is not yet.
+    app.clock.advance(8 * DAY);
+    assert_eq!(count_becomes(&app, PURGED, 1).await, 1);
+    app.status(&approved)
+        .await
+        .assert_exact(200, &purged(&approved, "approved"));
+    let expired = app.status(&open).await;
+    assert_eq!(
+        (
+            expired.json["message"].as_str(),
+            expired.json["data"]["state"].as_str()
+        ),
+        (Some("Kyc expired"), Some("expired")),
+        "{}",
+        expired.text
+    );
+    assert_eq!(count(&app, PURGED_WITH_DATA).await, 0);
+    // Its customer had nothing else: the PAN finds no one.
+    app.customer(&json!({"merchantCode": app.merchant, "pan": pan}))
+        .await
+        .assert_exact(
+            404,
+            r#"{"code":"0x0202","status":"FAILURE","message":"No customer found"}"#,
+        );
+    let shown = app.service.admin.kyc_summary(&approved).await.unwrap();
+    assert_eq!(
+        (shown.state.as_str(), shown.pan, shown.name, shown.has_photo),
+        ("approved", None, None, false)
+    );
+    assert!(shown.purged_at.is_some());
+
+    // The expired one, ten days after it ended.
+    app.clock.advance(3 * DAY);
+    assert_eq!(count_becomes(&app, PURGED, 2).await, 2);
+    app.status(&open)
+        .await
+        .assert_exact(200, &purged(&open, "expired"));
+}
+
+async fn an_operator_purges_one_on_request(backend: Backend) {
+    let dep = Deployment::new(backend).await;
+    let server = dep.start(&[]);
+    let (_, auth, merchant) = dep.client_and_merchant();
+    let body = |pan: &str| {
+        json!({"pan": pan, "name": "Asha Rao", "email": "asha@example.in",
+        "mobile": "8123450001", "merchantCode": merchant})
+    };
+    let ended = server.init_kid(&auth, body("ABCPR2001A")).await;
+    let done = server
+        .post(
+            &auth,
+            &format!("/v1/sandbox/kyc/{ended}/complete"),
+            json!({"outcome": "rejected", "faceMatch": 10}),
+        )
+        .await;
+    assert_eq!(done.json["message"], "Kyc rejected", "{}", done.text);
+    let open = server.init_kid(&auth, body("ABCPR2002B")).await;
+
+    let purge = |kid: &str| dep.cli(&["purge", "--kid", kid, "--json"]);
+    let (ok, out, err) = purge(&ended);
+    assert!(ok, "{err}");
+    let tomb: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            tomb["kid"].as_str(),
+            tomb["state"].as_str(),
+            masked(&tomb),
+            tomb["purgedAt"].is_string()
+        ),
+        (
+            Some(ended.as_str()),
+            Some("rejected"),
+            ["(missing)"; 4],
+            true
+        ),
+        "{out}"
+    );
+    for pii in ["ABCPR2001A", "Asha", "asha@", "8123450001"] {
+        assert!(!out.contains(pii), "{pii} in {out}");
+    }
+    server
+        .status(&auth, &ended)
+        .await
+        .assert_exact(200, &purged(&ended, "rejected"));
+    // Again: the same tombstone.
+    let (ok, again, _) = purge(&ended);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&again).unwrap(), tomb);
+
+    let (ok, _, err) = purge(&open);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "KYC {open} is still open (pending); only an ended one is purged"
+        )),
+        "{err}"
+    );
+    assert_eq!(server.status(&auth, &open).await.json["code"], "0x0206");
+    let (ok, _, err) = purge("KID000000000000000000000000000");
+    assert!(!ok);
+    assert!(err.contains("No such KYC request"), "{err}");
+}
+
+on_both_backends!(
+    each_kyc_keeps_what_was_submitted_with_it,
+    ended_kycs_are_purged_after_their_retention,
+    an_operator_purges_one_on_request,
+);

@@ -256,7 +256,7 @@ async fn inits_reads_and_customers(store: &dyn Store) {
             record.state,
             record.merchant_active,
             record.redirect_url.as_deref(),
-            record.submitted_sealed.as_slice(),
+            record.submitted_sealed.as_deref(),
             record.expires_at,
             record.checked_at
         ),
@@ -267,13 +267,16 @@ async fn inits_reads_and_customers(store: &dyn Store) {
             KycState::Pending,
             true,
             Some("https://shop.example/back"),
-            b"details-1".as_slice(),
+            Some(b"details-1".as_slice()),
             at(DAY),
             None
         )
     );
     let latest = store.kyc(&kid(2), None).await.unwrap().unwrap();
-    assert_eq!(latest.submitted_sealed, b"details-2");
+    assert_eq!(
+        latest.submitted_sealed.as_deref(),
+        Some(b"details-2".as_slice())
+    );
     assert!(store.kyc(&kid(1), Some(other_pk)).await.unwrap().is_none());
     assert!(store.kyc(&kid(1), None).await.unwrap().is_some());
     assert!(store.kyc(&kid(7), None).await.unwrap().is_none());
@@ -852,7 +855,177 @@ async fn simultaneous_claims_share_without_overlap(store: &dyn Store) {
     assert_eq!(taken([a, b, c, d]), (6..=12).map(kid).collect::<Vec<_>>());
 }
 
+/// Ended requests past their retention lose their identity data and keep a tombstone;
+/// open ones are never purged; a customer with nothing left can no longer be found.
+async fn retention_purges_what_has_ended(store: &dyn Store) {
+    let (client_pk, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    // Customer 1: one approved request (ends at 10) and a later open one. Customer 2:
+    // one rejected request (ends at 20).
+    store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
+    store.init_kyc(new_kyc(merchant_pk, 2, 2)).await.unwrap();
+    let mut approve = transition(&kid(1), KycState::Approved, at(10));
+    approve.result_sealed = Some(b"identity".to_vec());
+    store.transition(approve).await.unwrap();
+    let mut reject = transition(&kid(2), KycState::Rejected, at(20));
+    reject.reason = Some("no".into());
+    store.transition(reject).await.unwrap();
+    store.init_kyc(new_kyc(merchant_pk, 1, 3)).await.unwrap();
+    let session = SandboxSession {
+        step: "done".into(),
+        outcome: Some("approved".into()),
+        face_match: Some(97),
+        selfie_sealed: Some(b"jpeg".to_vec()),
+        person_sealed: None,
+    };
+    store
+        .save_sandbox_session(&kid(1), &session, at(10))
+        .await
+        .unwrap();
+
+    // Ended before 15: only the approved one.
+    assert_eq!(
+        store.purge_ended_kycs(at(15), at(100), 10).await.unwrap(),
+        1
+    );
+    let tomb = store.kyc(&kid(1), None).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            tomb.state,
+            tomb.cust_id.as_str(),
+            tomb.purged_at,
+            tomb.updated_at,
+            tomb.result_sealed,
+            tomb.submitted_sealed,
+            tomb.url_sealed,
+            tomb.token_hash,
+            tomb.redirect_url
+        ),
+        (
+            KycState::Approved,
+            "C00000000001",
+            Some(at(100)),
+            at(10),
+            None,
+            None,
+            None,
+            None,
+            None
+        )
+    );
+    assert!(store.sandbox_session(&kid(1)).await.unwrap().is_none());
+    // The customer still has an open request: found, but no longer verified.
+    let by_pan = |n: usize| CustomerLookup::PanHash(format!("pan-{n}").into_bytes());
+    let c = store
+        .customer(client_pk, "MID1", by_pan(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.verified, c.details_sealed),
+        (None, b"details-3".to_vec())
+    );
+    // Nothing more before 15; the rejected one before 25.
+    assert_eq!(
+        store.purge_ended_kycs(at(15), at(101), 10).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        store.purge_ended_kycs(at(25), at(102), 10).await.unwrap(),
+        1
+    );
+    // Its customer had nothing else: found neither by PAN nor by mobile.
+    assert!(
+        store
+            .customer(client_pk, "MID1", by_pan(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let by_mobile = CustomerLookup::MobileHash(b"mobile-2".to_vec());
+    assert!(
+        store
+            .customer(client_pk, "MID1", by_mobile)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // One at a time: an open one is refused, an ended one purged once.
+    assert_eq!(
+        store.purge_kyc(&kid(3), at(110)).await.unwrap(),
+        PurgeOutcome::StillOpen(KycState::Pending)
+    );
+    assert!(
+        store
+            .kyc(&kid(3), None)
+            .await
+            .unwrap()
+            .unwrap()
+            .submitted_sealed
+            .is_some()
+    );
+    assert_eq!(
+        store.purge_kyc(&kid(2), at(110)).await.unwrap(),
+        PurgeOutcome::AlreadyPurged
+    );
+    assert_eq!(
+        store.purge_kyc(&kid(9), at(110)).await.unwrap(),
+        PurgeOutcome::Unknown
+    );
+    let mut expire = transition(&kid(3), KycState::Expired, at(120));
+    expire.reason = Some("link expired".into());
+    store.transition(expire).await.unwrap();
+    assert_eq!(
+        store.purge_kyc(&kid(3), at(130)).await.unwrap(),
+        PurgeOutcome::Purged
+    );
+    assert!(
+        store
+            .customer(client_pk, "MID1", by_pan(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The same PAN later is a new customer.
+    let again = store.init_kyc(new_kyc(merchant_pk, 1, 4)).await.unwrap();
+    assert_eq!(again.cust_id, "C00000000004");
+
+    // Webhook events and sandbox journeys after their own retention.
+    assert!(
+        store
+            .record_webhook_event("digio", "E1", at(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_webhook_event("digio", "E2", at(30))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.purge_webhook_events(at(20)).await.unwrap(), 1);
+    assert!(
+        store
+            .record_webhook_event("digio", "E1", at(40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_webhook_event("digio", "E2", at(40))
+            .await
+            .unwrap()
+    );
+    store
+        .save_sandbox_session(&kid(4), &session, at(50))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_sandbox_sessions(at(50)).await.unwrap(), 0);
+    assert_eq!(store.purge_sandbox_sessions(at(51)).await.unwrap(), 1);
+}
+
 contract!(
+    retention_purges_what_has_ended,
     simultaneous_claims_share_without_overlap,
     clients_take_turns_at_the_callback_outbox,
     clients_and_merchants,

@@ -75,7 +75,7 @@ struct MerchantDetails<'a> {
 }
 
 #[derive(Serialize)]
-struct PendingData<'a> {
+struct KidAndState<'a> {
     kid: &'a str,
     state: &'static str,
 }
@@ -86,6 +86,9 @@ struct EndedData<'a> {
     state: &'static str,
     reason: &'a str,
 }
+
+/// What a status read of a request whose identity data was deleted says.
+const PURGED_MESSAGE: &str = "Kyc data purged";
 
 /// The body, if any, is ignored: raw cURL clients send one with GET.
 pub async fn status(
@@ -120,7 +123,17 @@ pub(super) fn status_response(status: &KycStatus) -> Response {
             StatusCode::OK,
             Code::Pending,
             state.outcome_message(),
-            PendingData {
+            KidAndState {
+                kid,
+                state: state.as_str(),
+            },
+        )
+        .into_response(),
+        KycStatus::Purged { kid, state } => Envelope::with_data(
+            StatusCode::OK,
+            Code::Failure,
+            PURGED_MESSAGE,
+            KidAndState {
                 kid,
                 state: state.as_str(),
             },

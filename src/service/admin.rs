@@ -1,9 +1,10 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
-use super::{Admin, CustomerDetails, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceError, ServiceResult};
+use super::{Admin, RESULT_CONTEXT, ServiceError, ServiceResult};
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
 use crate::store::StoreError;
+use crate::store::UnixMs;
 use crate::store::{MerchantRecord, RateLimit, Switch};
 use serde::Serialize;
 
@@ -36,10 +37,11 @@ pub struct KycSummary {
     pub provider: String,
     pub state: String,
     pub reason: Option<String>,
-    pub pan: String,
-    pub mobile: String,
-    pub name: String,
-    pub email: String,
+    /// The submitted details, masked; none once purged.
+    pub pan: Option<String>,
+    pub mobile: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
     pub face_match: Option<u8>,
     /// Whether the verified PAN is the requested one, and the name similarity (0–100).
     pub pan_match: Option<bool>,
@@ -49,6 +51,8 @@ pub struct KycSummary {
     pub created_at: String,
     pub updated_at: String,
     pub expires_at: String,
+    /// When its identity data was deleted (a tombstone since).
+    pub purged_at: Option<String>,
 }
 
 /// An operator's verdict.
@@ -235,8 +239,10 @@ impl Admin {
             .kyc(kid, None)
             .await?
             .ok_or(ServiceError::NotFound("No such KYC request"))?;
-        let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &r.kid, &r.submitted_sealed)?;
+        let details = match r.purged_at {
+            Some(_) => None,
+            None => Some(self.submitted(&r)?),
+        };
         let identity = match &r.result_sealed {
             Some(s) => Some(self.open_json::<crate::domain::kyc::KycIdentity>(
                 RESULT_CONTEXT,
@@ -253,14 +259,18 @@ impl Admin {
             provider: r.provider,
             state: r.state.to_string(),
             reason: r.reason,
-            pan: Pan::parse(&details.pan)
-                .map(|p| p.masked())
-                .unwrap_or_else(|_| "(unreadable)".into()),
-            mobile: Mobile::parse(&details.mobile)
-                .map(|m| m.masked())
-                .unwrap_or_else(|_| "(unreadable)".into()),
-            name: initials(&details.name),
-            email: mask_email(&details.email),
+            pan: details.as_ref().map(|d| {
+                Pan::parse(&d.pan)
+                    .map(|p| p.masked())
+                    .unwrap_or_else(|_| "(unreadable)".into())
+            }),
+            mobile: details.as_ref().map(|d| {
+                Mobile::parse(&d.mobile)
+                    .map(|m| m.masked())
+                    .unwrap_or_else(|_| "(unreadable)".into())
+            }),
+            name: details.as_ref().map(|d| initials(&d.name)),
+            email: details.as_ref().map(|d| mask_email(&d.email)),
             face_match: identity.as_ref().map(|i| i.face_match),
             pan_match: identity.as_ref().and_then(|i| i.pan_match),
             name_match: identity.as_ref().and_then(|i| i.name_match),
@@ -269,6 +279,7 @@ impl Admin {
             created_at: r.created_at.rfc3339(),
             updated_at: r.updated_at.rfc3339(),
             expires_at: r.expires_at.rfc3339(),
+            purged_at: r.purged_at.map(UnixMs::rfc3339),
         })
     }
 }

@@ -3,7 +3,7 @@
 //! sandbox provider, so a customer who leaves resumes where they were.
 
 use super::sandbox::{SandboxFinish, session_at};
-use super::{CustomerDetails, DETAILS_CONTEXT, Journeys, ServiceError};
+use super::{Journeys, ServiceError};
 use crate::crypto::Lookup;
 use crate::domain::fields::{Mobile, RedirectUrl};
 use crate::domain::ids::is_kid;
@@ -233,8 +233,7 @@ impl Journeys {
     }
 
     fn journey_view(&self, record: &KycRecord, stage: Stage) -> Result<JourneyView, JourneyError> {
-        let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &record.kid, &record.submitted_sealed)?;
+        let details = self.submitted(record)?;
         let preview = (stage == Stage::At(Step::Share)).then(|| {
             let applicant = Applicant {
                 pan: details.pan.clone(),

@@ -43,6 +43,9 @@ impl Core {
             None
         };
         let kid = r.kid.clone();
+        if r.purged_at.is_some() {
+            return Ok(KycStatus::Purged { kid, state });
+        }
         Ok(match state.verdict() {
             Verdict::Pending => KycStatus::Pending { kid, state },
             Verdict::Failure => KycStatus::Ended {
@@ -72,10 +75,19 @@ impl Core {
         Ok(state)
     }
 
+    /// What the merchant submitted with `r`. Only an ended request is purged, and none of
+    /// the steps that read this takes one.
+    pub(super) fn submitted(&self, r: &KycRecord) -> ServiceResult<CustomerDetails> {
+        let sealed = r
+            .submitted_sealed
+            .as_deref()
+            .ok_or_else(|| ServiceError::Internal(format!("request {} was purged", r.kid)))?;
+        self.open_json(DETAILS_CONTEXT, &r.kid, sealed)
+    }
+
     /// The person the merchant asked about for `r`.
     pub(super) fn requested_person(&self, r: &KycRecord) -> ServiceResult<Applicant> {
-        let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &r.kid, &r.submitted_sealed)?;
+        let details = self.submitted(r)?;
         Ok(Applicant {
             pan: details.pan,
             name: details.name,

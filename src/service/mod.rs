@@ -11,6 +11,7 @@ mod idempotency;
 mod init;
 mod journey;
 mod lifecycle;
+mod retention;
 mod sandbox;
 mod status;
 mod sync;
@@ -121,6 +122,12 @@ pub struct ServiceSettings {
     pub callback_schedule: Vec<Duration>,
     /// How long delivered and dead callback events are kept for operators.
     pub callback_retention: Duration,
+    /// How long a KYC's identity data is kept after it ends.
+    pub retention: Duration,
+    /// How long processed provider webhook events are remembered.
+    pub webhook_retention: Duration,
+    /// How long the sandbox keeps its record of a journey after its last step.
+    pub sandbox_retention: Duration,
     /// How long a claimed callback stays with its worker before another may take it:
     /// longer than an attempt can last.
     pub callback_lease: Duration,
@@ -143,6 +150,9 @@ impl ServiceSettings {
             idempotency_ttl: Duration::from_secs(86_400),
             callback_schedule: Vec::new(),
             callback_retention: Duration::from_secs(30 * 86_400),
+            retention: Duration::MAX,
+            webhook_retention: Duration::MAX,
+            sandbox_retention: Duration::MAX,
             callback_lease: Duration::from_secs(60),
             callback_per_client: 1,
             name_match_min: DEFAULT_NAME_MATCH_MIN,

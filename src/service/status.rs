@@ -23,6 +23,11 @@ pub enum KycStatus {
         state: KycState,
         reason: String,
     },
+    /// Ended, and its identity data deleted after its retention (or on request).
+    Purged {
+        kid: String,
+        state: KycState,
+    },
 }
 
 impl Status {
@@ -56,11 +61,13 @@ impl Status {
             && now.since(last) > self.settings.stale_after
     }
 
-    /// Marks requests whose link ran out as expired (and forgets old idempotency keys);
-    /// returns how many requests expired.
+    /// Marks requests whose link ran out as expired, and forgets what is past its
+    /// retention (identity data of ended requests, idempotency keys, callback and webhook
+    /// events, sandbox journeys); returns how many requests expired.
     pub async fn expire_due(&self) -> ServiceResult<usize> {
         self.purge_idempotency_keys().await?;
         self.purge_callbacks().await?;
+        self.purge_past_retention().await?;
         let mut total = 0;
         loop {
             let n = self.store.expire_due(self.now_ms(), 500).await?;

@@ -144,13 +144,15 @@ pub struct KycRecord {
     pub redirect_url: Option<String>,
     pub result_sealed: Option<Vec<u8>>,
     /// What the merchant submitted with this request (pan, name, email, mobile), sealed:
-    /// a later init for the same customer does not change it.
-    pub submitted_sealed: Vec<u8>,
+    /// a later init for the same customer does not change it. Gone once purged.
+    pub submitted_sealed: Option<Vec<u8>>,
     pub created_at: UnixMs,
     pub updated_at: UnixMs,
     pub expires_at: UnixMs,
     /// When the provider was last asked about it.
     pub checked_at: Option<UnixMs>,
+    /// When its identity data was deleted; the row is a tombstone since.
+    pub purged_at: Option<UnixMs>,
 }
 
 #[derive(Debug, Clone)]
@@ -465,13 +467,50 @@ pub trait SandboxSessions: Send + Sync + 'static {
     async fn sandbox_session(&self, kid: &str) -> StoreResult<Option<SandboxSession>>;
 }
 
+/// What a purge of one request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeOutcome {
+    Purged,
+    AlreadyPurged,
+    /// Not ended yet: only an ended request is purged.
+    StillOpen(KycState),
+    Unknown,
+}
+
+/// Forgetting what is no longer to be kept. A purged request keeps its tombstone (kid,
+/// custId, merchant, state, dates) and loses its verified identity, photo, submitted
+/// details and link; a customer with no unpurged request left loses its details and
+/// the hashes that found it by PAN or mobile.
+#[async_trait]
+pub trait Retention: Send + Sync + 'static {
+    /// Purges up to `limit` requests that ended before `ended_before`; how many.
+    async fn purge_ended_kycs(
+        &self,
+        ended_before: UnixMs,
+        now: UnixMs,
+        limit: i64,
+    ) -> StoreResult<usize>;
+    /// Purges one ended request at once (an erasure request).
+    async fn purge_kyc(&self, kid: &str, now: UnixMs) -> StoreResult<PurgeOutcome>;
+    /// Forgets provider webhook events received before `before`; how many.
+    async fn purge_webhook_events(&self, before: UnixMs) -> StoreResult<usize>;
+    /// Forgets sandbox journeys last touched before `before`; how many.
+    async fn purge_sandbox_sessions(&self, before: UnixMs) -> StoreResult<usize>;
+}
+
 /// Everything the service keeps, one trait per concern.
 pub trait Store:
-    Settings + Clients + KycRequests + CallbackOutbox + IdempotencyKeys + SandboxSessions
+    Settings + Clients + KycRequests + CallbackOutbox + IdempotencyKeys + SandboxSessions + Retention
 {
 }
 
 impl<T> Store for T where
-    T: Settings + Clients + KycRequests + CallbackOutbox + IdempotencyKeys + SandboxSessions
+    T: Settings
+        + Clients
+        + KycRequests
+        + CallbackOutbox
+        + IdempotencyKeys
+        + SandboxSessions
+        + Retention
 {
 }

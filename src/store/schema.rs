@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "0008_client_rate",
     "0009_fair_callbacks",
     "0010_kyc_submitted",
+    "0011_retention",
 ];
 
 impl Migration {

@@ -249,6 +249,10 @@ pub struct Options {
     pub callback_schedule: Vec<Duration>,
     pub callback_timeout: Duration,
     pub callback_retention: Duration,
+    /// PAYCC_RETENTION, PAYCC_WEBHOOK_RETENTION and PAYCC_SANDBOX_RETENTION.
+    pub retention: Duration,
+    pub webhook_retention: Duration,
+    pub sandbox_retention: Duration,
     /// Tests' receivers are on loopback, so private addresses are allowed unless a
     /// test says otherwise.
     pub callback_allow_private: bool,
@@ -269,6 +273,9 @@ impl Default for Options {
             callback_schedule: vec![Duration::from_millis(200); 5],
             callback_timeout: Duration::from_secs(2),
             callback_retention: Duration::from_secs(86_400),
+            retention: Duration::from_secs(5 * 366 * 86_400),
+            webhook_retention: Duration::from_secs(30 * 86_400),
+            sandbox_retention: Duration::from_secs(30 * 86_400),
             callback_allow_private: true,
             callback_per_client: 4,
             connections: ConnectionArgs::default(),
@@ -344,6 +351,9 @@ impl TestApp {
             callback_timeout: opts.callback_timeout,
             callback_poll_interval: Duration::from_millis(50),
             callback_retention: opts.callback_retention,
+            retention: opts.retention,
+            webhook_retention: opts.webhook_retention,
+            sandbox_retention: opts.sandbox_retention,
             callback_concurrency: 8,
             callback_per_client: opts.callback_per_client,
             callback_allow_private: opts.callback_allow_private,

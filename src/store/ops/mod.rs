@@ -16,5 +16,6 @@ pub mod callbacks;
 pub mod clients;
 pub mod idempotency;
 pub mod kyc;
+pub mod retention;
 pub mod rows;
 pub mod sandbox;

@@ -9,7 +9,7 @@ pub const KYC_COLUMNS: &str =
     "k.kid, k.reference, m.code AS merchant_code, m.name AS merchant_name,
     m.active AS merchant_active, a.client_id, m.client_pk, c.cust_id, k.provider, k.state, k.reason,
     k.url_sealed, k.token_hash, k.redirect_url, k.result_sealed, k.submitted_sealed, k.created_at,
-    k.updated_at, k.expires_at, k.checked_at";
+    k.updated_at, k.expires_at, k.checked_at, k.purged_at";
 
 pub fn kyc_record(r: &dyn Row) -> DecodeResult<KycRecord> {
     Ok(KycRecord {
@@ -27,11 +27,12 @@ pub fn kyc_record(r: &dyn Row) -> DecodeResult<KycRecord> {
         token_hash: r.bytes("token_hash")?,
         redirect_url: r.text("redirect_url")?,
         result_sealed: r.bytes("result_sealed")?,
-        submitted_sealed: r.blob("submitted_sealed")?,
+        submitted_sealed: r.bytes("submitted_sealed")?,
         created_at: r.at("created_at")?,
         updated_at: r.at("updated_at")?,
         expires_at: r.at("expires_at")?,
         checked_at: r.at_opt("checked_at")?,
+        purged_at: r.at_opt("purged_at")?,
     })
 }
 

@@ -1,0 +1,168 @@
+//! Forgetting what is no longer to be kept: a request's identity data once it has ended
+//! and its retention has passed (or at once, on an erasure request), provider webhook
+//! events and sandbox journeys after their own retention.
+
+use crate::domain::state::KycState;
+use crate::store::backend::Access::{Atomic, Write};
+use crate::store::backend::Backend;
+use crate::store::db::{Columns, Conn, DecodeResult, Row, args};
+use crate::store::ops::rows;
+use crate::store::sql::state_list;
+use crate::store::*;
+use async_trait::async_trait;
+
+statement!(
+    ENDED_BEFORE,
+    "SELECT kid FROM kyc_requests
+     WHERE purged_at IS NULL AND state IN ({}) AND updated_at < $1
+     ORDER BY updated_at LIMIT $2",
+    state_list(KycState::is_terminal)
+);
+
+/// Purges up to `limit` requests that ended before `ended_before`; how many.
+pub async fn purge_ended(
+    c: &mut impl Conn,
+    ended_before: UnixMs,
+    now: UnixMs,
+    limit: i64,
+) -> StoreResult<usize> {
+    let kids = c
+        .fetch(
+            "finding requests past their retention",
+            ENDED_BEFORE.as_str(),
+            args![ended_before, limit],
+            rows::text_kid,
+        )
+        .await?;
+    for kid in &kids {
+        purge(c, kid, now).await?;
+    }
+    Ok(kids.len())
+}
+
+fn state_and_purge(r: &dyn Row) -> DecodeResult<(KycState, bool)> {
+    Ok((r.state("state")?, r.at_opt("purged_at")?.is_some()))
+}
+
+/// Purges one request if it has ended.
+pub async fn purge_one(c: &mut impl Conn, kid: &str, now: UnixMs) -> StoreResult<PurgeOutcome> {
+    let found = c
+        .fetch_one(
+            "reading a request to purge",
+            "SELECT state, purged_at FROM kyc_requests WHERE kid = $1",
+            args![kid],
+            state_and_purge,
+        )
+        .await?;
+    Ok(match found {
+        None => PurgeOutcome::Unknown,
+        Some((_, true)) => PurgeOutcome::AlreadyPurged,
+        Some((state, false)) if state.is_open() => PurgeOutcome::StillOpen(state),
+        Some(_) => {
+            purge(c, kid, now).await?;
+            PurgeOutcome::Purged
+        }
+    })
+}
+
+/// Deletes what identifies the person behind `kid`, keeping the tombstone; its customer
+/// too, once none of its requests keeps anything.
+async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs) -> StoreResult<()> {
+    c.execute(
+        "purging a request",
+        "UPDATE kyc_requests SET result_sealed = NULL, submitted_sealed = NULL, url_sealed = NULL,
+           token_hash = NULL, redirect_url = NULL, purged_at = $1
+         WHERE kid = $2",
+        args![now, kid],
+    )
+    .await?;
+    c.execute(
+        "purging a sandbox journey",
+        "DELETE FROM sandbox_sessions WHERE kid = $1",
+        args![kid],
+    )
+    .await?;
+    c.execute(
+        "unlinking a purged verification",
+        "UPDATE customers SET verified_kid = NULL, updated_at = $1 WHERE verified_kid = $2",
+        args![now, kid],
+    )
+    .await?;
+    let customer = c
+        .fetch_one(
+            "reading a purged request's customer",
+            "SELECT c.pk AS n, c.cust_id AS t FROM customers c
+             JOIN kyc_requests k ON k.customer_pk = c.pk WHERE k.kid = $1",
+            args![kid],
+            rows::pk_and_text,
+        )
+        .await?;
+    if let Some((pk, cust_id)) = customer {
+        // The hashes must stay unique and find nothing: derived from the custId, not
+        // from the PAN or mobile they stood for.
+        let tombstone = format!("purged {cust_id}").into_bytes();
+        c.execute(
+            "erasing a customer with nothing left",
+            "UPDATE customers SET details_sealed = $1, pan_hash = $2, mobile_hash = $2, updated_at = $3
+             WHERE pk = $4
+               AND NOT EXISTS (SELECT 1 FROM kyc_requests WHERE customer_pk = $4 AND purged_at IS NULL)",
+            args![&b""[..], &tombstone, now, pk],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> Retention for B {
+    async fn purge_ended_kycs(
+        &self,
+        ended_before: UnixMs,
+        now: UnixMs,
+        limit: i64,
+    ) -> StoreResult<usize> {
+        self.run(Atomic, (), move |c, ()| {
+            Box::pin(purge_ended(c, ended_before, now, limit))
+        })
+        .await
+    }
+
+    async fn purge_kyc(&self, kid: &str, now: UnixMs) -> StoreResult<PurgeOutcome> {
+        self.run(Atomic, kid.to_owned(), move |c, kid| {
+            Box::pin(purge_one(c, kid, now))
+        })
+        .await
+    }
+
+    async fn purge_webhook_events(&self, before: UnixMs) -> StoreResult<usize> {
+        self.run(Write, (), move |c, ()| {
+            Box::pin(async move {
+                let n = c
+                    .execute(
+                        "purging webhook events",
+                        "DELETE FROM webhook_events WHERE received_at < $1",
+                        args![before],
+                    )
+                    .await?;
+                Ok(n as usize)
+            })
+        })
+        .await
+    }
+
+    async fn purge_sandbox_sessions(&self, before: UnixMs) -> StoreResult<usize> {
+        self.run(Write, (), move |c, ()| {
+            Box::pin(async move {
+                let n = c
+                    .execute(
+                        "purging sandbox journeys",
+                        "DELETE FROM sandbox_sessions WHERE updated_at < $1",
+                        args![before],
+                    )
+                    .await?;
+                Ok(n as usize)
+            })
+        })
+        .await
+    }
+}
