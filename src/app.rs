@@ -186,9 +186,27 @@ pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, Sta
         store,
         provider,
         keys,
-        ServiceSettings::offline(Duration::from_secs(86_400)),
+        ServiceSettings {
+            operator: operator(),
+            ..ServiceSettings::offline(Duration::from_secs(86_400))
+        },
         Arc::new(SystemClock),
     )))
+}
+
+/// Who runs this command, as the audit trail names an operator: `cli:USER@HOST`.
+fn operator() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    format!("cli:{user}@{host}")
 }
 
 /// A bound, ready-to-run server.
@@ -272,6 +290,7 @@ impl Server {
                 callback_per_client: serve.callback_per_client,
                 name_match_min: serve.name_match_min,
                 on_mismatch: serve.identity_mismatch,
+                operator: crate::service::SERVER_ACTOR.to_owned(),
             },
             clock,
         ));

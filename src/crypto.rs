@@ -59,6 +59,8 @@ pub enum Lookup {
     Init,
     Csrf,
     Idempotency,
+    /// The links of the audit trail's chain.
+    Audit,
 }
 
 impl Keyring {
@@ -184,6 +186,7 @@ impl Keyring {
             Lookup::Init => b"ini",
             Lookup::Csrf => b"csr",
             Lookup::Idempotency => b"idm",
+            Lookup::Audit => b"aud",
         });
         for p in parts {
             // Length-prefixed so ("ab","c") and ("a","bc") differ.

@@ -172,6 +172,31 @@ async fn ended_kycs_are_purged_after_their_retention(backend: Backend) {
             404,
             r#"{"code":"0x0202","status":"FAILURE","message":"No customer found"}"#,
         );
+    // The server's purge is in the audit trail, after the read above.
+    let filter = paycc::store::AuditFilter {
+        kid: Some(approved.clone()),
+        limit: 10,
+        ..Default::default()
+    };
+    let trail: Vec<(String, String, String)> = app
+        .service
+        .admin
+        .audit_list(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.entry.actor, r.entry.action, r.entry.outcome))
+        .collect();
+    let entry = |actor: &str, action: &str, outcome: &str| {
+        (actor.to_owned(), action.to_owned(), outcome.to_owned())
+    };
+    assert_eq!(
+        trail,
+        [
+            entry("paycc", "kyc.purge", "retention"),
+            entry(&app.client_id, "status.read", "identity returned")
+        ]
+    );
     let shown = app.service.admin.kyc_summary(&approved).await.unwrap();
     assert_eq!(
         (shown.state.as_str(), shown.pan, shown.name, shown.has_photo),

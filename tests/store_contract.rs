@@ -26,8 +26,10 @@ macro_rules! contract {
             $(#[tokio::test]
             async fn $name() {
                 let dir = tempfile::tempdir().unwrap();
-                let store = super::SqliteStore::open(&dir.path().join("paycc.db"), 2).unwrap();
-                super::$name(&store).await;
+                let store: std::sync::Arc<dyn super::Store> = std::sync::Arc::new(
+                    super::SqliteStore::open(&dir.path().join("paycc.db"), 2).unwrap(),
+                );
+                super::$name(&*store).await;
             })*
         }
         mod postgres {
@@ -37,8 +39,10 @@ macro_rules! contract {
                     return;
                 }
                 let db = crate::common::TestDb::create().await;
-                let store = super::PgStore::open(&db.url, &super::pg_settings()).await.unwrap();
-                super::$name(&store).await;
+                let store: std::sync::Arc<dyn super::Store> = std::sync::Arc::new(
+                    super::PgStore::open(&db.url, &super::pg_settings()).await.unwrap(),
+                );
+                super::$name(&*store).await;
             })*
         }
     };
@@ -111,6 +115,29 @@ fn transition(kid: &str, to: KycState, at: UnixMs) -> Transition {
         reason: None,
         result_sealed: None,
         now: at,
+        audit: None,
+    }
+}
+
+/// An audit note that links entries by a plain (unkeyed) hash of the previous link and
+/// the sequence number: enough to check the store's ordering.
+fn note(actor: &str) -> AuditNote {
+    AuditNote {
+        entries: vec![AuditEntry {
+            at: NOW,
+            actor: actor.into(),
+            action: "test".into(),
+            kid: None,
+            cust_id: None,
+            client_id: None,
+            request_id: None,
+            outcome: "ok".into(),
+        }],
+        link: std::sync::Arc::new(|prev: &[u8], seq: i64, _: &AuditEntry| {
+            let mut next = prev.to_vec();
+            next.extend_from_slice(&seq.to_be_bytes());
+            next
+        }),
     }
 }
 
@@ -884,7 +911,10 @@ async fn retention_purges_what_has_ended(store: &dyn Store) {
 
     // Ended before 15: only the approved one.
     assert_eq!(
-        store.purge_ended_kycs(at(15), at(100), 10).await.unwrap(),
+        store
+            .purge_ended_kycs(at(15), at(100), 10, note("sweep"))
+            .await
+            .unwrap(),
         1
     );
     let tomb = store.kyc(&kid(1), None).await.unwrap().unwrap();
@@ -926,11 +956,17 @@ async fn retention_purges_what_has_ended(store: &dyn Store) {
     );
     // Nothing more before 15; the rejected one before 25.
     assert_eq!(
-        store.purge_ended_kycs(at(15), at(101), 10).await.unwrap(),
+        store
+            .purge_ended_kycs(at(15), at(101), 10, note("sweep"))
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
-        store.purge_ended_kycs(at(25), at(102), 10).await.unwrap(),
+        store
+            .purge_ended_kycs(at(25), at(102), 10, note("sweep"))
+            .await
+            .unwrap(),
         1
     );
     // Its customer had nothing else: found neither by PAN nor by mobile.
@@ -952,7 +988,10 @@ async fn retention_purges_what_has_ended(store: &dyn Store) {
 
     // One at a time: an open one is refused, an ended one purged once.
     assert_eq!(
-        store.purge_kyc(&kid(3), at(110)).await.unwrap(),
+        store
+            .purge_kyc(&kid(3), at(110), note("operator"))
+            .await
+            .unwrap(),
         PurgeOutcome::StillOpen(KycState::Pending)
     );
     assert!(
@@ -965,18 +1004,27 @@ async fn retention_purges_what_has_ended(store: &dyn Store) {
             .is_some()
     );
     assert_eq!(
-        store.purge_kyc(&kid(2), at(110)).await.unwrap(),
+        store
+            .purge_kyc(&kid(2), at(110), note("operator"))
+            .await
+            .unwrap(),
         PurgeOutcome::AlreadyPurged
     );
     assert_eq!(
-        store.purge_kyc(&kid(9), at(110)).await.unwrap(),
+        store
+            .purge_kyc(&kid(9), at(110), note("operator"))
+            .await
+            .unwrap(),
         PurgeOutcome::Unknown
     );
     let mut expire = transition(&kid(3), KycState::Expired, at(120));
     expire.reason = Some("link expired".into());
     store.transition(expire).await.unwrap();
     assert_eq!(
-        store.purge_kyc(&kid(3), at(130)).await.unwrap(),
+        store
+            .purge_kyc(&kid(3), at(130), note("operator"))
+            .await
+            .unwrap(),
         PurgeOutcome::Purged
     );
     assert!(
@@ -1024,6 +1072,87 @@ async fn retention_purges_what_has_ended(store: &dyn Store) {
     assert_eq!(store.purge_sandbox_sessions(at(51)).await.unwrap(), 1);
 }
 
+/// The audit trail keeps entries in order, each linked to the one before; an audited
+/// change and its entry land together, a failed one leaves neither, and a move records
+/// its entry only if it applies.
+async fn the_audit_trail(store: &std::sync::Arc<dyn Store>) {
+    let chain = |n: i64| (1..=n).flat_map(i64::to_be_bytes).collect::<Vec<u8>>();
+    let seqs = |records: &[AuditRecord]| records.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert!(store.audit_chain(0, 10).await.unwrap().is_empty());
+    store.append_audit(note("reader")).await.unwrap();
+    store.append_audit(note("reader")).await.unwrap();
+    let all = store.audit_chain(0, 10).await.unwrap();
+    assert_eq!(seqs(&all), [1, 2]);
+    assert_eq!(
+        (all[1].chain.clone(), all[1].entry.actor.as_str()),
+        (chain(2), "reader")
+    );
+
+    let (_, merchant_pk) = client_with_merchant(store.as_ref(), "PCCA", "MID1").await;
+    let mut op = note("operator");
+    op.entries[0].client_id = Some("PCCA".into());
+    assert!(
+        store
+            .clone()
+            .audited(op.clone())
+            .set_client_active("PCCA", Switch::Off)
+            .await
+            .unwrap()
+    );
+    assert!(!store.find_client("PCCA").await.unwrap().unwrap().active);
+    // A change that fails leaves no entry.
+    let taken = store
+        .clone()
+        .audited(op.clone())
+        .create_merchant("PCCA", "MID1", "Shop", NOW)
+        .await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict(Unique::MerchantCode))),
+        "{taken:?}"
+    );
+    assert_eq!(seqs(&store.audit_chain(0, 10).await.unwrap()), [1, 2, 3]);
+
+    store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
+    let mut decided = note("operator");
+    decided.entries[0].kid = Some(kid(1));
+    let mut reject = transition(&kid(1), KycState::Rejected, at(5));
+    reject.reason = Some("no".into());
+    reject.audit = Some(decided.clone());
+    assert_eq!(
+        store.transition(reject.clone()).await.unwrap(),
+        Some(KycState::Rejected)
+    );
+    // Again: the move does not apply, so nothing is recorded.
+    assert_eq!(
+        store.transition(reject).await.unwrap(),
+        Some(KycState::Rejected)
+    );
+    let all = store.audit_chain(0, 10).await.unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4]);
+    assert_eq!(all[3].chain, chain(4));
+    assert_eq!(store.audit_chain(2, 1).await.unwrap()[0].seq, 3);
+
+    let list = |kid: Option<String>, client_id: Option<&str>, since: Option<UnixMs>, limit| {
+        let filter = AuditFilter {
+            kid,
+            client_id: client_id.map(str::to_owned),
+            since,
+            limit,
+        };
+        async move { seqs(&store.audit_entries(&filter).await.unwrap()) }
+    };
+    assert_eq!(list(None, None, None, 10).await, [4, 3, 2, 1]);
+    assert_eq!(list(None, None, None, 2).await, [4, 3]);
+    assert_eq!(list(Some(kid(1)), None, None, 10).await, [4]);
+    assert_eq!(list(None, Some("PCCA"), None, 10).await, [3]);
+    assert_eq!(
+        list(Some(kid(1)), Some("PCCA"), None, 10).await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(list(None, None, Some(at(1)), 10).await, Vec::<i64>::new());
+    assert_eq!(list(None, None, Some(NOW), 10).await, [4, 3, 2, 1]);
+}
+
 contract!(
     retention_purges_what_has_ended,
     simultaneous_claims_share_without_overlap,
@@ -1068,5 +1197,29 @@ async fn abandoned_postgres_writes_leave_no_transaction_open() {
             Some(url.as_str()),
             "after abandoned init {n}"
         );
+    }
+}
+
+/// `the_audit_trail` needs the store as an `Arc` (an audited store wraps it).
+mod audit_trail {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn Store> =
+            std::sync::Arc::new(SqliteStore::open(&dir.path().join("paycc.db"), 2).unwrap());
+        the_audit_trail(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        if crate::common::Backend::postgres().is_none() {
+            return;
+        }
+        let db = crate::common::TestDb::create().await;
+        let store: std::sync::Arc<dyn Store> =
+            std::sync::Arc::new(PgStore::open(&db.url, &pg_settings()).await.unwrap());
+        the_audit_trail(&store).await;
     }
 }

@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let source = state.limits.source(parts);
         state.limits.check_address(source)?;
-        let client = match authenticate(parts, state).await {
+        let mut client = match authenticate(parts, state).await {
             Err(ServiceError::Unauthorized(why)) => {
                 state.limits.failed_authentication(source);
                 return Err(ServiceError::Unauthorized(why).into());
@@ -84,6 +84,12 @@ impl FromRequestParts<AppState> for Caller {
             named.name(&client.client_id);
         }
         state.limits.admit_client(&client)?;
+        // Set (checked or generated) by the outer layer before any handler runs.
+        client.request_id = parts
+            .headers
+            .get(&super::observe::X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         Ok(Caller(client))
     }
 }

@@ -1,5 +1,6 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
+use super::audit::AuditAction;
 use super::{Admin, RESULT_CONTEXT, ServiceError, ServiceResult};
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
 use crate::domain::state::KycState;
@@ -72,19 +73,20 @@ impl Admin {
             client_secret: crate::crypto::new_secret(CLIENT_SECRET_PREFIX),
         };
         let hash = self.keys.secret_hash(&creds.client_secret);
-        self.store
+        self.changing_client(&creds.client_id, AuditAction::ClientCreate, "created")
             .create_client(&creds.client_id, name, &hash, self.now_ms())
             .await?;
         Ok(creds)
     }
 
     pub async fn rotate_client_secret(&self, client_id: &str) -> ServiceResult<ClientCredentials> {
+        self.known_client(client_id).await?;
         let secret = crate::crypto::new_secret(CLIENT_SECRET_PREFIX);
         let hash = self.keys.secret_hash(&secret);
         let now = self.now_ms();
-        if !self.store.set_client_secret(client_id, &hash, now).await? {
-            return Err(ServiceError::NotFound("No such API client"));
-        }
+        self.changing_client(client_id, AuditAction::ClientRotateSecret, "rotated")
+            .set_client_secret(client_id, &hash, now)
+            .await?;
         Ok(ClientCredentials {
             client_id: client_id.to_owned(),
             client_secret: secret,
@@ -93,11 +95,15 @@ impl Admin {
 
     /// Switches a client off (every call answers 0x0201) or on again.
     pub async fn set_client_active(&self, client_id: &str, to: Switch) -> ServiceResult<()> {
-        if self.store.set_client_active(client_id, to).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound("No such API client"))
-        }
+        self.known_client(client_id).await?;
+        let (action, outcome) = match to {
+            Switch::On => (AuditAction::ClientEnable, "enabled"),
+            Switch::Off => (AuditAction::ClientDisable, "disabled"),
+        };
+        self.changing_client(client_id, action, outcome)
+            .set_client_active(client_id, to)
+            .await?;
+        Ok(())
     }
 
     /// Gives a client a rate limit of its own (`None`: the node's default again); the
@@ -107,11 +113,15 @@ impl Admin {
         client_id: &str,
         limit: Option<RateLimit>,
     ) -> ServiceResult<()> {
-        if self.store.set_client_rate_limit(client_id, limit).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound("No such API client"))
-        }
+        self.known_client(client_id).await?;
+        let outcome = match limit {
+            Some(l) => format!("{l}"),
+            None => "default".into(),
+        };
+        self.changing_client(client_id, AuditAction::ClientSetLimit, &outcome)
+            .set_client_rate_limit(client_id, limit)
+            .await?;
+        Ok(())
     }
 
     /// An operator's verdict on a KYC. Only one awaiting approval with a verified
@@ -158,7 +168,14 @@ impl Admin {
             }
             Decision::Reject => (KycState::Rejected, reason.to_owned()),
         };
-        let after = self.move_kyc(&r.kid, to, Some(stored_reason), None).await?;
+        let mut entry = self.operator_entry(AuditAction::KycDecide, to.as_str());
+        entry.kid = Some(r.kid.clone());
+        entry.cust_id = Some(r.cust_id.clone());
+        entry.client_id = Some(r.client_id.clone());
+        let audit = self.audit_note(vec![entry]);
+        let after = self
+            .move_kyc(&r.kid, to, Some(stored_reason), None, Some(audit))
+            .await?;
         if after != to {
             return Err(ServiceError::Conflict(format!(
                 "This KYC moved to {after} meanwhile; nothing was changed."
@@ -190,8 +207,9 @@ impl Admin {
             }
             None => format!("MID{}", crate::crypto::random_digits(9)),
         };
+        self.known_client(client_id).await?;
         match self
-            .store
+            .changing_client(client_id, AuditAction::MerchantCreate, &chosen)
             .create_merchant(client_id, &chosen, name, now)
             .await
         {
@@ -209,11 +227,22 @@ impl Admin {
     }
 
     pub async fn set_merchant_active(&self, code: &str, to: Switch) -> ServiceResult<()> {
-        if self.store.set_merchant_active(code, to).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound("No such merchant"))
-        }
+        // Merchants are never deleted: one found now is changed below.
+        let merchant = self
+            .store
+            .list_merchants()
+            .await?
+            .into_iter()
+            .find(|m| m.code == code)
+            .ok_or(ServiceError::NotFound("No such merchant"))?;
+        let action = match to {
+            Switch::On => AuditAction::MerchantActivate,
+            Switch::Off => AuditAction::MerchantDeactivate,
+        };
+        self.changing_client(&merchant.client_id, action, code)
+            .set_merchant_active(code, to)
+            .await?;
+        Ok(())
     }
 
     /// Whether the database answers and its schema is current, for `/readyz`: the
@@ -231,6 +260,17 @@ impl Admin {
     /// `true` when the database has no API client yet (a fresh install).
     pub async fn is_empty(&self) -> ServiceResult<bool> {
         Ok(self.store.count_clients().await? == 0)
+    }
+
+    /// A KYC as an operator sees it (`kyc show`), recorded in the audit trail.
+    pub async fn show_kyc(&self, kid: &str) -> ServiceResult<KycSummary> {
+        let summary = self.kyc_summary(kid).await?;
+        let mut entry = self.operator_entry(AuditAction::KycShow, "shown");
+        entry.kid = Some(summary.kid.clone());
+        entry.cust_id = Some(summary.cust_id.clone());
+        entry.client_id = Some(summary.client_id.clone());
+        self.record_read(entry).await?;
+        Ok(summary)
     }
 
     pub async fn kyc_summary(&self, kid: &str) -> ServiceResult<KycSummary> {

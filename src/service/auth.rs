@@ -11,6 +11,8 @@ pub struct ApiClient {
     pub client_id: String,
     /// Its own rate limit, if an operator set one.
     pub rate_limit: Option<RateLimit>,
+    /// The id of the request it is making, named in the audit trail.
+    pub request_id: Option<String>,
 }
 
 /// Why credentials were refused; each shape gets its own message, none says whether a
@@ -33,6 +35,7 @@ impl Auth {
                     pk: c.pk,
                     client_id: c.client_id,
                     rate_limit: c.rate_limit,
+                    request_id: None,
                 })
             }
             Some(_) => Err(ServiceError::Unauthorized(AuthFailure::BadCredentials)),

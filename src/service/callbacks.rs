@@ -1,6 +1,7 @@
 //! Merchant callbacks: each API client's URL and webhook secret, and the delivery of
 //! the outbox the store fills in the same transactions as the state changes.
 
+use super::audit::AuditAction;
 use super::{Callbacks, Core, ServiceError, ServiceResult, WEBHOOK_SECRET_CONTEXT};
 use crate::crypto::{new_webhook_secret, sign_callback};
 use crate::delivery::CallbackSender;
@@ -50,13 +51,14 @@ impl Callbacks {
         let sealed = secret
             .as_ref()
             .map(|s| self.keys.seal(WEBHOOK_SECRET_CONTEXT, s.as_bytes()));
-        if !self
-            .store
+        let outcome = if secret.is_some() {
+            "url set, new secret"
+        } else {
+            "url set"
+        };
+        self.changing_client(client_id, AuditAction::ClientSetCallback, outcome)
             .set_client_callback(client_id, url.as_str(), sealed.as_deref())
-            .await?
-        {
-            return Err(ServiceError::NotFound("No such API client"));
-        }
+            .await?;
         Ok(CallbackSetup {
             client_id: client_id.to_owned(),
             callback_url: url.as_str().to_owned(),

@@ -84,6 +84,15 @@ impl Customers {
             Some((_, i)) => (i.name.as_str(), i.pan.clone()),
             None => (details.name.as_str(), details.pan.clone()),
         };
+        if let Some((kid, _)) = &verified {
+            self.record_read(self.read_entry(
+                client,
+                super::AuditAction::CustomerCheck,
+                kid,
+                &record.cust_id,
+            ))
+            .await?;
+        }
         let (first_name, middle_name, last_name) = split_name(name);
         Ok(CustomerView {
             cust_id: record.cust_id,

@@ -10,7 +10,7 @@ use crate::domain::binding::{IdentityMatch, OnMismatch};
 use crate::domain::callback::KycEvent;
 use crate::domain::state::{EXPIRED_REASON, KycState, Verdict};
 use crate::provider::{Applicant, ProviderResult, ProviderState};
-use crate::store::{KycRecord, Transition};
+use crate::store::{AuditNote, KycRecord, Transition};
 
 impl Core {
     /// A request of one of the client's merchants; anything else reads as missing. A
@@ -132,16 +132,18 @@ impl Core {
             }
         }
         let result_sealed = identity.as_ref().map(|i| self.seal_json(RESULT_CONTEXT, i));
-        self.move_kyc(kid, to, reason, result_sealed).await
+        self.move_kyc(kid, to, reason, result_sealed, None).await
     }
 
     /// A guarded move; announces it to the callback worker when it queued an event.
+    /// `audit` is recorded with the move if it applies.
     pub(super) async fn move_kyc(
         &self,
         kid: &str,
         to: KycState,
         reason: Option<String>,
         result_sealed: Option<Vec<u8>>,
+        audit: Option<AuditNote>,
     ) -> ServiceResult<KycState> {
         let t = Transition {
             kid: kid.to_owned(),
@@ -149,6 +151,7 @@ impl Core {
             reason,
             result_sealed,
             now: self.now_ms(),
+            audit,
         };
         let after = self
             .store

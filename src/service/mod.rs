@@ -3,6 +3,7 @@
 //! on its way out.
 
 mod admin;
+mod audit;
 mod auth;
 mod callbacks;
 mod clock;
@@ -17,6 +18,7 @@ mod status;
 mod sync;
 
 pub use admin::{ClientCredentials, Decision, KycSummary};
+pub use audit::{AuditAction, AuditCheck, SERVER_ACTOR};
 pub use auth::{ApiClient, AuthFailure};
 pub use callbacks::CallbackSetup;
 pub use clock::{Clock, SystemClock};
@@ -137,6 +139,8 @@ pub struct ServiceSettings {
     pub name_match_min: u8,
     /// What an approval of someone other than the requested person becomes.
     pub on_mismatch: OnMismatch,
+    /// Who this process's operator acts are recorded as: `cli:USER@HOST`.
+    pub operator: String,
 }
 
 impl ServiceSettings {
@@ -157,6 +161,7 @@ impl ServiceSettings {
             callback_per_client: 1,
             name_match_min: DEFAULT_NAME_MATCH_MIN,
             on_mismatch: OnMismatch::Reject,
+            operator: audit::SERVER_ACTOR.to_owned(),
         }
     }
 }
@@ -172,6 +177,8 @@ pub struct Core {
     /// Rung when this node queued a callback, so the delivery worker need not wait for
     /// its next poll.
     callbacks_queued: Arc<tokio::sync::Notify>,
+    /// Links audit entries into their chain (keyed by the hash key).
+    audit_link: crate::store::AuditLink,
 }
 
 /// Each use case is a room over the shared `Core`.
@@ -243,6 +250,7 @@ impl Service {
         let core = Arc::new(Core {
             store,
             provider,
+            audit_link: audit::audit_link(keys.clone()),
             keys,
             settings,
             clock,

@@ -3,6 +3,7 @@
 //! provider's webhook events and the sandbox's journeys go after their own retention.
 
 use super::admin::KycSummary;
+use super::audit::{AuditAction, SERVER_ACTOR};
 use super::{Admin, Core, ServiceError, ServiceResult};
 use crate::store::PurgeOutcome;
 
@@ -14,11 +15,16 @@ impl Core {
     pub(super) async fn purge_past_retention(&self) -> ServiceResult<usize> {
         let now = self.now_ms();
         let ended_before = self.older_than(self.settings.retention);
+        let audit = self.audit_note(vec![self.audit_entry(
+            SERVER_ACTOR,
+            AuditAction::KycPurge,
+            "retention",
+        )]);
         let mut purged = 0;
         loop {
             let n = self
                 .store
-                .purge_ended_kycs(ended_before, now, PURGE_BATCH)
+                .purge_ended_kycs(ended_before, now, PURGE_BATCH, audit.clone())
                 .await?;
             purged += n;
             if (n as i64) < PURGE_BATCH {
@@ -45,7 +51,10 @@ impl Admin {
     /// Deletes one ended request's identity data now (an erasure request); what stays.
     /// A request already purged answers the same.
     pub async fn purge_kyc(&self, kid: &str) -> ServiceResult<KycSummary> {
-        match self.store.purge_kyc(kid, self.now_ms()).await? {
+        let audit = self.audit_note(vec![
+            self.operator_entry(AuditAction::KycPurge, "erased on request"),
+        ]);
+        match self.store.purge_kyc(kid, self.now_ms(), audit).await? {
             PurgeOutcome::Purged => {
                 tracing::info!(kid, "identity data of a request deleted on request");
             }

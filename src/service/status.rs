@@ -30,6 +30,8 @@ pub enum KycStatus {
     },
 }
 
+use super::audit::AuditAction;
+
 impl Status {
     pub async fn read(&self, client: &ApiClient, kid: &str) -> ServiceResult<KycStatus> {
         let mut record = self.owned_kyc(client, kid).await?;
@@ -47,7 +49,12 @@ impl Status {
                 ),
             }
         }
-        self.status_of(&record)
+        let status = self.status_of(&record)?;
+        if let KycStatus::Approved { kid, cust_id, .. } = &status {
+            self.record_read(self.read_entry(client, AuditAction::StatusRead, kid, cust_id))
+                .await?;
+        }
+        Ok(status)
     }
 
     /// Open at a remote provider and not heard of for longer than the configured age.

@@ -14,6 +14,7 @@ use crate::domain::state::KycState;
 pub use crate::domain::timestamp::UnixMs;
 use async_trait::async_trait;
 pub use db::Unique;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -188,6 +189,8 @@ pub struct Transition {
     pub reason: Option<String>,
     pub result_sealed: Option<Vec<u8>>,
     pub now: UnixMs,
+    /// Appended to the audit trail with the move, only if the move applies.
+    pub audit: Option<AuditNote>,
 }
 
 #[derive(Debug, Clone)]
@@ -483,34 +486,104 @@ pub enum PurgeOutcome {
 /// the hashes that found it by PAN or mobile.
 #[async_trait]
 pub trait Retention: Send + Sync + 'static {
-    /// Purges up to `limit` requests that ended before `ended_before`; how many.
+    /// Purges up to `limit` requests that ended before `ended_before`; how many. Each
+    /// purge is recorded by a copy of `audit`'s entries naming its kid and custId.
     async fn purge_ended_kycs(
         &self,
         ended_before: UnixMs,
         now: UnixMs,
         limit: i64,
+        audit: AuditNote,
     ) -> StoreResult<usize>;
-    /// Purges one ended request at once (an erasure request).
-    async fn purge_kyc(&self, kid: &str, now: UnixMs) -> StoreResult<PurgeOutcome>;
+    /// Purges one ended request at once (an erasure request), recorded as above.
+    async fn purge_kyc(
+        &self,
+        kid: &str,
+        now: UnixMs,
+        audit: AuditNote,
+    ) -> StoreResult<PurgeOutcome>;
     /// Forgets provider webhook events received before `before`; how many.
     async fn purge_webhook_events(&self, before: UnixMs) -> StoreResult<usize>;
     /// Forgets sandbox journeys last touched before `before`; how many.
     async fn purge_sandbox_sessions(&self, before: UnixMs) -> StoreResult<usize>;
 }
 
-/// Everything the service keeps, one trait per concern.
-pub trait Store:
-    Settings + Clients + KycRequests + CallbackOutbox + IdempotencyKeys + SandboxSessions + Retention
-{
+/// One entry of the audit trail: who did what, to which request, customer or client.
+/// Ids and words only, never identity data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: UnixMs,
+    /// An API client id, `cli:USER@HOST`, or `paycc` for the server's own acts.
+    pub actor: String,
+    pub action: String,
+    pub kid: Option<String>,
+    pub cust_id: Option<String>,
+    /// The API client concerned: the reader, or the client an operator changed.
+    pub client_id: Option<String>,
+    pub request_id: Option<String>,
+    pub outcome: String,
 }
 
-impl<T> Store for T where
-    T: Settings
-        + Clients
-        + KycRequests
-        + CallbackOutbox
-        + IdempotencyKeys
-        + SandboxSessions
-        + Retention
+/// An entry as kept: its place in the trail and the hash linking it to the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub entry: AuditEntry,
+    pub chain: Vec<u8>,
+}
+
+/// The keyed hash linking entry number `seq` to the one before: (the previous entry's
+/// chain, empty for the first; seq; the entry) → its chain. The store links entries as
+/// it appends them, without holding the key.
+pub type AuditLink = Arc<dyn Fn(&[u8], i64, &AuditEntry) -> Vec<u8> + Send + Sync>;
+
+/// Entries to append, and how to link them.
+#[derive(Clone)]
+pub struct AuditNote {
+    pub entries: Vec<AuditEntry>,
+    pub link: AuditLink,
+}
+
+impl std::fmt::Debug for AuditNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditNote")
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which entries `audit_entries` lists, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub kid: Option<String>,
+    pub client_id: Option<String>,
+    pub since: Option<UnixMs>,
+    pub limit: i64,
+}
+
+/// The audit trail, appended to and read.
+#[async_trait]
+pub trait AuditTrail: Send + Sync + 'static {
+    /// Appends entries on their own (reads of identity data): durable when this returns.
+    async fn append_audit(&self, note: AuditNote) -> StoreResult<()>;
+    /// Entries matching `filter`, newest first.
+    async fn audit_entries(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+    /// Up to `limit` entries after number `after`, in order: the chain, for checking.
+    async fn audit_chain(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Everything the service keeps, one trait per concern.
+pub trait Store:
+    Settings
+    + Clients
+    + KycRequests
+    + CallbackOutbox
+    + IdempotencyKeys
+    + SandboxSessions
+    + Retention
+    + AuditTrail
 {
+    /// The same store, every change made through it recorded by `note` in the audit
+    /// trail within the change's own transaction (or group commit), never apart from it.
+    fn audited(self: Arc<Self>, note: AuditNote) -> Arc<dyn Store>;
 }

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "0009_fair_callbacks",
     "0010_kyc_submitted",
     "0011_retention",
+    "0012_audit",
 ];
 
 impl Migration {

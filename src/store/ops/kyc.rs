@@ -339,6 +339,9 @@ pub async fn transition(c: &mut impl Conn, t: &Transition) -> StoreResult<Option
     if moved && KycEvent::on_entering(t.to).is_some() {
         callbacks::queue(c, &t.kid, t.to, t.now).await?;
     }
+    if moved && let Some(note) = &t.audit {
+        super::audit::append(c, note).await?;
+    }
     c.fetch_one(
         "reading a KYC state",
         "SELECT state AS t FROM kyc_requests WHERE kid = $1",

@@ -12,6 +12,7 @@ macro_rules! statement {
 }
 pub(crate) use statement;
 
+pub mod audit;
 pub mod callbacks;
 pub mod clients;
 pub mod idempotency;

@@ -25,6 +25,7 @@ pub async fn purge_ended(
     ended_before: UnixMs,
     now: UnixMs,
     limit: i64,
+    audit: &AuditNote,
 ) -> StoreResult<usize> {
     let kids = c
         .fetch(
@@ -35,9 +36,14 @@ pub async fn purge_ended(
         )
         .await?;
     for kid in &kids {
-        purge(c, kid, now).await?;
+        purge(c, kid, now, audit).await?;
     }
     Ok(kids.len())
+}
+
+/// A request's customer (pk, custId) and its API client's id.
+fn customer_and_client(r: &dyn Row) -> DecodeResult<(i64, String, String)> {
+    Ok((r.i64("pk")?, r.string("cust_id")?, r.string("client_id")?))
 }
 
 fn state_and_purge(r: &dyn Row) -> DecodeResult<(KycState, bool)> {
@@ -45,7 +51,12 @@ fn state_and_purge(r: &dyn Row) -> DecodeResult<(KycState, bool)> {
 }
 
 /// Purges one request if it has ended.
-pub async fn purge_one(c: &mut impl Conn, kid: &str, now: UnixMs) -> StoreResult<PurgeOutcome> {
+pub async fn purge_one(
+    c: &mut impl Conn,
+    kid: &str,
+    now: UnixMs,
+    audit: &AuditNote,
+) -> StoreResult<PurgeOutcome> {
     let found = c
         .fetch_one(
             "reading a request to purge",
@@ -59,15 +70,16 @@ pub async fn purge_one(c: &mut impl Conn, kid: &str, now: UnixMs) -> StoreResult
         Some((_, true)) => PurgeOutcome::AlreadyPurged,
         Some((state, false)) if state.is_open() => PurgeOutcome::StillOpen(state),
         Some(_) => {
-            purge(c, kid, now).await?;
+            purge(c, kid, now, audit).await?;
             PurgeOutcome::Purged
         }
     })
 }
 
 /// Deletes what identifies the person behind `kid`, keeping the tombstone; its customer
-/// too, once none of its requests keeps anything.
-async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs) -> StoreResult<()> {
+/// too, once none of its requests keeps anything. Recorded by `audit`'s entries, each
+/// naming the request and its customer.
+async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs, audit: &AuditNote) -> StoreResult<()> {
     c.execute(
         "purging a request",
         "UPDATE kyc_requests SET result_sealed = NULL, submitted_sealed = NULL, url_sealed = NULL,
@@ -88,16 +100,26 @@ async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs) -> StoreResult<()> {
         args![now, kid],
     )
     .await?;
-    let customer = c
+    let owner = c
         .fetch_one(
             "reading a purged request's customer",
-            "SELECT c.pk AS n, c.cust_id AS t FROM customers c
-             JOIN kyc_requests k ON k.customer_pk = c.pk WHERE k.kid = $1",
+            "SELECT c.pk, c.cust_id, a.client_id FROM kyc_requests k
+             JOIN customers c ON c.pk = k.customer_pk
+             JOIN merchants m ON m.pk = k.merchant_pk
+             JOIN api_clients a ON a.pk = m.client_pk
+             WHERE k.kid = $1",
             args![kid],
-            rows::pk_and_text,
+            customer_and_client,
         )
         .await?;
-    if let Some((pk, cust_id)) = customer {
+    let mut note = audit.clone();
+    for e in &mut note.entries {
+        e.kid = Some(kid.to_owned());
+        e.cust_id = owner.as_ref().map(|(_, cust_id, _)| cust_id.clone());
+        e.client_id = owner.as_ref().map(|(_, _, client_id)| client_id.clone());
+    }
+    super::audit::append(c, &note).await?;
+    if let Some((pk, cust_id, _)) = owner {
         // The hashes must stay unique and find nothing: derived from the custId, not
         // from the PAN or mobile they stood for.
         let tombstone = format!("purged {cust_id}").into_bytes();
@@ -120,16 +142,22 @@ impl<B: Backend> Retention for B {
         ended_before: UnixMs,
         now: UnixMs,
         limit: i64,
+        audit: AuditNote,
     ) -> StoreResult<usize> {
-        self.run(Atomic, (), move |c, ()| {
-            Box::pin(purge_ended(c, ended_before, now, limit))
+        self.run(Atomic, audit, move |c, audit| {
+            Box::pin(purge_ended(c, ended_before, now, limit, audit))
         })
         .await
     }
 
-    async fn purge_kyc(&self, kid: &str, now: UnixMs) -> StoreResult<PurgeOutcome> {
-        self.run(Atomic, kid.to_owned(), move |c, kid| {
-            Box::pin(purge_one(c, kid, now))
+    async fn purge_kyc(
+        &self,
+        kid: &str,
+        now: UnixMs,
+        audit: AuditNote,
+    ) -> StoreResult<PurgeOutcome> {
+        self.run(Atomic, (kid.to_owned(), audit), move |c, (kid, audit)| {
+            Box::pin(purge_one(c, kid, now, audit))
         })
         .await
     }

@@ -103,6 +103,15 @@ impl PgStore {
     }
 }
 
+impl super::Store for PgStore {
+    fn audited(
+        self: std::sync::Arc<Self>,
+        note: super::AuditNote,
+    ) -> std::sync::Arc<dyn super::Store> {
+        super::ops::audit::Audited::wrap(self, note)
+    }
+}
+
 impl Backend for PgStore {
     type Conn = PgConnection;
 

@@ -186,6 +186,15 @@ impl SqliteStore {
     }
 }
 
+impl super::Store for SqliteStore {
+    fn audited(
+        self: std::sync::Arc<Self>,
+        note: super::AuditNote,
+    ) -> std::sync::Arc<dyn super::Store> {
+        super::ops::audit::Audited::wrap(self, note)
+    }
+}
+
 impl Backend for SqliteStore {
     type Conn = Connection;
 

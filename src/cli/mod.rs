@@ -1,5 +1,7 @@
 //! The `paycc` command line.
 
+mod audit;
+
 use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
 use crate::domain::callback::KycEvent;
@@ -48,6 +50,9 @@ enum Command {
     /// Work with the encryption and hash keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read and check the audit trail (who read a person's identity or changed what).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Delete one ended KYC's identity data now (a data subject's erasure request): its
     /// verified identity and photo, submitted details and link go, and a tombstone (kid,
     /// custId, merchant, state, dates) stays. Ended KYCs are purged on their own once
@@ -271,6 +276,7 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
         Command::Callbacks(cmd) => callbacks_command(app::admin_service(store).await?, cmd).await,
         Command::Merchant(cmd) => merchant_command(app::admin_service(store).await?, cmd).await,
         Command::Kyc(cmd) => kyc_command(app::admin_service(store).await?, cmd).await,
+        Command::Audit(cmd) => audit::run(app::admin_service(store).await?, cmd).await,
         Command::Purge { kid, json } => {
             let service = app::admin_service(store).await?;
             print_summary(service.admin.purge_kyc(kid.trim()).await, json)
@@ -284,7 +290,7 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
 
 async fn kyc_command(service: Arc<Service>, cmd: KycCommand) -> Result<(), StartError> {
     let (summary, json) = match cmd {
-        KycCommand::Show { kid, json } => (service.admin.kyc_summary(kid.trim()).await, json),
+        KycCommand::Show { kid, json } => (service.admin.show_kyc(kid.trim()).await, json),
         KycCommand::Decide {
             kid,
             decision,
