@@ -1151,6 +1151,17 @@ async fn the_audit_trail(store: &std::sync::Arc<dyn Store>) {
     );
     assert_eq!(list(None, None, Some(at(1)), 10).await, Vec::<i64>::new());
     assert_eq!(list(None, None, Some(NOW), 10).await, [4, 3, 2, 1]);
+
+    // Many reads recorded at once (PostgreSQL appends them together): one unbroken chain.
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        reads.spawn(async move { store.append_audit(note("reader")).await.unwrap() });
+    }
+    reads.join_all().await;
+    let all = store.audit_chain(0, 100).await.unwrap();
+    assert_eq!(seqs(&all), (1..=54).collect::<Vec<_>>());
+    assert_eq!(all[53].chain, chain(54));
 }
 
 contract!(

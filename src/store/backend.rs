@@ -6,7 +6,7 @@
 //! PostgreSQL answers from its batched lookups.
 
 use super::db::Conn;
-use super::{ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreResult};
+use super::{AuditNote, ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreResult};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -91,4 +91,9 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         kid: &str,
     ) -> impl Future<Output = StoreResult<Option<(ClientPk, KycRecord)>>> + Send;
+
+    /// Appends audit entries of their own (reads of identity data), durably before it
+    /// resolves: SQLite in its writer's group commit, PostgreSQL many requests' entries
+    /// in one transaction.
+    fn append_audit_alone(&self, note: AuditNote) -> impl Future<Output = StoreResult<()>> + Send;
 }

@@ -2,7 +2,7 @@
 //! keyed hash the service gives (`AuditLink`), and read back newest first or in order.
 
 use crate::store::backend::Access::{Atomic, Read};
-use crate::store::backend::{Args, Backend, Job, Operation};
+use crate::store::backend::{Args, Backend, Job, Operation, Run};
 use crate::store::db::{Arg, Columns, Conn, DecodeResult, Row, args};
 use crate::store::schema::Dialect;
 use crate::store::*;
@@ -137,8 +137,7 @@ pub async fn chain(c: &mut impl Conn, after: i64, limit: i64) -> StoreResult<Vec
 #[async_trait]
 impl<B: Backend> AuditTrail for B {
     async fn append_audit(&self, note: AuditNote) -> StoreResult<()> {
-        self.run(Atomic, note, |c, note| Box::pin(append(c, note)))
-            .await
+        self.append_audit_alone(note).await
     }
 
     async fn audit_entries(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
@@ -203,6 +202,15 @@ impl<B: Backend> Backend for Audited<B> {
     ) -> impl Future<Output = StoreResult<Option<(ClientPk, KycRecord)>>> + Send {
         self.inner.lookup_kyc(kid)
     }
+
+    fn append_audit_alone(&self, note: AuditNote) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.append_audit_alone(note)
+    }
+}
+
+/// `append` as a shared operation, for the backends' own runs.
+pub fn append_op<'c, C: Conn + Send>(c: &'c mut C, note: &'c AuditNote) -> Run<'c, ()> {
+    Box::pin(append(c, note))
 }
 
 impl<B: Backend> Audited<B> {

@@ -3,6 +3,7 @@
 //! claimed with `FOR UPDATE SKIP LOCKED`, and every call is bounded by a timeout so an
 //! unreachable database fails requests fast instead of hanging them.
 
+mod audit;
 mod batch;
 mod conn;
 mod lookups;
@@ -39,6 +40,8 @@ pub struct PgStore {
     merchants: Batched<(ClientPk, String), MerchantRecord>,
     /// By kid, with the pk of the client whose merchant it belongs to.
     kycs: Batched<String, (ClientPk, KycRecord)>,
+    /// Audit entries of reads, appended together.
+    audits: audit::AuditAppender,
 }
 
 impl PgStore {
@@ -59,6 +62,7 @@ impl PgStore {
             clients: Batched::start(options.clone(), settings.call_timeout, lookups::clients),
             merchants: Batched::start(options.clone(), settings.call_timeout, lookups::merchants),
             kycs: Batched::start(options.clone(), settings.call_timeout, lookups::kycs),
+            audits: audit::AuditAppender::start(pool.clone(), settings.call_timeout),
             pool,
             call_timeout: settings.call_timeout,
         };
@@ -156,12 +160,16 @@ impl Backend for PgStore {
     async fn lookup_kyc(&self, kid: &str) -> StoreResult<Option<(ClientPk, KycRecord)>> {
         self.bounded(self.kycs.get(kid.to_owned())).await
     }
+
+    async fn append_audit_alone(&self, note: super::AuditNote) -> StoreResult<()> {
+        self.audits.append(note).await
+    }
 }
 
 /// Runs a job on a pooled connection (in a transaction of its own when it is atomic). Past
 /// `limit` it is given up and its connection closed rather than pooled again, since it
 /// may be stopped anywhere, a transaction's BEGIN included.
-async fn run_to_end<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
+pub(super) async fn run_to_end<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
     pool: PgPool,
     limit: Duration,
     Job { access, args, op }: Job<A, F>,

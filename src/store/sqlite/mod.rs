@@ -231,6 +231,13 @@ impl Backend for SqliteStore {
         .await
     }
 
+    fn append_audit_alone(
+        &self,
+        note: super::AuditNote,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.run(Access::Write, note, super::ops::audit::append_op)
+    }
+
     fn submit<A: Args, T: Send + 'static, F: Operation<Connection, A, T>>(
         &self,
         Job { access, args, op }: Job<A, F>,
