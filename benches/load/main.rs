@@ -43,6 +43,13 @@ struct Args {
     /// then as many again at a steady 500 per second.
     #[arg(long, default_value_t = 2000)]
     slow_in_flight: usize,
+    /// Compare with another paycc binary instead of the usual run: init and status on
+    /// SQLite, that binary and this build in turn, `--rounds` times each (the figures are
+    /// printed, not written).
+    #[arg(long, value_name = "PAYCC_BINARY")]
+    ab: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// PAYCC_MAX_IN_FLIGHT for the overload run (paycc's default when unset).
     #[arg(long)]
     max_in_flight: Option<u32>,
@@ -80,6 +87,9 @@ fn main() {
         .unwrap();
     paycc::install_tls();
     let mut report = report::Report::new(args.connections, args.seconds);
+    if let Some(other) = &args.ab {
+        return runtime.block_on(compare(other, &args));
+    }
 
     let dir = tempfile::tempdir().unwrap();
     if args.only.is_none() {
@@ -113,6 +123,53 @@ fn main() {
     }
     println!("{}", report.render());
     report.write(&args.out);
+}
+
+/// Init and status with `other` and with this build in turn, each on a fresh SQLite
+/// database; prints each round and the ratio of the medians.
+async fn compare(other: &Path, args: &Args) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rates: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..args.rounds {
+        for (side, label) in ["before", "after"].iter().enumerate() {
+            let tmp = dir.path().join(format!("{label}-{round}"));
+            let mut dep = paycc::sqlite(&tmp);
+            if side == 0 {
+                dep.bin = other.to_owned();
+            }
+            let (results, _) = measure(&dep, args, &tmp).await;
+            let rate = |w: &str| {
+                results
+                    .runs
+                    .iter()
+                    .find(|(workload, _)| workload.name() == w)
+                    .map_or(0.0, |(_, run)| run.rps())
+            };
+            println!(
+                "round {round} {label:<6}  init {:>8.0}/s  status {:>8.0}/s",
+                rate("init"),
+                rate("status")
+            );
+            rates[side].push((rate("init"), rate("status")));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [before, after] = rates.map(|runs| {
+        let (mut init, mut status): (Vec<f64>, Vec<f64>) = runs.into_iter().unzip();
+        (median(&mut init), median(&mut status))
+    });
+    println!(
+        "median init {:.0} -> {:.0} ({:+.1}%), status {:.0} -> {:.0} ({:+.1}%)",
+        before.0,
+        after.0,
+        (after.0 / before.0 - 1.0) * 100.0,
+        before.1,
+        after.1,
+        (after.1 / before.1 - 1.0) * 100.0
+    );
 }
 
 /// Runs the three workloads against a fresh paycc; returns the runs with paycc's peak

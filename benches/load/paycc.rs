@@ -13,6 +13,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_paycc");
 pub struct Deployment {
     pub dir: PathBuf,
     pub env: Vec<(String, String)>,
+    /// The paycc binary run: this build's, or another one to compare with.
+    pub bin: PathBuf,
 }
 
 #[derive(Clone)]
@@ -23,7 +25,7 @@ pub struct Credentials {
 
 impl Deployment {
     fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(&self.bin);
         c.current_dir(&self.dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -159,6 +161,7 @@ pub fn sqlite(dir: &Path) -> Deployment {
             "PAYCC_DATABASE_URL".into(),
             format!("sqlite://{}", dir.join("paycc.db").display()),
         )],
+        bin: BIN.into(),
     }
 }
 
@@ -172,6 +175,7 @@ pub fn postgres(dir: &Path, url: &str) -> Deployment {
             ("PAYCC_ENCRYPTION_KEY".into(), data),
             ("PAYCC_HASH_KEY".into(), hash),
         ],
+        bin: BIN.into(),
     }
 }
 

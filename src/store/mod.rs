@@ -1,6 +1,7 @@
 //! Persistence behind one seam. The service speaks in records and sealed bytes; only
 //! the backends know SQL. Every write returns after its transaction has committed.
 
+mod appender;
 pub mod backend;
 pub mod db;
 pub mod ops;

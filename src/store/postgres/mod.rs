@@ -3,11 +3,11 @@
 //! claimed with `FOR UPDATE SKIP LOCKED`, and every call is bounded by a timeout so an
 //! unreachable database fails requests fast instead of hanging them.
 
-mod audit;
 mod batch;
 mod conn;
 mod lookups;
 
+use super::appender::AuditAppender;
 use super::backend::{Access, Args, Backend, Job, Operation};
 use super::db::Unique;
 use super::schema::{Dialect, MIGRATIONS};
@@ -41,7 +41,7 @@ pub struct PgStore {
     /// By kid, with the pk of the client whose merchant it belongs to.
     kycs: Batched<String, (ClientPk, KycRecord)>,
     /// Audit entries of reads, appended together.
-    audits: audit::AuditAppender,
+    audits: AuditAppender,
 }
 
 impl PgStore {
@@ -62,7 +62,17 @@ impl PgStore {
             clients: Batched::start(options.clone(), settings.call_timeout, lookups::clients),
             merchants: Batched::start(options.clone(), settings.call_timeout, lookups::merchants),
             kycs: Batched::start(options.clone(), settings.call_timeout, lookups::kycs),
-            audits: audit::AuditAppender::start(pool.clone(), settings.call_timeout),
+            audits: {
+                let (pool, limit) = (pool.clone(), settings.call_timeout);
+                AuditAppender::start(move |note| {
+                    let job = Job {
+                        access: Access::Atomic,
+                        args: note,
+                        op: super::ops::audit::append_op,
+                    };
+                    run_to_end(pool.clone(), limit, job)
+                })
+            },
             pool,
             call_timeout: settings.call_timeout,
         };
@@ -169,7 +179,7 @@ impl Backend for PgStore {
 /// Runs a job on a pooled connection (in a transaction of its own when it is atomic). Past
 /// `limit` it is given up and its connection closed rather than pooled again, since it
 /// may be stopped anywhere, a transaction's BEGIN included.
-pub(super) async fn run_to_end<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
+async fn run_to_end<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
     pool: PgPool,
     limit: Duration,
     Job { access, args, op }: Job<A, F>,

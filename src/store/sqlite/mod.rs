@@ -4,6 +4,7 @@
 
 mod conn;
 
+use super::appender::AuditAppender;
 use super::backend::{Access, Args, Backend, Job, Operation};
 use super::db::Unique;
 use super::ops::{clients, kyc};
@@ -82,6 +83,9 @@ where
 
 pub struct SqliteStore {
     writer: Sender<Box<dyn WriteJob>>,
+    /// Audit entries of reads, appended together; started with the first (it needs the
+    /// Tokio runtime, which opening the store does not).
+    audits: std::sync::OnceLock<AuditAppender>,
     readers: Sender<ReadJob>,
     /// Dropped with the store, which stops the checkpointer.
     _checkpoints: Sender<()>,
@@ -133,6 +137,7 @@ impl SqliteStore {
         )?;
         Ok(Self {
             writer,
+            audits: std::sync::OnceLock::new(),
             readers: reader_tx,
             _checkpoints: checkpoints,
         })
@@ -146,21 +151,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: Fn(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(Queued {
-            write: f,
-            result: None,
-            reply,
-        });
-        self.writer.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => StoreError::Busy("SQLite writer"),
-            TrySendError::Disconnected(_) => {
-                StoreError::Unavailable("the writer has stopped".into())
-            }
-        })?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+        write_on(&self.writer, f).await
     }
 
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
@@ -231,11 +222,16 @@ impl Backend for SqliteStore {
         .await
     }
 
-    fn append_audit_alone(
-        &self,
-        note: super::AuditNote,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.run(Access::Write, note, super::ops::audit::append_op)
+    async fn append_audit_alone(&self, note: super::AuditNote) -> StoreResult<()> {
+        let audits = self.audits.get_or_init(|| {
+            let writer = self.writer.clone();
+            AuditAppender::start(move |note| {
+                write_on(&writer, move |conn| {
+                    run_now(super::ops::audit::append_op(conn, &note))
+                })
+            })
+        });
+        audits.append(note).await
     }
 
     fn submit<A: Args, T: Send + 'static, F: Operation<Connection, A, T>>(
@@ -250,6 +246,33 @@ impl Backend for SqliteStore {
                 Access::Write | Access::Atomic => self.write(run).await,
             }
         }
+    }
+}
+
+/// Runs `f` in the writer's next batch (see `SqliteStore::write`).
+fn write_on<T, F>(
+    writer: &Sender<Box<dyn WriteJob>>,
+    f: F,
+) -> impl Future<Output = StoreResult<T>> + Send + use<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&mut Connection) -> StoreResult<T> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job = Box::new(Queued {
+        write: f,
+        result: None,
+        reply,
+    });
+    let sent = writer.try_send(job).map_err(|e| match e {
+        TrySendError::Full(_) => StoreError::Busy("SQLite writer"),
+        TrySendError::Disconnected(_) => StoreError::Unavailable("the writer has stopped".into()),
+    });
+    async move {
+        sent?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 }
 
