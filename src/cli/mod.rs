@@ -53,10 +53,11 @@ enum Command {
     /// Read and check the audit trail (who read a person's identity or changed what).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Delete one ended KYC's identity data now (a data subject's erasure request): its
-    /// verified identity and photo, submitted details and link go, and a tombstone (kid,
-    /// custId, merchant, state, dates) stays. Ended KYCs are purged on their own once
-    /// PAYCC_RETENTION has passed.
+    /// Erase one ended KYC's identity data now (a data subject's erasure request).
+    ///
+    /// Its verified identity and photo, submitted details and link go, and a tombstone
+    /// (kid, custId, merchant, state, dates) stays. Ended KYCs are purged on their own
+    /// once PAYCC_RETENTION has passed.
     Purge {
         /// The KYC's kid.
         #[arg(long)]
