@@ -1165,6 +1165,7 @@ async fn the_audit_trail(store: &std::sync::Arc<dyn Store>) {
 }
 
 contract!(
+    simultaneous_sweeps_purge_each_request_once,
     retention_purges_what_has_ended,
     simultaneous_claims_share_without_overlap,
     clients_take_turns_at_the_callback_outbox,
@@ -1209,6 +1210,25 @@ async fn abandoned_postgres_writes_leave_no_transaction_open() {
             "after abandoned init {n}"
         );
     }
+}
+
+/// Sweeps on several nodes at once purge each request once, with one audit entry each.
+async fn simultaneous_sweeps_purge_each_request_once(store: &dyn Store) {
+    let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
+    for n in 1..=20 {
+        store.init_kyc(new_kyc(merchant_pk, n, n)).await.unwrap();
+        let mut reject = transition(&kid(n), KycState::Rejected, at(n as i64));
+        reject.reason = Some("no".into());
+        store.transition(reject).await.unwrap();
+    }
+    let sweep = || store.purge_ended_kycs(at(100), at(200), 50, note("sweep"));
+    let (a, b, c, d) = tokio::join!(sweep(), sweep(), sweep(), sweep());
+    let purged: usize = [a, b, c, d].into_iter().map(Result::unwrap).sum();
+    assert_eq!(purged, 20);
+    let entries = store.audit_chain(0, 100).await.unwrap();
+    let mut kids: Vec<String> = entries.into_iter().filter_map(|r| r.entry.kid).collect();
+    kids.sort();
+    assert_eq!(kids, (1..=20).map(kid).collect::<Vec<_>>());
 }
 
 /// `the_audit_trail` needs the store as an `Arc` (an audited store wraps it).

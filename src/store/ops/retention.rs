@@ -35,10 +35,11 @@ pub async fn purge_ended(
             rows::text_kid,
         )
         .await?;
+    let mut purged = 0;
     for kid in &kids {
-        purge(c, kid, now, audit).await?;
+        purged += usize::from(purge(c, kid, now, audit).await?);
     }
-    Ok(kids.len())
+    Ok(purged)
 }
 
 /// A request's customer (pk, custId) and its API client's id.
@@ -69,25 +70,28 @@ pub async fn purge_one(
         None => PurgeOutcome::Unknown,
         Some((_, true)) => PurgeOutcome::AlreadyPurged,
         Some((state, false)) if state.is_open() => PurgeOutcome::StillOpen(state),
-        Some(_) => {
-            purge(c, kid, now, audit).await?;
-            PurgeOutcome::Purged
-        }
+        Some(_) if purge(c, kid, now, audit).await? => PurgeOutcome::Purged,
+        Some(_) => PurgeOutcome::AlreadyPurged,
     })
 }
 
 /// Deletes what identifies the person behind `kid`, keeping the tombstone; its customer
 /// too, once none of its requests keeps anything. Recorded by `audit`'s entries, each
-/// naming the request and its customer.
-async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs, audit: &AuditNote) -> StoreResult<()> {
-    c.execute(
-        "purging a request",
-        "UPDATE kyc_requests SET result_sealed = NULL, submitted_sealed = NULL, url_sealed = NULL,
-           token_hash = NULL, redirect_url = NULL, purged_at = $1
-         WHERE kid = $2",
-        args![now, kid],
-    )
-    .await?;
+/// naming the request and its customer. `false` when another sweep (another node)
+/// purged it first: the UPDATE waits for that one and then finds nothing to do.
+async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs, audit: &AuditNote) -> StoreResult<bool> {
+    let applied = c
+        .execute(
+            "purging a request",
+            "UPDATE kyc_requests SET result_sealed = NULL, submitted_sealed = NULL, url_sealed = NULL,
+               token_hash = NULL, redirect_url = NULL, purged_at = $1
+             WHERE kid = $2 AND purged_at IS NULL",
+            args![now, kid],
+        )
+        .await?;
+    if applied == 0 {
+        return Ok(false);
+    }
     c.execute(
         "purging a sandbox journey",
         "DELETE FROM sandbox_sessions WHERE kid = $1",
@@ -132,7 +136,7 @@ async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs, audit: &AuditNote) -> 
         )
         .await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 #[async_trait]
