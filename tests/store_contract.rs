@@ -234,6 +234,12 @@ async fn clients_and_merchants(store: &dyn Store) {
         (m.pk, m.name.as_str(), m.active),
         (merchant_pk, "Shop", false)
     );
+    let found = store.find_merchant("MID3").await.unwrap().unwrap();
+    assert_eq!(
+        (found.code.as_str(), found.client_id.as_str()),
+        ("MID3", "PCCB")
+    );
+    assert!(store.find_merchant("MIDNONE").await.unwrap().is_none());
 }
 
 async fn settings_are_kept_once(store: &dyn Store) {

@@ -168,10 +168,9 @@ impl Admin {
             }
             Decision::Reject => (KycState::Rejected, reason.to_owned()),
         };
-        let mut entry = self.operator_entry(AuditAction::KycDecide, to.as_str());
-        entry.kid = Some(r.kid.clone());
-        entry.cust_id = Some(r.cust_id.clone());
-        entry.client_id = Some(r.client_id.clone());
+        let entry = self
+            .operator_entry(AuditAction::KycDecide, to.as_str())
+            .about(&r.kid, &r.cust_id, &r.client_id);
         let audit = self.audit_note(vec![entry]);
         let after = self
             .move_kyc(&r.kid, to, Some(stored_reason), None, Some(audit))
@@ -230,10 +229,8 @@ impl Admin {
         // Merchants are never deleted: one found now is changed below.
         let merchant = self
             .store
-            .list_merchants()
+            .find_merchant(code)
             .await?
-            .into_iter()
-            .find(|m| m.code == code)
             .ok_or(ServiceError::NotFound("No such merchant"))?;
         let action = match to {
             Switch::On => AuditAction::MerchantActivate,
@@ -265,10 +262,11 @@ impl Admin {
     /// A KYC as an operator sees it (`kyc show`), recorded in the audit trail.
     pub async fn show_kyc(&self, kid: &str) -> ServiceResult<KycSummary> {
         let summary = self.kyc_summary(kid).await?;
-        let mut entry = self.operator_entry(AuditAction::KycShow, "shown");
-        entry.kid = Some(summary.kid.clone());
-        entry.cust_id = Some(summary.cust_id.clone());
-        entry.client_id = Some(summary.client_id.clone());
+        let entry = self.operator_entry(AuditAction::KycShow, "shown").about(
+            &summary.kid,
+            &summary.cust_id,
+            &summary.client_id,
+        );
         self.record_read(entry).await?;
         Ok(summary)
     }

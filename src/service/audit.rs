@@ -139,11 +139,10 @@ impl Core {
         cust_id: &str,
     ) -> AuditEntry {
         AuditEntry {
-            kid: Some(kid.to_owned()),
-            cust_id: Some(cust_id.to_owned()),
-            client_id: Some(client.client_id.clone()),
             request_id: client.request_id.clone(),
-            ..self.audit_entry(&client.client_id, action, "identity returned")
+            ..self
+                .audit_entry(&client.client_id, action, "identity returned")
+                .about(kid, cust_id, &client.client_id)
         }
     }
 
@@ -154,6 +153,18 @@ impl Core {
             .store
             .append_audit(self.audit_note(vec![entry]))
             .await?)
+    }
+}
+
+impl AuditEntry {
+    /// The entry, naming the request, its customer and its API client.
+    pub(super) fn about(self, kid: &str, cust_id: &str, client_id: &str) -> Self {
+        Self {
+            kid: Some(kid.to_owned()),
+            cust_id: Some(cust_id.to_owned()),
+            client_id: Some(client_id.to_owned()),
+            ..self
+        }
     }
 }
 

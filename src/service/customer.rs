@@ -1,5 +1,6 @@
 //! The customer check: what a merchant knows of one of its customers.
 
+use super::audit::AuditAction;
 use super::{
     ApiClient, CustomerDetails, Customers, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceError,
     ServiceResult, URL_CONTEXT,
@@ -87,7 +88,7 @@ impl Customers {
         if let Some((kid, _)) = &verified {
             self.record_read(self.read_entry(
                 client,
-                super::AuditAction::CustomerCheck,
+                AuditAction::CustomerCheck,
                 kid,
                 &record.cust_id,
             ))

@@ -1,6 +1,7 @@
 //! What a partner reads of a request (`kyc/status`), and the expiry of requests nobody
 //! finished.
 
+use super::audit::AuditAction;
 use super::{ApiClient, ServiceResult, Status};
 use crate::domain::kyc::KycIdentity;
 use crate::domain::state::KycState;
@@ -29,8 +30,6 @@ pub enum KycStatus {
         state: KycState,
     },
 }
-
-use super::audit::AuditAction;
 
 impl Status {
     pub async fn read(&self, client: &ApiClient, kid: &str) -> ServiceResult<KycStatus> {

@@ -346,6 +346,8 @@ pub trait Clients: Send + Sync + 'static {
         now: UnixMs,
     ) -> StoreResult<bool>;
     async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>>;
+    /// The merchant with this code, whichever client owns it.
+    async fn find_merchant(&self, code: &str) -> StoreResult<Option<MerchantRecord>>;
     async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool>;
     /// The merchant with this code if the client owns it (active or not).
     async fn merchant_of_client(

@@ -160,6 +160,22 @@ pub async fn list_merchants(c: &mut impl Conn) -> StoreResult<Vec<MerchantRecord
     .await
 }
 
+statement!(
+    MERCHANT_BY_CODE,
+    "SELECT {} FROM merchants m JOIN api_clients a ON a.pk = m.client_pk WHERE m.code = $1",
+    rows::MERCHANT_COLUMNS
+);
+
+pub async fn find_merchant(c: &mut impl Conn, code: &str) -> StoreResult<Option<MerchantRecord>> {
+    c.fetch_one(
+        "reading a merchant",
+        MERCHANT_BY_CODE.as_str(),
+        args![code],
+        rows::merchant_record,
+    )
+    .await
+}
+
 pub async fn set_merchant_active(c: &mut impl Conn, code: &str, to: Switch) -> StoreResult<bool> {
     let n = c
         .execute(
@@ -316,6 +332,13 @@ impl<B: Backend> Clients for B {
     async fn list_merchants(&self) -> StoreResult<Vec<MerchantRecord>> {
         self.run(Read, (), |c, ()| Box::pin(list_merchants(c)))
             .await
+    }
+
+    async fn find_merchant(&self, code: &str) -> StoreResult<Option<MerchantRecord>> {
+        self.run(Read, code.to_owned(), |c, code| {
+            Box::pin(find_merchant(c, code))
+        })
+        .await
     }
 
     async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool> {

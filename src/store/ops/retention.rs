@@ -139,6 +139,16 @@ async fn purge(c: &mut impl Conn, kid: &str, now: UnixMs, audit: &AuditNote) -> 
     Ok(true)
 }
 
+/// Runs a `DELETE` of rows older than `before` (its only placeholder); how many went.
+async fn delete_older(
+    c: &mut impl Conn,
+    context: &'static str,
+    sql: &'static str,
+    before: UnixMs,
+) -> StoreResult<usize> {
+    Ok(c.execute(context, sql, args![before]).await? as usize)
+}
+
 #[async_trait]
 impl<B: Backend> Retention for B {
     async fn purge_ended_kycs(
@@ -167,33 +177,17 @@ impl<B: Backend> Retention for B {
     }
 
     async fn purge_webhook_events(&self, before: UnixMs) -> StoreResult<usize> {
+        let sql = "DELETE FROM webhook_events WHERE received_at < $1";
         self.run(Write, (), move |c, ()| {
-            Box::pin(async move {
-                let n = c
-                    .execute(
-                        "purging webhook events",
-                        "DELETE FROM webhook_events WHERE received_at < $1",
-                        args![before],
-                    )
-                    .await?;
-                Ok(n as usize)
-            })
+            Box::pin(delete_older(c, "purging webhook events", sql, before))
         })
         .await
     }
 
     async fn purge_sandbox_sessions(&self, before: UnixMs) -> StoreResult<usize> {
+        let sql = "DELETE FROM sandbox_sessions WHERE updated_at < $1";
         self.run(Write, (), move |c, ()| {
-            Box::pin(async move {
-                let n = c
-                    .execute(
-                        "purging sandbox journeys",
-                        "DELETE FROM sandbox_sessions WHERE updated_at < $1",
-                        args![before],
-                    )
-                    .await?;
-                Ok(n as usize)
-            })
+            Box::pin(delete_older(c, "purging sandbox journeys", sql, before))
         })
         .await
     }
