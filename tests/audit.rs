@@ -222,13 +222,44 @@ async fn every_act_leaves_one_entry_and_tampering_is_found(backend: Backend) {
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, [5, 4, 3]);
+    // By client, and by time.
+    let other = json_of(&dep, &["client", "create", "--name", "Other", "--json"])["clientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed_seqs = |args: &[&str]| -> Vec<i64> {
+        let mut all = vec!["audit", "list", "--json", "--limit", "100"];
+        all.extend_from_slice(args);
+        json_of(&dep, &all)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        listed_seqs(&["--client", &id]),
+        (1..=14).rev().collect::<Vec<_>>()
+    );
+    assert_eq!(listed_seqs(&["--client", &other]), [15]);
+    assert_eq!(listed_seqs(&["--since", "1h"]).len(), 15);
+    assert_eq!(
+        listed_seqs(&["--since", "2999-01-01T00:00:00Z"]),
+        Vec::<i64>::new()
+    );
+    let (ok, _, err) = cli(&dep, &["audit", "list", "--since", "yesterday"]);
+    assert!(!ok);
+    assert!(
+        err.contains("expected an RFC 3339 time or a duration like 24h, got \"yesterday\""),
+        "{err}"
+    );
 
     // Untouched, the trail checks out; every kind of tampering is found at its entry.
     assert_eq!(
         verify(&dep),
         (
             true,
-            "audit trail intact: 14 entries, each linked to the one before".into()
+            "audit trail intact: 15 entries, each linked to the one before".into()
         )
     );
     exec(
