@@ -186,6 +186,40 @@ fn pg_settings() -> PgSettings {
     }
 }
 
+/// A SQLite database as an earlier release left it: the first `applied` migrations.
+fn sqlite_at(path: &std::path::Path, applied: usize) -> rusqlite::Connection {
+    let old = rusqlite::Connection::open(path).unwrap();
+    for m in &MIGRATIONS[..applied] {
+        old.execute_batch(&m.sql(Dialect::Sqlite)).unwrap();
+    }
+    old.execute_batch(&format!("PRAGMA user_version = {applied}"))
+        .unwrap();
+    old
+}
+
+/// The same on PostgreSQL, with the migrations recorded as `PgStore` records them.
+async fn postgres_at(url: &str, applied: usize) -> sqlx::PgConnection {
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE paycc_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    for (i, m) in MIGRATIONS[..applied].iter().enumerate() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql(Dialect::Postgres)))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO paycc_migrations (version) VALUES ($1)")
+            .bind(i as i64 + 1)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    c
+}
+
 #[tokio::test]
 async fn both_databases_get_the_same_schema() {
     let Some(_) = Backend::postgres() else {
@@ -220,35 +254,12 @@ async fn older_databases_are_brought_up_to_the_same_schema() {
     let want = sqlite_schema(&fresh);
     for applied in [4, MIGRATIONS.len() - 1] {
         let path = dir.path().join(format!("v{applied}.db"));
-        let old = rusqlite::Connection::open(&path).unwrap();
-        for m in &MIGRATIONS[..applied] {
-            old.execute_batch(&m.sql(Dialect::Sqlite)).unwrap();
-        }
-        old.execute_batch(&format!("PRAGMA user_version = {applied}"))
-            .unwrap();
-        drop(old);
+        drop(sqlite_at(&path, applied));
         drop(SqliteStore::open(&path, 1).unwrap());
         assert_eq!(sqlite_schema(&path), want, "SQLite from version {applied}");
 
         let db = TestDb::create().await;
-        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-            .await
-            .unwrap();
-        sqlx::raw_sql("CREATE TABLE paycc_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            .execute(&mut c)
-            .await
-            .unwrap();
-        for (i, m) in MIGRATIONS[..applied].iter().enumerate() {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql(Dialect::Postgres)))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            sqlx::query("INSERT INTO paycc_migrations (version) VALUES ($1)")
-                .bind(i as i64 + 1)
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
+        drop(postgres_at(&db.url, applied).await);
         drop(PgStore::open(&db.url, &pg_settings()).await.unwrap());
         assert_eq!(
             postgres_schema(&db.url).await,
@@ -282,10 +293,7 @@ async fn requests_from_before_keep_their_customers_details() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    let old = rusqlite::Connection::open(&path).unwrap();
-    for m in &MIGRATIONS[..before] {
-        old.execute_batch(&m.sql(Dialect::Sqlite)).unwrap();
-    }
+    let old = sqlite_at(&path, before);
     for sql in rows {
         match sql.contains("$1") {
             true => old.execute(sql, [&details]),
@@ -293,8 +301,6 @@ async fn requests_from_before_keep_their_customers_details() {
         }
         .unwrap();
     }
-    old.execute_batch(&format!("PRAGMA user_version = {before}"))
-        .unwrap();
     drop(old);
     drop(SqliteStore::open(&path, 1).unwrap());
     let kept: Vec<u8> = rusqlite::Connection::open(&path)
@@ -308,24 +314,7 @@ async fn requests_from_before_keep_their_customers_details() {
     assert_eq!(kept, details, "SQLite");
 
     let db = TestDb::create().await;
-    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-        .await
-        .unwrap();
-    sqlx::raw_sql("CREATE TABLE paycc_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    for (i, m) in MIGRATIONS[..before].iter().enumerate() {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(m.sql(Dialect::Postgres)))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO paycc_migrations (version) VALUES ($1)")
-            .bind(i as i64 + 1)
-            .execute(&mut c)
-            .await
-            .unwrap();
-    }
+    let mut c = postgres_at(&db.url, before).await;
     for sql in rows {
         sqlx::query(sql)
             .bind(&details)
