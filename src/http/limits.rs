@@ -39,6 +39,17 @@ struct Strikes {
     refused_until: Option<Duration>,
 }
 
+impl Strikes {
+    /// A window with no failure yet, opened at `now`.
+    fn opened(now: Duration) -> Self {
+        Self {
+            since: now,
+            count: 0,
+            refused_until: None,
+        }
+    }
+}
+
 impl Limits {
     pub fn new(settings: RateArgs) -> Self {
         Self {
@@ -92,17 +103,9 @@ impl Limits {
         forget_some(&mut failures, |s| {
             s.refused_until.is_none_or(|until| until <= now) && now - s.since > BRAKE
         });
-        let strikes = failures.entry(ip).or_insert(Strikes {
-            since: now,
-            count: 0,
-            refused_until: None,
-        });
+        let strikes = failures.entry(ip).or_insert_with(|| Strikes::opened(now));
         if now - strikes.since > BRAKE {
-            *strikes = Strikes {
-                since: now,
-                count: 0,
-                refused_until: None,
-            };
+            *strikes = Strikes::opened(now);
         }
         strikes.count += 1;
         if strikes.count >= self.settings.auth_failures {
