@@ -493,7 +493,47 @@ async fn an_approval_of_someone_else_approves_nothing(backend: Backend) {
     );
 }
 
+/// An event id is remembered (a redelivery is a duplicate) until
+/// `PAYCC_WEBHOOK_RETENTION` has passed; then it is forgotten.
+async fn webhook_events_are_forgotten_after_their_retention(backend: Backend) {
+    let fake = FakeDigio::start().await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            digio: Some(fake.args()),
+            expiry_interval: Duration::from_millis(100),
+            webhook_retention: Duration::from_secs(2 * 86_400),
+            ..Options::default()
+        },
+    )
+    .await;
+    let kid = app.init_kid().await;
+    fake.set_response(&kid, fake_digio::approved(&kid));
+    let (event, sig) = FakeDigio::webhook("EVT21", "kyc.request.approved", &kid, "approved");
+    let status = |r: Reply| r.json["data"]["status"].as_str().unwrap_or("-").to_owned();
+    assert_eq!(status(webhook(&app, &event, Some(&sig)).await), "accepted");
+    assert_eq!(status(webhook(&app, &event, Some(&sig)).await), "duplicate");
+    app.clock.advance(Duration::from_secs(86_400));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status(webhook(&app, &event, Some(&sig)).await), "duplicate");
+    app.clock.advance(Duration::from_secs(2 * 86_400));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        last = status(webhook(&app, &event, Some(&sig)).await);
+        if last == "accepted" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        last, "accepted",
+        "the event id is forgotten after its retention"
+    );
+}
+
 on_both_backends!(
+    webhook_events_are_forgotten_after_their_retention,
     webhook_bodies_are_checked_before_they_are_read,
     an_approval_of_someone_else_approves_nothing,
     happy_path_init_webhook_status,
