@@ -622,6 +622,7 @@ async fn digio_secrets_and_identity_stay_out_of_the_logs() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 401);
+    server.log_once_it_holds("webhook accepted").await;
     let stderr = server.stderr.clone();
     drop(server);
     tokio::time::sleep(Duration::from_millis(100)).await;

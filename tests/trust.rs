@@ -366,11 +366,9 @@ async fn an_undecodable_sealed_value_is_logged_without_its_content() {
         500,
         r#"{"code":"0x0205","status":"SOMETHING_WENT_WRONG","message":"Something went wrong. Please try again later."}"#,
     );
-    let log = server.stderr.lock().unwrap().clone();
-    assert!(
-        log.contains(&format!("the sealed kyc-result of {kid} does not decode")),
-        "{log}"
-    );
+    let expected = format!("the sealed kyc-result of {kid} does not decode");
+    let log = server.log_once_it_holds(&expected).await;
+    assert!(log.contains(&expected), "{log}");
     assert!(!log.contains("Zebediah"), "{log}");
 }
 

@@ -169,6 +169,19 @@ impl Running {
         r.json["data"]["kid"].as_str().unwrap().to_owned()
     }
 
+    /// The node's log once it holds `line` (or after 10 s without it): a log line may
+    /// still be on its way through the pipe when the answer it goes with has arrived.
+    pub async fn log_once_it_holds(&self, line: &str) -> String {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.stderr.lock().unwrap().clone();
+            if log.contains(line) || tokio::time::Instant::now() > deadline {
+                return log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// A POST with a JSON body and Basic credentials, as a partner's backend sends it.
     pub async fn post(&self, auth: &str, path: &str, body: serde_json::Value) -> super::Reply {
         super::send(
