@@ -8,7 +8,7 @@ use crate::delivery::CallbackSender;
 use crate::provider::KycProvider;
 use crate::provider::digio::{Digio, DigioSettings};
 use crate::sandbox::{Sandbox, StoredJourneys};
-use crate::service::{Clock, Service, ServiceSettings, SystemClock};
+use crate::service::{Clock, Service, ServiceError, ServiceSettings, SystemClock};
 use crate::store::postgres::{PgSettings, PgStore};
 use crate::store::{Store, sqlite::SqliteStore};
 use crate::workers::{CallbackWorker, periodically};
@@ -172,8 +172,17 @@ async fn open_with_keys(
 /// The setting under which the lookup-hash key's fingerprint is kept.
 const HASH_KEY_FINGERPRINT: &str = "hash_key_fingerprint";
 
-/// A service for admin commands, on the same store and keys as the server.
+/// A service for admin commands, on the same store and keys as the server, once the
+/// data keys pass the start check.
 pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, StartError> {
+    let service = admin_service_unchecked(settings).await?;
+    admit_data_keys(&service).await?;
+    Ok(service)
+}
+
+/// `admin_service` without the data-key check: `paycc keys status` still reports what a
+/// removed key seals.
+pub async fn admin_service_unchecked(settings: &StoreSettings) -> Result<Arc<Service>, StartError> {
     let keys = Arc::new(load_keys(settings)?.0);
     let store = open_with_keys(settings, &keys).await?;
     // Admin commands never reach a provider; the sandbox is the inert choice.
@@ -192,6 +201,17 @@ pub async fn admin_service(settings: &StoreSettings) -> Result<Arc<Service>, Sta
         },
         Arc::new(SystemClock),
     )))
+}
+
+/// Refuses to go on without a data key that still seals values (see
+/// `Admin::admit_data_keys`).
+async fn admit_data_keys(service: &Service) -> Result<(), StartError> {
+    service.admin.admit_data_keys().await.map_err(|e| match e {
+        ServiceError::Refused(why) => StartError(why),
+        other => StartError(format!(
+            "cannot check the data keys against the database: {other}"
+        )),
+    })
 }
 
 /// Who runs this command, as the audit trail names an operator: `cli:USER@HOST`.
@@ -294,6 +314,7 @@ impl Server {
             },
             clock,
         ));
+        admit_data_keys(&service).await?;
         let callbacks = CallbackWorker {
             sender: Arc::new(
                 CallbackSender::new(serve.callback_timeout, serve.callback_allow_private)

@@ -2,8 +2,10 @@
 //!
 //! Values are sealed with AES-256-GCM under a random 96-bit nonce; the key id travels
 //! with each value so keys can rotate (new values use the first key, old ones still
-//! open with the key they name). A context label is bound as associated data so a
-//! value cannot be moved to another column and still open.
+//! open with the key they name, and `paycc keys rotate` re-seals them). The column's
+//! label and the row's own id are bound as associated data, so a value moved to another
+//! column or another row does not open. Values sealed before rows were bound (the key
+//! id's length byte without its top bit) open with the column alone until re-sealed.
 
 use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -21,7 +23,9 @@ pub enum CryptoError {
     BadKey(String, &'static str),
     #[error("a stored value is sealed with key id {0:?}, which is not configured")]
     UnknownKeyId(String),
-    #[error("a stored value failed authentication (wrong key or tampered data)")]
+    #[error(
+        "a stored value failed authentication (wrong key, tampered data, or sealed for another row)"
+    )]
     Unauthentic,
     #[error("a stored value is truncated")]
     Truncated,
@@ -131,7 +135,9 @@ impl Keyring {
         )
     }
 
-    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
+    /// Seals `plaintext` as the value of column `context` in the row named `row` (a kid,
+    /// a request's reference, a client id…), under the first key.
+    pub fn seal(&self, context: &str, row: &str, plaintext: &[u8]) -> Vec<u8> {
         let key = &self.keys[0];
         let nonce = Nonce::generate();
         let ct = key
@@ -140,41 +146,66 @@ impl Keyring {
                 &nonce,
                 Payload {
                     msg: plaintext,
-                    aad: context.as_bytes(),
+                    aad: &bound_to(context, row),
                 },
             )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + key.id.len() + nonce.len() + ct.len());
-        out.push(key.id.len() as u8);
-        out.extend_from_slice(key.id.as_bytes());
+        out.extend_from_slice(&sealed_prefix(&key.id, true));
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out
     }
 
-    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let (&id_len, rest) = sealed.split_first().ok_or(CryptoError::Truncated)?;
-        let id_len = id_len as usize;
-        if rest.len() < id_len + 12 + 16 {
-            return Err(CryptoError::Truncated);
-        }
-        let (id, rest) = rest.split_at(id_len);
-        let (nonce, ct) = rest.split_at(12);
+    pub fn open(&self, context: &str, row: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let parts = SealedParts::of(sealed)?;
         let key = self
             .keys
             .iter()
-            .find(|k| k.id.as_bytes() == id)
-            .ok_or_else(|| CryptoError::UnknownKeyId(String::from_utf8_lossy(id).into_owned()))?;
-        let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Truncated)?;
+            .find(|k| k.id.as_bytes() == parts.key_id)
+            .ok_or_else(|| {
+                CryptoError::UnknownKeyId(String::from_utf8_lossy(parts.key_id).into_owned())
+            })?;
+        let nonce = Nonce::try_from(parts.nonce).map_err(|_| CryptoError::Truncated)?;
+        let aad = if parts.row_bound {
+            bound_to(context, row)
+        } else {
+            context.as_bytes().to_vec()
+        };
         key.cipher
             .decrypt(
                 &nonce,
                 Payload {
-                    msg: ct,
-                    aad: context.as_bytes(),
+                    msg: parts.ciphertext,
+                    aad: &aad,
                 },
             )
             .map_err(|_| CryptoError::Unauthentic)
+    }
+
+    /// `sealed` opened and sealed again under the first key, bound to its row; `None`
+    /// when it already is.
+    pub fn reseal(
+        &self,
+        context: &str,
+        row: &str,
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>, CryptoError> {
+        if sealed.starts_with(&self.current_prefix()) {
+            return Ok(None);
+        }
+        let plain = self.open(context, row, sealed)?;
+        Ok(Some(self.seal(context, row, &plain)))
+    }
+
+    /// The ids of the configured data keys, the sealing one first.
+    pub fn key_ids(&self) -> Vec<&str> {
+        self.keys.iter().map(|k| k.id.as_str()).collect()
+    }
+
+    /// How every value sealed now begins: values that begin otherwise need re-sealing.
+    pub fn current_prefix(&self) -> Vec<u8> {
+        sealed_prefix(&self.keys[0].id, true)
     }
 
     fn lookup_mac(&self, purpose: Lookup, parts: &[&str]) -> HmacSha256 {
@@ -224,6 +255,54 @@ impl Keyring {
 }
 
 const HASH_KEY_LABEL: &[u8] = b"paycc/hash-key";
+
+/// Set in a sealed value's first byte (the key id's length, at most 32) when the value is
+/// bound to its row.
+const ROW_BOUND: u8 = 0x80;
+
+/// How a value sealed under key `id` begins: its id's length byte, then the id.
+pub fn sealed_prefix(id: &str, row_bound: bool) -> Vec<u8> {
+    let mut p = Vec::with_capacity(1 + id.len());
+    p.push(id.len() as u8 | if row_bound { ROW_BOUND } else { 0 });
+    p.extend_from_slice(id.as_bytes());
+    p
+}
+
+/// The associated data of a value: its column's label, a NUL (never in a label), and
+/// its row's id.
+fn bound_to(context: &str, row: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(context.len() + 1 + row.len());
+    aad.extend_from_slice(context.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(row.as_bytes());
+    aad
+}
+
+/// A sealed value taken apart.
+struct SealedParts<'a> {
+    key_id: &'a [u8],
+    row_bound: bool,
+    nonce: &'a [u8],
+    ciphertext: &'a [u8],
+}
+
+impl<'a> SealedParts<'a> {
+    fn of(sealed: &'a [u8]) -> Result<Self, CryptoError> {
+        let (&first, rest) = sealed.split_first().ok_or(CryptoError::Truncated)?;
+        let id_len = usize::from(first & !ROW_BOUND);
+        if rest.len() < id_len + 12 + 16 {
+            return Err(CryptoError::Truncated);
+        }
+        let (key_id, rest) = rest.split_at(id_len);
+        let (nonce, ciphertext) = rest.split_at(12);
+        Ok(Self {
+            key_id,
+            row_bound: first & ROW_BOUND != 0,
+            nonce,
+            ciphertext,
+        })
+    }
+}
 
 /// `(id, 32 raw bytes)` for each key of a PAYCC_ENCRYPTION_KEY value, at least one.
 fn parse_data_keys(encryption: &str) -> Result<Vec<(String, Vec<u8>)>, CryptoError> {
@@ -375,31 +454,75 @@ mod tests {
     }
 
     #[test]
-    fn seal_round_trip_and_context_binding() {
+    fn seal_round_trip_binds_column_and_row() {
         let k = ring();
-        let sealed = k.seal("customer", b"ENGPK1234L");
+        let sealed = k.seal("customer", "row-1", b"ENGPK1234L");
         assert!(!sealed.windows(10).any(|w| w == b"ENGPK1234L"));
-        assert_eq!(k.open("customer", &sealed).unwrap(), b"ENGPK1234L");
-        assert!(matches!(
-            k.open("kyc", &sealed),
-            Err(CryptoError::Unauthentic)
-        ));
+        assert_eq!(k.open("customer", "row-1", &sealed).unwrap(), b"ENGPK1234L");
+        for (column, row) in [("kyc", "row-1"), ("customer", "row-2"), ("customer", "")] {
+            assert!(matches!(
+                k.open(column, row, &sealed),
+                Err(CryptoError::Unauthentic)
+            ));
+        }
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(k.open("customer", &tampered).is_err());
-        assert!(k.open("customer", &sealed[..10]).is_err());
+        assert!(k.open("customer", "row-1", &tampered).is_err());
+        assert!(k.open("customer", "row-1", &sealed[..10]).is_err());
+    }
+
+    /// A value as releases before row binding sealed it: the column alone as associated
+    /// data, the id's length byte without its top bit.
+    fn sealed_unbound(k: &Keyring, context: &str, plain: &[u8]) -> Vec<u8> {
+        let key = &k.keys[0];
+        let nonce = Nonce::generate();
+        let ct = key
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plain,
+                    aad: context.as_bytes(),
+                },
+            )
+            .unwrap();
+        [sealed_prefix(&key.id, false), nonce.to_vec(), ct].concat()
     }
 
     #[test]
-    fn rotation_opens_old_values() {
+    fn rotation_opens_old_values_and_reseals_them_bound() {
         let old = BASE64_STANDARD.encode([1u8; 32]);
         let new = BASE64_STANDARD.encode([2u8; 32]);
         let hash = BASE64_STANDARD.encode([3u8; 32]);
         let before = Keyring::from_config(&format!("old:{old}"), Some(&hash)).unwrap();
-        let sealed = before.seal("c", b"x");
+        let sealed = before.seal("c", "r", b"x");
+        let unbound = sealed_unbound(&before, "c", b"y");
         let after = Keyring::from_config(&format!("new:{new},old:{old}"), Some(&hash)).unwrap();
-        assert_eq!(after.open("c", &sealed).unwrap(), b"x");
-        assert_eq!(after.seal("c", b"x")[1..4], *b"new");
+        assert_eq!(after.key_ids(), ["new", "old"]);
+        assert_eq!(after.open("c", "r", &sealed).unwrap(), b"x");
+        assert_eq!(after.open("c", "any row", &unbound).unwrap(), b"y");
+        assert!(
+            after
+                .seal("c", "r", b"x")
+                .starts_with(&after.current_prefix())
+        );
+        assert_eq!(after.current_prefix(), [0x83, b'n', b'e', b'w']);
+
+        let resealed = after.reseal("c", "r", &sealed).unwrap().unwrap();
+        assert!(resealed.starts_with(&after.current_prefix()));
+        assert_eq!(after.open("c", "r", &resealed).unwrap(), b"x");
+        assert_eq!(after.reseal("c", "r", &resealed).unwrap(), None);
+        let rebound = after.reseal("c", "r2", &unbound).unwrap().unwrap();
+        assert_eq!(after.open("c", "r2", &rebound).unwrap(), b"y");
+        assert!(after.open("c", "r", &rebound).is_err());
+        // A value of another row is not re-sealed for this one.
+        assert!(after.reseal("c", "other", &sealed).is_err());
+        assert!(matches!(
+            Keyring::from_config(&format!("new:{new}"), Some(&hash))
+                .unwrap()
+                .open("c", "r", &sealed),
+            Err(CryptoError::UnknownKeyId(id)) if id == "old"
+        ));
         assert_eq!(before.secret_hash("s"), after.secret_hash("s"));
     }
 

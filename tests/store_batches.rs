@@ -39,6 +39,7 @@ fn new_kyc(merchant_pk: MerchantPk, n: usize, kid: String) -> NewKyc {
             pan_hash: format!("pan-{n}").into_bytes(),
             mobile_hash: format!("mobile-{n}").into_bytes(),
             details_sealed: vec![4, 5, 6],
+            submitted_sealed: vec![4, 5, 7],
         },
     }
 }

@@ -79,6 +79,7 @@ fn new_kyc(merchant_pk: MerchantPk, customer: usize, n: usize) -> NewKyc {
             pan_hash: format!("pan-{customer}").into_bytes(),
             mobile_hash: format!("mobile-{customer}").into_bytes(),
             details_sealed: format!("details-{n}").into_bytes(),
+            submitted_sealed: format!("submitted-{n}").into_bytes(),
         },
     }
 }
@@ -300,7 +301,7 @@ async fn inits_reads_and_customers(store: &dyn Store) {
             KycState::Pending,
             true,
             Some("https://shop.example/back"),
-            Some(b"details-1".as_slice()),
+            Some(b"submitted-1".as_slice()),
             at(DAY),
             None
         )
@@ -308,7 +309,7 @@ async fn inits_reads_and_customers(store: &dyn Store) {
     let latest = store.kyc(&kid(2), None).await.unwrap().unwrap();
     assert_eq!(
         latest.submitted_sealed.as_deref(),
-        Some(b"details-2".as_slice())
+        Some(b"submitted-2".as_slice())
     );
     assert!(store.kyc(&kid(1), Some(other_pk)).await.unwrap().is_none());
     assert!(store.kyc(&kid(1), None).await.unwrap().is_some());

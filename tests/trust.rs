@@ -352,6 +352,7 @@ async fn an_undecodable_sealed_value_is_logged_without_its_content() {
     // A number where text is due: a JSON decoder's message would quote the text.
     let planted = keys.seal(
         "kyc-result",
+        &kid,
         br#"{"name":"Zebediah Planted","faceMatch":"Zebediah Planted"}"#,
     );
     let db = rusqlite::Connection::open(dep.path().join("paycc.db")).unwrap();
@@ -366,7 +367,7 @@ async fn an_undecodable_sealed_value_is_logged_without_its_content() {
         500,
         r#"{"code":"0x0205","status":"SOMETHING_WENT_WRONG","message":"Something went wrong. Please try again later."}"#,
     );
-    let expected = format!("the sealed kyc-result of {kid} does not decode");
+    let expected = format!("the sealed kyc_requests.result_sealed of {kid} does not decode");
     let log = server.log_once_it_holds(&expected).await;
     assert!(log.contains(&expected), "{log}");
     assert!(!log.contains("Zebediah"), "{log}");

@@ -1,6 +1,7 @@
 //! The `paycc` command line.
 
 mod audit;
+mod keys;
 
 use crate::app::{self, Server, StartError};
 use crate::config::{LogSettings, ServeSettings, StoreSettings};
@@ -49,7 +50,7 @@ enum Command {
     Callbacks(CallbacksCommand),
     /// Work with the encryption and hash keys.
     #[command(subcommand)]
-    Keys(KeysCommand),
+    Keys(keys::KeysCommand),
     /// Read and check the audit trail (who read a person's identity or changed what).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -65,14 +66,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Print the lookup-hash key that the single PAYCC_ENCRYPTION_KEY stands in for
-    /// (base64). Set PAYCC_HASH_KEY to it before adding a second data key, so every API
-    /// secret and PAN/mobile lookup keeps matching.
-    DerivedHashKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,10 +275,7 @@ async fn execute(cli: Cli) -> Result<(), StartError> {
             let service = app::admin_service(store).await?;
             print_summary(service.admin.purge_kyc(kid.trim()).await, json)
         }
-        Command::Keys(KeysCommand::DerivedHashKey) => {
-            println!("{}", app::derived_hash_key(store)?);
-            Ok(())
-        }
+        Command::Keys(cmd) => keys::run(store, cmd).await,
     }
 }
 

@@ -9,5 +9,6 @@ pub mod ids;
 pub mod kyc;
 pub mod rate;
 pub mod request;
+pub mod sealed;
 pub mod state;
 pub mod timestamp;

@@ -23,8 +23,3 @@ pub use provider::Sandbox;
 pub use stored::StoredJourneys;
 
 pub const NAME: &str = "sandbox";
-
-/// The sealing context of a selfie the journey stored.
-pub const SELFIE_CONTEXT: &str = "sandbox-selfie";
-/// The sealing context of the person a tester made DigiLocker return instead.
-pub const PERSON_CONTEXT: &str = "sandbox-person";

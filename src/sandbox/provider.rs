@@ -2,11 +2,12 @@
 //! points at paycc's own `/gateway/login/…` pages, and a result is what the tester
 //! decided, read back through the sandbox's own port (`JourneyLog`).
 
+use super::NAME;
 use super::journey::{JourneyLog, Outcome};
 use super::people::synthetic_identity;
-use super::{NAME, PERSON_CONTEXT, SELFIE_CONTEXT};
 use crate::crypto::{self, Keyring};
 use crate::domain::ids::provider_style_id;
+use crate::domain::sealed::SealedColumn;
 use crate::provider::{
     Applicant, KycProvider, Offers, ProviderError, ProviderResult, ProviderState, Session,
     SessionRequest, WebhookError, WebhookNotice,
@@ -90,7 +91,7 @@ impl KycProvider for Sandbox {
                     Some(sealed) => {
                         let json = self
                             .keys
-                            .open(PERSON_CONTEXT, sealed)
+                            .open(SealedColumn::SandboxPerson.label(), kid, sealed)
                             .map_err(|e| failed(&e))?;
                         Some(serde_json::from_slice(&json).map_err(|_| {
                             failed(&format!("the sandbox person of {kid} does not decode"))
@@ -101,7 +102,7 @@ impl KycProvider for Sandbox {
                 let selfie = match &session.selfie_sealed {
                     Some(sealed) => Some(
                         self.keys
-                            .open(SELFIE_CONTEXT, sealed)
+                            .open(SealedColumn::SandboxSelfie.label(), kid, sealed)
                             .map_err(|e| failed(&e))?,
                     ),
                     None => None,

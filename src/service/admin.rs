@@ -1,8 +1,9 @@
 //! Operator actions behind the CLI: API clients, merchants, and a masked look at a KYC.
 
 use super::audit::AuditAction;
-use super::{Admin, RESULT_CONTEXT, ServiceError, ServiceResult};
+use super::{Admin, ServiceError, ServiceResult};
 use crate::domain::fields::{MerchantCode, Mobile, Pan};
+use crate::domain::sealed::SealedColumn;
 use crate::domain::state::KycState;
 use crate::store::StoreError;
 use crate::store::UnixMs;
@@ -283,7 +284,7 @@ impl Admin {
         };
         let identity = match &r.result_sealed {
             Some(s) => Some(self.open_json::<crate::domain::kyc::KycIdentity>(
-                RESULT_CONTEXT,
+                SealedColumn::KycResult,
                 &r.kid,
                 s,
             )?),

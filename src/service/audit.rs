@@ -28,6 +28,8 @@ pub enum AuditAction {
     MerchantCreate,
     MerchantActivate,
     MerchantDeactivate,
+    KeysRotate,
+    KeysRetire,
 }
 
 impl AuditAction {
@@ -47,6 +49,8 @@ impl AuditAction {
             Self::MerchantCreate => "merchant.create",
             Self::MerchantActivate => "merchant.activate",
             Self::MerchantDeactivate => "merchant.deactivate",
+            Self::KeysRotate => "keys.rotate",
+            Self::KeysRetire => "keys.retire",
         }
     }
 }

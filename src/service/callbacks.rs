@@ -2,11 +2,12 @@
 //! the outbox the store fills in the same transactions as the state changes.
 
 use super::audit::AuditAction;
-use super::{Callbacks, Core, ServiceError, ServiceResult, WEBHOOK_SECRET_CONTEXT};
+use super::{Callbacks, Core, ServiceError, ServiceResult};
 use crate::crypto::{new_webhook_secret, sign_callback};
 use crate::delivery::CallbackSender;
 use crate::domain::callback::{KycChange, callback_body};
 use crate::domain::fields::CallbackUrl;
+use crate::domain::sealed::SealedColumn;
 use crate::store::{AttemptResult, CallbackAttempt, CallbackFilter, CallbackRecord, DueCallback};
 use rand::RngExt;
 use serde::Serialize;
@@ -48,9 +49,13 @@ impl Callbacks {
             .await?
             .ok_or(ServiceError::NotFound("No such API client"))?;
         let secret = (rotate || current.secret_sealed.is_none()).then(new_webhook_secret);
-        let sealed = secret
-            .as_ref()
-            .map(|s| self.keys.seal(WEBHOOK_SECRET_CONTEXT, s.as_bytes()));
+        let sealed = secret.as_ref().map(|s| {
+            self.keys.seal(
+                SealedColumn::CallbackSecret.label(),
+                client_id,
+                s.as_bytes(),
+            )
+        });
         let outcome = if secret.is_some() {
             "url set, new secret"
         } else {
@@ -157,7 +162,7 @@ impl Callbacks {
             return Err("the client has no callback URL and secret".into());
         };
         let secret = self
-            .open_text(WEBHOOK_SECRET_CONTEXT, &due.event_id, sealed)
+            .open_text(SealedColumn::CallbackSecret, &due.client_id, sealed)
             .map_err(|e| e.to_string())?;
         // The wire's own time: receivers check it against theirs.
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();

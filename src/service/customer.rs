@@ -1,14 +1,12 @@
 //! The customer check: what a merchant knows of one of its customers.
 
 use super::audit::AuditAction;
-use super::{
-    ApiClient, CustomerDetails, Customers, DETAILS_CONTEXT, RESULT_CONTEXT, ServiceError,
-    ServiceResult, URL_CONTEXT,
-};
+use super::{ApiClient, CustomerDetails, Customers, ServiceError, ServiceResult};
 use crate::crypto::Lookup;
 use crate::domain::fields::split_name;
 use crate::domain::kyc::{KycIdentity, gender_word};
 use crate::domain::request::{CustomerKey, CustomerQuery};
+use crate::domain::sealed::SealedColumn;
 use crate::store::CustomerLookup;
 
 /// A customer as the check reports it: verified identity once a KYC is approved,
@@ -61,12 +59,15 @@ impl Customers {
             .customer(client.pk, q.merchant_code.as_str(), key)
             .await?
             .ok_or(ServiceError::NotFound(NO_CUSTOMER))?;
-        let details: CustomerDetails =
-            self.open_json(DETAILS_CONTEXT, &record.cust_id, &record.details_sealed)?;
+        let details: CustomerDetails = self.open_json(
+            SealedColumn::CustomerDetails,
+            &record.details_row,
+            &record.details_sealed,
+        )?;
         let verified = match &record.verified {
             Some((kid, sealed)) => Some((
                 kid.clone(),
-                self.open_json::<KycIdentity>(RESULT_CONTEXT, kid, sealed)?,
+                self.open_json::<KycIdentity>(SealedColumn::KycResult, kid, sealed)?,
             )),
             None => None,
         };
@@ -75,7 +76,7 @@ impl Customers {
             Some(l) if verified.is_none() && l.state.as_of(l.expires_at, now).is_open() => l
                 .url_sealed
                 .as_deref()
-                .map(|s| self.open_text(URL_CONTEXT, &l.kid, s))
+                .map(|s| self.open_text(SealedColumn::KycUrl, &l.kid, s))
                 .transpose()?,
             _ => None,
         };

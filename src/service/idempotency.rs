@@ -6,12 +6,11 @@ use super::{ApiClient, Core, Init, InitReply, ServiceError, ServiceResult};
 use crate::crypto::Lookup;
 use crate::domain::fields::IdempotencyKey;
 use crate::domain::request::InitKyc;
+use crate::domain::sealed::{SealedColumn, idempotency_row};
 use crate::store::{IdempotencyClaim, KeyState};
 use serde::Deserialize;
 use serde::Serialize;
 use std::time::Duration;
-
-const REPLY_CONTEXT: &str = "idempotent-reply";
 
 /// A key whose first request has not answered within this is taken as abandoned (the
 /// node died); longer than any init can run.
@@ -53,10 +52,11 @@ impl Init {
             now,
             stale_before: now.minus(ABANDONED_AFTER),
         };
+        let row = idempotency_row(client.pk.0, key.as_str());
         match self.store.claim_idempotency_key(&claim).await? {
             KeyState::Done(sealed) => {
                 let stored: StoredReply =
-                    self.open_json(REPLY_CONTEXT, &client.client_id, &sealed)?;
+                    self.open_json(SealedColumn::IdempotentReply, &row, &sealed)?;
                 Ok(InitReply {
                     kid: stored.kid,
                     url: stored.url,
@@ -74,7 +74,7 @@ impl Init {
                             kid: reply.kid.clone(),
                             url: reply.url.clone(),
                         };
-                        let sealed = self.seal_json(REPLY_CONTEXT, &stored);
+                        let sealed = self.seal_json(SealedColumn::IdempotentReply, &row, &stored);
                         self.store
                             .complete_idempotency_key(client.pk, key.as_str(), &sealed)
                             .await?;

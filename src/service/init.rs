@@ -1,11 +1,10 @@
 //! Opening a KYC request (`init/kyc`).
 
-use super::{
-    ApiClient, CustomerDetails, DETAILS_CONTEXT, Init, ServiceError, ServiceResult, URL_CONTEXT,
-};
+use super::{ApiClient, CustomerDetails, Init, ServiceError, ServiceResult};
 use crate::crypto::Lookup;
 use crate::domain::ids::{CUST_ID_TAIL, provider_style_id};
 use crate::domain::request::InitKyc;
+use crate::domain::sealed::{SealedColumn, customer_row};
 use crate::domain::state::KycState;
 use crate::domain::timestamp::UnixMs;
 use crate::provider::{ProviderError, SessionRequest};
@@ -46,6 +45,7 @@ impl Init {
             redirect_url: req.redirect_url.as_ref().map(|u| u.as_str().to_owned()),
             expire_in_days: self.settings.kyc_ttl.as_secs().div_ceil(86_400).max(1) as u32,
         };
+        let pan_hash = self.keys.lookup_hash(Lookup::Pan, &[&details.pan]);
         let mut new = NewKyc {
             // Until a remote provider names the request, its reference stands in as kid.
             kid: reference.clone(),
@@ -70,9 +70,14 @@ impl Init {
             expires_at: now.plus(self.settings.kyc_ttl),
             customer: NewCustomer {
                 cust_id: new_cust_id(at),
-                pan_hash: self.keys.lookup_hash(Lookup::Pan, &[&details.pan]),
                 mobile_hash: self.keys.lookup_hash(Lookup::Mobile, &[&details.mobile]),
-                details_sealed: self.seal_json(DETAILS_CONTEXT, &details),
+                details_sealed: self.seal_json(
+                    SealedColumn::CustomerDetails,
+                    &customer_row(merchant.pk.0, &pan_hash),
+                    &details,
+                ),
+                submitted_sealed: self.seal_json(SealedColumn::KycSubmitted, &reference, &details),
+                pan_hash,
             },
         };
         if !self.provider.is_remote() {
@@ -80,7 +85,7 @@ impl Init {
             let session = self.provider.create_session(&session_req).await?;
             new.kid = session.kid.clone();
             new.state = KycState::Pending;
-            new.url_sealed = Some(self.keys.seal(URL_CONTEXT, session.url.as_bytes()));
+            new.url_sealed = Some(self.seal_url(&session.kid, &session.url));
             new.token_hash = Some(self.keys.lookup_hash(Lookup::Token, &[&session.token]));
         }
         let stored = self.store_init(new).await?;
@@ -91,7 +96,7 @@ impl Init {
             let sealed = stored.url_sealed.ok_or_else(|| {
                 ServiceError::Conflict("An identical request is being opened with the KYC provider. Retry in a few seconds.".into())
             })?;
-            let url = self.open_text(URL_CONTEXT, &stored.kid, &sealed)?;
+            let url = self.open_text(SealedColumn::KycUrl, &stored.kid, &sealed)?;
             return Ok(InitReply {
                 kid: stored.kid,
                 url,
@@ -101,7 +106,7 @@ impl Init {
             Ok(session) => {
                 let activated = ActivatedKyc {
                     kid: session.kid.clone(),
-                    url_sealed: self.keys.seal(URL_CONTEXT, session.url.as_bytes()),
+                    url_sealed: self.seal_url(&session.kid, &session.url),
                     token_hash: self.keys.lookup_hash(Lookup::Token, &[&session.token]),
                     now: self.now_ms(),
                 };
@@ -139,6 +144,12 @@ impl Init {
                 other => return Ok(other?),
             }
         }
+    }
+
+    /// The journey link of request `kid`, sealed.
+    fn seal_url(&self, kid: &str, url: &str) -> Vec<u8> {
+        self.keys
+            .seal(SealedColumn::KycUrl.label(), kid, url.as_bytes())
     }
 }
 

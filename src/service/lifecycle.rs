@@ -2,12 +2,10 @@
 //! merchant's ownership, the provider's verdict checked against the person asked
 //! about, and the guarded state change.
 
-use super::{
-    ApiClient, Core, CustomerDetails, DETAILS_CONTEXT, KycStatus, RESULT_CONTEXT, ServiceError,
-    ServiceResult,
-};
+use super::{ApiClient, Core, CustomerDetails, KycStatus, ServiceError, ServiceResult};
 use crate::domain::binding::{IdentityMatch, OnMismatch};
 use crate::domain::callback::KycEvent;
+use crate::domain::sealed::SealedColumn;
 use crate::domain::state::{EXPIRED_REASON, KycState, Verdict};
 use crate::provider::{Applicant, ProviderResult, ProviderState};
 use crate::store::{AuditNote, KycRecord, Transition};
@@ -59,7 +57,7 @@ impl Core {
                 })?;
                 KycStatus::Approved {
                     kid,
-                    identity: Box::new(self.open_json(RESULT_CONTEXT, &r.kid, sealed)?),
+                    identity: Box::new(self.open_json(SealedColumn::KycResult, &r.kid, sealed)?),
                     cust_id: r.cust_id.clone(),
                 }
             }
@@ -82,7 +80,7 @@ impl Core {
             .submitted_sealed
             .as_deref()
             .ok_or_else(|| ServiceError::Internal(format!("request {} was purged", r.kid)))?;
-        self.open_json(DETAILS_CONTEXT, &r.kid, sealed)
+        self.open_json(SealedColumn::KycSubmitted, &r.reference, sealed)
     }
 
     /// The person the merchant asked about for `r`.
@@ -131,7 +129,9 @@ impl Core {
                 reason = Some(why);
             }
         }
-        let result_sealed = identity.as_ref().map(|i| self.seal_json(RESULT_CONTEXT, i));
+        let result_sealed = identity
+            .as_ref()
+            .map(|i| self.seal_json(SealedColumn::KycResult, kid, i));
         self.move_kyc(kid, to, reason, result_sealed, None).await
     }
 

@@ -11,6 +11,7 @@ mod customer;
 mod idempotency;
 mod init;
 mod journey;
+mod keys;
 mod lifecycle;
 mod retention;
 mod sandbox;
@@ -28,6 +29,7 @@ pub use journey::{
     Advanced, JourneyAction, JourneyError, JourneyKey, JourneyRefusal, JourneyView,
     SELFIE_MAX_BYTES, Stage,
 };
+pub use keys::{DEFAULT_BATCH, KeyStatus, KeyUse, Rotation, RotationProgress};
 pub use sandbox::SandboxFinish;
 pub use status::KycStatus;
 pub use sync::{WebhookAck, WebhookFailure};
@@ -35,18 +37,13 @@ pub use sync::{WebhookAck, WebhookFailure};
 use crate::crypto::{CryptoError, Keyring};
 use crate::domain::binding::{DEFAULT_NAME_MATCH_MIN, OnMismatch};
 use crate::domain::request::Problem;
+use crate::domain::sealed::SealedColumn;
 use crate::domain::timestamp::UnixMs;
 use crate::provider::{KycProvider, ProviderError};
 use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Sealing contexts: a value sealed for one column does not open in another.
-const DETAILS_CONTEXT: &str = "customer-details";
-const RESULT_CONTEXT: &str = "kyc-result";
-const URL_CONTEXT: &str = "kyc-url";
-const WEBHOOK_SECRET_CONTEXT: &str = "webhook-secret";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -290,36 +287,43 @@ impl Core {
         self.now_ms().minus(age)
     }
 
-    fn seal_json<T: Serialize>(&self, context: &str, value: &T) -> Vec<u8> {
+    fn seal_json<T: Serialize>(&self, column: SealedColumn, row: &str, value: &T) -> Vec<u8> {
         let json = serde_json::to_vec(value).expect("plain structs serialise");
-        self.keys.seal(context, &json)
+        self.keys.seal(column.label(), row, &json)
     }
 
-    /// Opens a sealed value of `owner` (a kid, custId or client id, named in the error).
-    /// A value that does not decode is reported by column and owner only: the decoder's
-    /// own message can quote the decrypted text.
+    /// Opens the sealed value of `column` in row `row` (a kid, reference, client id…,
+    /// named in the error). A value that does not decode is reported by column and row
+    /// only: the decoder's own message can quote the decrypted text.
     fn open_json<T: for<'de> Deserialize<'de>>(
         &self,
-        context: &str,
-        owner: &str,
+        column: SealedColumn,
+        row: &str,
         sealed: &[u8],
     ) -> ServiceResult<T> {
-        let json = self.open_bytes(context, owner, sealed)?;
+        let json = self.open_bytes(column, row, sealed)?;
         serde_json::from_slice(&json).map_err(|_| {
-            ServiceError::Internal(format!("the sealed {context} of {owner} does not decode"))
-        })
-    }
-
-    fn open_text(&self, context: &str, owner: &str, sealed: &[u8]) -> ServiceResult<String> {
-        String::from_utf8(self.open_bytes(context, owner, sealed)?).map_err(|_| {
-            ServiceError::Internal(format!("the sealed {context} of {owner} is not UTF-8"))
-        })
-    }
-
-    fn open_bytes(&self, context: &str, owner: &str, sealed: &[u8]) -> ServiceResult<Vec<u8>> {
-        self.keys.open(context, sealed).map_err(|e| {
             ServiceError::Internal(format!(
-                "the sealed {context} of {owner} does not open: {e}"
+                "the sealed {} of {row} does not decode",
+                column.name()
+            ))
+        })
+    }
+
+    fn open_text(&self, column: SealedColumn, row: &str, sealed: &[u8]) -> ServiceResult<String> {
+        String::from_utf8(self.open_bytes(column, row, sealed)?).map_err(|_| {
+            ServiceError::Internal(format!(
+                "the sealed {} of {row} is not UTF-8",
+                column.name()
+            ))
+        })
+    }
+
+    fn open_bytes(&self, column: SealedColumn, row: &str, sealed: &[u8]) -> ServiceResult<Vec<u8>> {
+        self.keys.open(column.label(), row, sealed).map_err(|e| {
+            ServiceError::Internal(format!(
+                "the sealed {} of {row} does not open: {e}",
+                column.name()
             ))
         })
     }

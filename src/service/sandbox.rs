@@ -5,9 +5,10 @@
 
 use super::lifecycle::NOT_FOUND;
 use super::{ApiClient, Core, Journeys, KycStatus, ServiceError, ServiceResult};
+use crate::domain::sealed::SealedColumn;
 use crate::domain::state::KycState;
 use crate::provider::Applicant;
-use crate::sandbox::{self, Outcome, PERSON_CONTEXT, Step};
+use crate::sandbox::{Outcome, Step};
 use crate::store::{KycRecord, SandboxSession};
 
 /// How a tester ended a sandbox journey. Holds identity data: no `Debug`.
@@ -86,10 +87,12 @@ impl Core {
             step: Step::Done.as_str().into(),
             outcome: Some(finish.outcome.as_str().into()),
             face_match: Some(finish.face_match),
-            selfie_sealed: finish
-                .selfie
-                .map(|jpeg| self.keys.seal(sandbox::SELFIE_CONTEXT, jpeg)),
-            person_sealed: person.map(|p| self.seal_json(PERSON_CONTEXT, &p)),
+            selfie_sealed: finish.selfie.map(|jpeg| {
+                self.keys
+                    .seal(SealedColumn::SandboxSelfie.label(), &record.kid, jpeg)
+            }),
+            person_sealed: person
+                .map(|p| self.seal_json(SealedColumn::SandboxPerson, &record.kid, &p)),
         };
         self.store
             .save_sandbox_session(&record.kid, &finished, self.now_ms())

@@ -11,6 +11,7 @@ mod sql;
 pub mod sqlite;
 
 pub use crate::domain::rate::RateLimit;
+use crate::domain::sealed::SealedColumn;
 use crate::domain::state::KycState;
 pub use crate::domain::timestamp::UnixMs;
 use async_trait::async_trait;
@@ -103,8 +104,10 @@ pub struct NewCustomer {
     pub cust_id: String,
     pub pan_hash: Vec<u8>,
     pub mobile_hash: Vec<u8>,
-    /// The submitted details, kept as the customer's latest and as the request's own.
+    /// The submitted details as the customer's latest (bound to the customer's row).
     pub details_sealed: Vec<u8>,
+    /// The same details as the request's own (bound to the request's reference).
+    pub submitted_sealed: Vec<u8>,
 }
 
 impl NewKyc {
@@ -167,6 +170,8 @@ pub enum CustomerLookup {
 pub struct CustomerRecord {
     pub cust_id: String,
     pub active: bool,
+    /// The row `details_sealed` is bound to (`domain::sealed::customer_row`).
+    pub details_row: String,
     pub details_sealed: Vec<u8>,
     /// The approved KYC and its sealed identity.
     pub verified: Option<(String, Vec<u8>)>,
@@ -240,6 +245,8 @@ pub struct DueCallback {
     pub state: KycState,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// The API client whose callback this is.
+    pub client_id: String,
     pub callback: ClientCallback,
 }
 
@@ -575,6 +582,62 @@ pub trait AuditTrail: Send + Sync + 'static {
     async fn audit_chain(&self, after: i64, limit: i64) -> StoreResult<Vec<AuditRecord>>;
 }
 
+/// Where a walk of a sealed column stands: the last row's key (its integer and text
+/// halves; a table keyed by one leaves the other at its start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCursor {
+    pub int: i64,
+    pub text: String,
+}
+
+impl SealedCursor {
+    /// Before every row.
+    pub const FIRST: Self = Self {
+        int: i64::MIN,
+        text: String::new(),
+    };
+}
+
+/// A sealed value, the row it is bound to, and where the walk that read it stands.
+#[derive(Debug, Clone)]
+pub struct SealedValue {
+    pub cursor: SealedCursor,
+    pub row: String,
+    pub sealed: Vec<u8>,
+}
+
+/// A value sealed again, to replace `old` in the row at `cursor`.
+#[derive(Debug, Clone)]
+pub struct Resealed {
+    pub cursor: SealedCursor,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+/// Sealed values by column, for re-sealing and counting, and the data keys noted.
+#[async_trait]
+pub trait SealedValues: Send + Sync + 'static {
+    /// Up to `limit` values of `column` after `after`, in key order, that do not begin
+    /// with `current` (the first key's prefix).
+    async fn sealed_batch(
+        &self,
+        column: SealedColumn,
+        current: &[u8],
+        after: &SealedCursor,
+        limit: i64,
+    ) -> StoreResult<Vec<SealedValue>>;
+    /// Puts each new value in place of its old one, unless the row changed since it was
+    /// read (then paycc sealed it anew); how many were replaced. One transaction.
+    async fn replace_sealed(&self, column: SealedColumn, values: Vec<Resealed>)
+    -> StoreResult<u64>;
+    /// How many values of `column` begin with `prefix`; all of them for an empty one.
+    async fn count_sealed(&self, column: SealedColumn, prefix: &[u8]) -> StoreResult<i64>;
+    /// The data keys noted at earlier starts.
+    async fn data_keys(&self) -> StoreResult<Vec<String>>;
+    async fn note_data_keys(&self, ids: Vec<String>, now: UnixMs) -> StoreResult<()>;
+    async fn forget_data_key(&self, id: &str) -> StoreResult<()>;
+}
+
 /// Everything the service keeps, one trait per concern.
 pub trait Store:
     Settings
@@ -585,6 +648,7 @@ pub trait Store:
     + SandboxSessions
     + Retention
     + AuditTrail
+    + SealedValues
 {
     /// The same store, every change made through it recorded by `note` in the audit
     /// trail within the change's own transaction (or group commit), never apart from it.

@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "0010_kyc_submitted",
     "0011_retention",
     "0012_audit",
+    "0013_data_keys",
 ];
 
 impl Migration {

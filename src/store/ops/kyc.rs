@@ -67,7 +67,7 @@ statement!(
      request AS (
        INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
          url_sealed, token_hash, redirect_url, submitted_sealed, created_at, updated_at, expires_at)
-       SELECT $7, $8, $2, customer.pk, $9, $10, $11, $12, $13, $14, $5, $6, $6, $15 FROM customer
+       SELECT $7, $8, $2, customer.pk, $9, $10, $11, $12, $13, $14, $16, $6, $6, $15 FROM customer
        ON CONFLICT (customer_pk, fingerprint) WHERE state IN ({}) DO NOTHING
        RETURNING kid)
      SELECT customer.pk, customer.cust_id, EXISTS (SELECT 1 FROM request) AS inserted FROM customer",
@@ -165,7 +165,7 @@ async fn init_in_turn(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
             &new.url_sealed,
             &new.token_hash,
             &new.redirect_url,
-            &k.details_sealed,
+            &k.submitted_sealed,
             new.now,
             new.expires_at
         ],
@@ -229,7 +229,8 @@ async fn init_at_once(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
                 &new.url_sealed,
                 &new.token_hash,
                 &new.redirect_url,
-                new.expires_at
+                new.expires_at,
+                &k.submitted_sealed
             ],
             upserted,
         )
@@ -268,7 +269,7 @@ pub async fn by_kid(c: &mut impl Conn, kid: &str) -> StoreResult<Option<(ClientP
 /// identity of its verified request.
 fn customer_by(column: &str) -> String {
     format!(
-        "SELECT c.pk AS n, c.cust_id, c.active, c.details_sealed, c.verified_kid, v.result_sealed
+        "SELECT c.pk AS n, c.cust_id, c.active, c.merchant_pk, c.pan_hash, c.details_sealed, c.verified_kid, v.result_sealed
          FROM customers c
          JOIN merchants m ON m.pk = c.merchant_pk
          LEFT JOIN kyc_requests v ON v.kid = c.verified_kid

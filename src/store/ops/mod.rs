@@ -20,3 +20,4 @@ pub mod kyc;
 pub mod retention;
 pub mod rows;
 pub mod sandbox;
+pub mod sealed;

@@ -1,5 +1,6 @@
 //! Each record decoded once, by column name, from either database's rows.
 
+use crate::domain::sealed::customer_row;
 use crate::store::db::{Columns, DecodeResult, Row};
 use crate::store::*;
 
@@ -96,7 +97,7 @@ pub fn client_callback(r: &dyn Row) -> DecodeResult<ClientCallback> {
 }
 
 /// The columns `due_callback` reads, for an event `e` and its client `a`.
-pub const DUE_CALLBACK_COLUMNS: &str = "e.pk, e.event_id, e.kid, e.cust_id, e.merchant_code, e.state, e.attempts, a.callback_url, a.callback_secret_sealed";
+pub const DUE_CALLBACK_COLUMNS: &str = "e.pk, e.event_id, e.kid, e.cust_id, e.merchant_code, e.state, e.attempts, a.client_id, a.callback_url, a.callback_secret_sealed";
 
 pub fn due_callback(r: &dyn Row) -> DecodeResult<DueCallback> {
     Ok(DueCallback {
@@ -107,6 +108,7 @@ pub fn due_callback(r: &dyn Row) -> DecodeResult<DueCallback> {
         merchant_code: r.string("merchant_code")?,
         state: r.state("state")?,
         attempts: r.i64("attempts")?,
+        client_id: r.string("client_id")?,
         callback: client_callback(r)?,
     })
 }
@@ -178,6 +180,7 @@ pub fn customer_record(r: &dyn Row) -> DecodeResult<(i64, CustomerRecord)> {
         CustomerRecord {
             cust_id: r.string("cust_id")?,
             active: r.flag("active")?,
+            details_row: customer_row(r.i64("merchant_pk")?, &r.blob("pan_hash")?),
             details_sealed: r.blob("details_sealed")?,
             verified,
             latest: None,
