@@ -113,6 +113,35 @@ async fn exec(dep: &Deployment, sql: &str) {
     }
 }
 
+/// `plain` sealed as releases before row binding sealed it: under data key `spec`
+/// (`id:base64`), the column's label alone as associated data.
+fn sealed_unbound(spec: &str, label: &str, plain: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use base64::prelude::*;
+    let (id, b64) = spec.split_once(':').unwrap();
+    let raw = BASE64_STANDARD.decode(b64).unwrap();
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&raw).unwrap();
+    let nonce = [7u8; 12];
+    let ct = cipher
+        .encrypt(
+            &aes_gcm::Nonce::try_from(&nonce[..]).unwrap(),
+            Payload {
+                msg: plain,
+                aad: label.as_bytes(),
+            },
+        )
+        .unwrap();
+    [&[id.len() as u8][..], id.as_bytes(), &nonce, &ct].concat()
+}
+
+/// A blob literal in the deployment's SQL.
+fn blob(dep: &Deployment, bytes: &[u8]) -> String {
+    match dep.db {
+        None => format!("X'{}'", hex::encode(bytes)),
+        Some(_) => format!("'\\x{}'::bytea", hex::encode(bytes)),
+    }
+}
+
 fn person(n: usize, merchant: &str) -> Value {
     json!({"pan": format!("ABCPR{n:04}Q"), "name": "Asha Rao", "email": "asha@example.in",
         "mobile": format!("81234{n:05}"), "merchantCode": merchant})
@@ -202,13 +231,30 @@ async fn rotation_reseals_everything_and_a_key_leaves_only_once_empty(backend: B
         assert_eq!(done.json["code"], "0x0200", "{}", done.text);
     }
     drop(server);
+    // One request's details as a release before row binding left them.
+    let legacy = sealed_unbound(
+        OLD,
+        "customer-details",
+        br#"{"pan":"ABCPR0000Q","name":"Asha Rao","email":"asha@example.in","mobile":"8123400000"}"#,
+    );
+    exec(
+        &dep,
+        &format!(
+            "UPDATE kyc_requests SET submitted_sealed = {} WHERE kid = '{}'",
+            blob(&dep, &legacy),
+            kids[0]
+        ),
+    )
+    .await;
+    let shown = json_of(&dep, OLD, &["kyc", "show", &kids[0], "--json"]);
+    assert_eq!(shown["pan"], "XXXXXX000Q", "{shown}");
 
     // 7 customers' details, 7 requests' own copies, 7 links, 2 results, 2 sandbox
     // persons, 1 webhook secret, 1 stored reply.
     let before = 7 + 7 + 7 + 2 + 2 + 1 + 1;
     assert_eq!(
         status(&dep, OLD),
-        (vec![("old".into(), "sealing", before, 0)], 0)
+        (vec![("old".into(), "sealing", before - 1, 1)], 1)
     );
 
     // The old key cannot simply be dropped.
@@ -227,7 +273,7 @@ async fn rotation_reseals_everything_and_a_key_leaves_only_once_empty(backend: B
         (
             vec![
                 ("new".into(), "sealing", 0, 0),
-                ("old".into(), "removed", before, 0)
+                ("old".into(), "removed", before - 1, 1)
             ],
             before
         )
