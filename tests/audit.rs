@@ -189,27 +189,29 @@ async fn every_act_leaves_one_entry_and_tampering_is_found(backend: Backend) {
         [
             row(1, &operator, "client.create", "-", "created"),
             row(2, &operator, "merchant.create", "-", &merchant),
+            // The sandbox's completion answers with the identity, as a status read does.
             row(3, &id, "status.read", &approved, "identity returned"),
-            row(4, &id, "customer.check", &approved, "identity returned"),
-            row(5, &operator, "kyc.show", &approved, "shown"),
-            row(6, &operator, "client.disable", "-", "disabled"),
-            row(7, &operator, "client.enable", "-", "enabled"),
-            row(8, &operator, "client.rotate_secret", "-", "rotated"),
-            row(9, &operator, "client.set_limit", "-", "50/s,burst=100"),
+            row(4, &id, "status.read", &approved, "identity returned"),
+            row(5, &id, "customer.check", &approved, "identity returned"),
+            row(6, &operator, "kyc.show", &approved, "shown"),
+            row(7, &operator, "client.disable", "-", "disabled"),
+            row(8, &operator, "client.enable", "-", "enabled"),
+            row(9, &operator, "client.rotate_secret", "-", "rotated"),
+            row(10, &operator, "client.set_limit", "-", "50/s,burst=100"),
             row(
-                10,
+                11,
                 &operator,
                 "client.set_callback",
                 "-",
                 "url set, new secret"
             ),
-            row(11, &operator, "merchant.deactivate", "-", &merchant),
-            row(12, &operator, "merchant.activate", "-", &merchant),
-            row(13, &operator, "kyc.decide", &open, "rejected"),
-            row(14, &operator, "kyc.purge", &open, "erased on request"),
+            row(12, &operator, "merchant.deactivate", "-", &merchant),
+            row(13, &operator, "merchant.activate", "-", &merchant),
+            row(14, &operator, "kyc.decide", &open, "rejected"),
+            row(15, &operator, "kyc.purge", &open, "erased on request"),
         ]
     );
-    assert_eq!(entries[2]["requestId"], "req-audit-1");
+    assert_eq!(entries[3]["requestId"], "req-audit-1");
     assert!(
         entries.iter().all(|e| e["clientId"] == id.as_str()),
         "{listed}"
@@ -221,7 +223,7 @@ async fn every_act_leaves_one_entry_and_tampering_is_found(backend: Backend) {
         .iter()
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, [5, 4, 3]);
+    assert_eq!(seqs, [6, 5, 4, 3]);
     // By client, and by time.
     let other = json_of(&dep, &["client", "create", "--name", "Other", "--json"])["clientId"]
         .as_str()
@@ -239,10 +241,10 @@ async fn every_act_leaves_one_entry_and_tampering_is_found(backend: Backend) {
     };
     assert_eq!(
         listed_seqs(&["--client", &id]),
-        (1..=14).rev().collect::<Vec<_>>()
+        (1..=15).rev().collect::<Vec<_>>()
     );
-    assert_eq!(listed_seqs(&["--client", &other]), [15]);
-    assert_eq!(listed_seqs(&["--since", "1h"]).len(), 15);
+    assert_eq!(listed_seqs(&["--client", &other]), [16]);
+    assert_eq!(listed_seqs(&["--since", "1h"]).len(), 16);
     assert_eq!(
         listed_seqs(&["--since", "2999-01-01T00:00:00Z"]),
         Vec::<i64>::new()
@@ -259,7 +261,7 @@ async fn every_act_leaves_one_entry_and_tampering_is_found(backend: Backend) {
         verify(&dep),
         (
             true,
-            "audit trail intact: 15 entries, each linked to the one before".into()
+            "audit trail intact: 16 entries, each linked to the one before".into()
         )
     );
     exec(

@@ -57,7 +57,8 @@ impl Journeys {
         }
         self.finish_sandbox(&record, finish).await?;
         let record = self.owned_kyc(client, kid).await?;
-        self.status_of(&record)
+        // The answer carries the identity, as a status read's does.
+        self.status_read_by(client, &record).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! finished.
 
 use super::audit::AuditAction;
-use super::{ApiClient, ServiceResult, Status};
+use super::{ApiClient, Core, ServiceResult, Status};
 use crate::domain::kyc::KycIdentity;
 use crate::domain::state::KycState;
 use crate::store::KycRecord;
@@ -31,6 +31,23 @@ pub enum KycStatus {
     },
 }
 
+impl Core {
+    /// The status of `record` as `client` reads it; a read that returns an identity is
+    /// recorded before the answer leaves.
+    pub(super) async fn status_read_by(
+        &self,
+        client: &ApiClient,
+        record: &KycRecord,
+    ) -> ServiceResult<KycStatus> {
+        let status = self.status_of(record)?;
+        if let KycStatus::Approved { kid, cust_id, .. } = &status {
+            self.record_read(self.read_entry(client, AuditAction::StatusRead, kid, cust_id))
+                .await?;
+        }
+        Ok(status)
+    }
+}
+
 impl Status {
     pub async fn read(&self, client: &ApiClient, kid: &str) -> ServiceResult<KycStatus> {
         let mut record = self.owned_kyc(client, kid).await?;
@@ -48,12 +65,7 @@ impl Status {
                 ),
             }
         }
-        let status = self.status_of(&record)?;
-        if let KycStatus::Approved { kid, cust_id, .. } = &status {
-            self.record_read(self.read_entry(client, AuditAction::StatusRead, kid, cust_id))
-                .await?;
-        }
-        Ok(status)
+        self.status_read_by(client, &record).await
     }
 
     /// Open at a remote provider and not heard of for longer than the configured age.
