@@ -194,6 +194,8 @@ async fn ended_kycs_are_purged_after_their_retention(backend: Backend) {
         trail,
         [
             entry("paycc", "kyc.purge", "retention"),
+            entry(&app.client_id, "status.read", "identity returned"),
+            // The sandbox's completion, which answered with the identity.
             entry(&app.client_id, "status.read", "identity returned")
         ]
     );
