@@ -138,6 +138,11 @@ impl Keyring {
     /// Seals `plaintext` as the value of column `context` in the row named `row` (a kid,
     /// a request's reference, a client id…), under the first key.
     pub fn seal(&self, context: &str, row: &str, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_with(&bound_to(context, row), true, plaintext)
+    }
+
+    /// Seals under the first key with `aad`, marked as bound to its row or not.
+    fn seal_with(&self, aad: &[u8], row_bound: bool, plaintext: &[u8]) -> Vec<u8> {
         let key = &self.keys[0];
         let nonce = Nonce::generate();
         let ct = key
@@ -146,12 +151,12 @@ impl Keyring {
                 &nonce,
                 Payload {
                     msg: plaintext,
-                    aad: &bound_to(context, row),
+                    aad,
                 },
             )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + key.id.len() + nonce.len() + ct.len());
-        out.extend_from_slice(&sealed_prefix(&key.id, true));
+        out.extend_from_slice(&sealed_prefix(&key.id, row_bound));
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out
@@ -471,24 +476,6 @@ mod tests {
         assert!(k.open("customer", "row-1", &sealed[..10]).is_err());
     }
 
-    /// A value as releases before row binding sealed it: the column alone as associated
-    /// data, the id's length byte without its top bit.
-    fn sealed_unbound(k: &Keyring, context: &str, plain: &[u8]) -> Vec<u8> {
-        let key = &k.keys[0];
-        let nonce = Nonce::generate();
-        let ct = key
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plain,
-                    aad: context.as_bytes(),
-                },
-            )
-            .unwrap();
-        [sealed_prefix(&key.id, false), nonce.to_vec(), ct].concat()
-    }
-
     #[test]
     fn rotation_opens_old_values_and_reseals_them_bound() {
         let old = BASE64_STANDARD.encode([1u8; 32]);
@@ -496,7 +483,8 @@ mod tests {
         let hash = BASE64_STANDARD.encode([3u8; 32]);
         let before = Keyring::from_config(&format!("old:{old}"), Some(&hash)).unwrap();
         let sealed = before.seal("c", "r", b"x");
-        let unbound = sealed_unbound(&before, "c", b"y");
+        // As releases before row binding sealed it: the column alone as associated data.
+        let unbound = before.seal_with(b"c", false, b"y");
         let after = Keyring::from_config(&format!("new:{new},old:{old}"), Some(&hash)).unwrap();
         assert_eq!(after.key_ids(), ["new", "old"]);
         assert_eq!(after.open("c", "r", &sealed).unwrap(), b"x");

@@ -4,50 +4,19 @@
 //! is found and the first bad entry named.
 
 mod common;
-use common::deploy::Deployment;
+use common::deploy::{self, Deployment};
 use common::*;
 use serde_json::{Value, json};
 
 /// A command run by the operator `auditor`.
 fn cli(dep: &Deployment, args: &[&str]) -> (bool, String, String) {
-    let out = dep
-        .command()
-        .env("USER", "auditor")
-        .args(args)
-        .output()
-        .expect("paycc runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    deploy::ran(dep.command().env("USER", "auditor").args(args))
 }
 
 fn json_of(dep: &Deployment, args: &[&str]) -> Value {
     let (ok, out, err) = cli(dep, args);
     assert!(ok, "{args:?}: {err}");
     serde_json::from_str(&out).unwrap()
-}
-
-/// Runs `sql` on the deployment's database.
-async fn exec(dep: &Deployment, sql: &str) {
-    match &dep.db {
-        None => {
-            rusqlite::Connection::open(dep.path().join("paycc.db"))
-                .unwrap()
-                .execute_batch(sql)
-                .unwrap();
-        }
-        Some(db) => {
-            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
 }
 
 fn verify(dep: &Deployment) -> (bool, String) {
@@ -264,24 +233,17 @@ async fn every_act_leaves_one_entry_and_tampering_is_found(backend: Backend) {
             "audit trail intact: 16 entries, each linked to the one before".into()
         )
     );
-    exec(
-        &dep,
-        "UPDATE audit_log SET outcome = 'nothing' WHERE seq = 3",
-    )
-    .await;
+    dep.exec("UPDATE audit_log SET outcome = 'nothing' WHERE seq = 3")
+        .await;
     assert_eq!(
         verify(&dep),
         (false, "paycc: audit trail broken at entry 3: its hash does not match: the entry was changed, or one before it was removed or moved".into())
     );
-    exec(
-        &dep,
-        "UPDATE audit_log SET outcome = 'identity returned' WHERE seq = 3",
-    )
-    .await;
+    dep.exec("UPDATE audit_log SET outcome = 'identity returned' WHERE seq = 3")
+        .await;
     assert!(verify(&dep).0);
     // Two entries swapped, numbers and all.
-    exec(
-        &dep,
+    dep.exec(
         "UPDATE audit_log SET seq = -1 WHERE seq = 6; UPDATE audit_log SET seq = 6 WHERE seq = 7;
          UPDATE audit_log SET seq = 7 WHERE seq = -1",
     )
@@ -291,14 +253,13 @@ async fn every_act_leaves_one_entry_and_tampering_is_found(backend: Backend) {
             .1
             .contains("broken at entry 6: its hash does not match")
     );
-    exec(
-        &dep,
+    dep.exec(
         "UPDATE audit_log SET seq = -1 WHERE seq = 6; UPDATE audit_log SET seq = 6 WHERE seq = 7;
          UPDATE audit_log SET seq = 7 WHERE seq = -1",
     )
     .await;
     assert!(verify(&dep).0);
-    exec(&dep, "DELETE FROM audit_log WHERE seq = 9").await;
+    dep.exec("DELETE FROM audit_log WHERE seq = 9").await;
     assert_eq!(
         verify(&dep),
         (

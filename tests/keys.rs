@@ -5,7 +5,7 @@
 //! moved to another row does not open.
 
 mod common;
-use common::deploy::Deployment;
+use common::deploy::{self, Deployment};
 use common::*;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -25,15 +25,7 @@ fn with_keys(dep: &Deployment, keys: &str) -> Command {
 }
 
 fn run(dep: &Deployment, keys: &str, args: &[&str]) -> (bool, String, String) {
-    let out = with_keys(dep, keys)
-        .args(args)
-        .output()
-        .expect("paycc runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    deploy::ran(with_keys(dep, keys).args(args))
 }
 
 fn json_of(dep: &Deployment, keys: &str, args: &[&str]) -> Value {
@@ -93,26 +85,6 @@ fn refused_serve(dep: &Deployment, keys: &str) -> String {
     }
 }
 
-/// Runs `sql` on the deployment's database.
-async fn exec(dep: &Deployment, sql: &str) {
-    match &dep.db {
-        None => {
-            let db = rusqlite::Connection::open(dep.path().join("paycc.db")).unwrap();
-            db.busy_timeout(Duration::from_secs(5)).unwrap();
-            db.execute_batch(sql).unwrap();
-        }
-        Some(db) => {
-            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
-}
-
 /// `plain` sealed as releases before row binding sealed it: under data key `spec`
 /// (`id:base64`), the column's label alone as associated data.
 fn sealed_unbound(spec: &str, label: &str, plain: &[u8]) -> Vec<u8> {
@@ -134,14 +106,6 @@ fn sealed_unbound(spec: &str, label: &str, plain: &[u8]) -> Vec<u8> {
     [&[id.len() as u8][..], id.as_bytes(), &nonce, &ct].concat()
 }
 
-/// A blob literal in the deployment's SQL.
-fn blob(dep: &Deployment, bytes: &[u8]) -> String {
-    match dep.db {
-        None => format!("X'{}'", hex::encode(bytes)),
-        Some(_) => format!("'\\x{}'::bytea", hex::encode(bytes)),
-    }
-}
-
 fn person(n: usize, merchant: &str) -> Value {
     json!({"pan": format!("ABCPR{n:04}Q"), "name": "Asha Rao", "email": "asha@example.in",
         "mobile": format!("81234{n:05}"), "merchantCode": merchant})
@@ -152,7 +116,7 @@ fn person(n: usize, merchant: &str) -> Value {
 async fn all_open(
     dep: &Deployment,
     keys: &str,
-    server: &common::deploy::Running,
+    server: &deploy::Running,
     auth: &str,
     kids: &[String],
     approved: &[String],
@@ -237,14 +201,11 @@ async fn rotation_reseals_everything_and_a_key_leaves_only_once_empty(backend: B
         "customer-details",
         br#"{"pan":"ABCPR0000Q","name":"Asha Rao","email":"asha@example.in","mobile":"8123400000"}"#,
     );
-    exec(
-        &dep,
-        &format!(
-            "UPDATE kyc_requests SET submitted_sealed = {} WHERE kid = '{}'",
-            blob(&dep, &legacy),
-            kids[0]
-        ),
-    )
+    dep.exec(&format!(
+        "UPDATE kyc_requests SET submitted_sealed = {} WHERE kid = '{}'",
+        dep.blob(&legacy),
+        kids[0]
+    ))
     .await;
     let shown = json_of(&dep, OLD, &["kyc", "show", &kids[0], "--json"]);
     assert_eq!(shown["pan"], "XXXXXX000Q", "{shown}");
@@ -393,9 +354,7 @@ async fn rotation_reseals_everything_and_a_key_leaves_only_once_empty(backend: B
 
     // A result moved to another approved request does not open there.
     let (a, b) = (&approved[0], &approved[1]);
-    exec(
-        &dep,
-        &format!(
+    dep.exec(&format!(
             "UPDATE kyc_requests SET result_sealed = (SELECT result_sealed FROM kyc_requests WHERE kid = '{a}') WHERE kid = '{b}'"
         ),
     )

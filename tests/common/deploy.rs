@@ -62,12 +62,35 @@ impl Deployment {
     }
 
     pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
-        let out = self.command().args(args).output().expect("paycc runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        ran(self.command().args(args))
+    }
+
+    /// Runs `sql` on the deployment's database, as someone with direct access would.
+    pub async fn exec(&self, sql: &str) {
+        match &self.db {
+            None => {
+                let db = rusqlite::Connection::open(self.path().join("paycc.db")).unwrap();
+                db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                db.execute_batch(sql).unwrap();
+            }
+            Some(db) => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// A blob literal in the deployment's SQL.
+    pub fn blob(&self, bytes: &[u8]) -> String {
+        match self.db {
+            None => format!("X'{}'", hex::encode(bytes)),
+            Some(_) => format!("'\\x{}'::bytea", hex::encode(bytes)),
+        }
     }
 
     /// A client and merchant made with the CLI: (clientId, Basic auth, merchantCode).
@@ -144,6 +167,16 @@ impl Deployment {
             }
         }
     }
+}
+
+/// Runs a command to its end: (succeeded, stdout, stderr).
+pub fn ran(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("paycc runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub struct Running {
