@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// Why paycc could not start, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -367,11 +368,15 @@ impl Server {
         self.service.clone()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves; then stops gracefully: `/readyz` answers 503 at
+    /// once, connections are still accepted for `PAYCC_SHUTDOWN_DELAY`, and requests and
+    /// callback attempts in flight get `PAYCC_SHUTDOWN_GRACE` to finish. Every write a
+    /// request was told of is committed before this returns.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let (draining, drained) = watch::channel(false);
         let expiry = self.service.clone();
         let sweeper = tokio::spawn(periodically(
             self.expiry_interval,
@@ -391,20 +396,38 @@ impl Server {
                 async move { service.sync.reconcile_once().await }
             },
         ));
-        let deliverer = tokio::spawn(self.callbacks.run(self.service.clone()));
+        let mut deliverer = tokio::spawn(self.callbacks.run(self.service.clone(), drained.clone()));
         let ops = axum::serve(
             self.ops_listener,
-            crate::http::ops_router(self.service.clone()),
+            crate::http::ops_router(self.service.clone(), drained),
         );
         let ops = tokio::spawn(async move { ops.await });
+        let delay = self.connections.shutdown_delay;
+        let stop_accepting = async move {
+            shutdown.await;
+            let _ = draining.send(true);
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "shutting down: /readyz answers 503; accepting connections for the delay"
+            );
+            tokio::time::sleep(delay).await;
+            tracing::info!("no longer accepting connections; finishing requests in flight");
+        };
         let result =
-            crate::http::serve(self.listener, self.router, self.connections, shutdown).await;
+            crate::http::serve(self.listener, self.router, self.connections, stop_accepting).await;
         sweeper.abort();
         reconciler.abort();
-        // A callback cut off here keeps its claim until the lease ends; then any node
-        // sends it again.
-        deliverer.abort();
+        let grace = self.connections.shutdown_grace;
+        if tokio::time::timeout(grace, &mut deliverer).await.is_err() {
+            // Its claims lapse at the end of their lease; then any node sends them.
+            tracing::warn!("callback attempts still in flight when the grace ran out");
+            deliverer.abort();
+        }
+        if let Err(e) = self.service.admin.flush().await {
+            tracing::error!(error = %e, "could not flush the last writes");
+        }
         ops.abort();
+        tracing::info!("stopped");
         result
     }
 }
@@ -502,5 +525,5 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("stop signal received");
 }

@@ -260,6 +260,8 @@ const HEADER_TIMEOUT: &str = "10s";
 const IDLE_TIMEOUT: &str = "60s";
 const MAX_CONNECTIONS: u32 = 10_000;
 const MAX_IN_FLIGHT: u32 = 2048;
+const SHUTDOWN_DELAY: &str = "5s";
+const SHUTDOWN_GRACE: &str = "30s";
 
 /// How long and how many connections the API listener keeps.
 #[derive(Debug, Clone, Copy, Args)]
@@ -287,6 +289,19 @@ pub struct ConnectionArgs {
     #[arg(long = "max-connections", env = "PAYCC_MAX_CONNECTIONS", default_value_t = MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+
+    /// After SIGTERM, how long paycc goes on accepting connections while `/readyz`
+    /// answers 503, so a load balancer stops sending before the listener closes (`0s`
+    /// without one).
+    #[arg(long = "shutdown-delay", env = "PAYCC_SHUTDOWN_DELAY", default_value = SHUTDOWN_DELAY,
+          value_parser = parse_wait)]
+    pub shutdown_delay: Duration,
+
+    /// Then, how long requests and callback attempts in flight may take to finish
+    /// before the process exits anyway.
+    #[arg(long = "shutdown-grace", env = "PAYCC_SHUTDOWN_GRACE", default_value = SHUTDOWN_GRACE,
+          value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionArgs {
@@ -297,6 +312,8 @@ impl Default for ConnectionArgs {
             idle_timeout: duration(IDLE_TIMEOUT),
             max_in_flight: MAX_IN_FLIGHT,
             max_connections: MAX_CONNECTIONS,
+            shutdown_delay: duration(SHUTDOWN_DELAY),
+            shutdown_grace: duration(SHUTDOWN_GRACE),
         }
     }
 }
@@ -490,6 +507,14 @@ fn parse_public_url(raw: &str) -> Result<String, String> {
 
 /// `250ms`, `90s`, `15m`, `24h`, `10d`.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    match millis(raw)? {
+        0 => Err("a duration must be positive".into()),
+        n => Ok(Duration::from_millis(n)),
+    }
+}
+
+/// The milliseconds a duration like `30s` stands for.
+fn millis(raw: &str) -> Result<u64, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);
@@ -511,10 +536,12 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
             ));
         }
     };
-    if millis == 0 {
-        return Err("a duration must be positive".into());
-    }
-    Ok(Duration::from_millis(millis))
+    Ok(millis)
+}
+
+/// `parse_duration` for a wait that may be skipped: `0s` is none.
+fn parse_wait(raw: &str) -> Result<Duration, String> {
+    millis(raw).map(Duration::from_millis)
 }
 
 /// The waits before each retry of a failed callback, e.g. `10s,1m,5m`.

@@ -6,7 +6,7 @@ use crate::service::Service;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 /// Runs `pass` every `every` for as long as the server runs, logging what it did; a
 /// failed pass is logged and tried again next time.
@@ -38,11 +38,16 @@ pub struct CallbackWorker {
 }
 
 impl CallbackWorker {
-    pub async fn run(self, service: Arc<Service>) {
+    /// Delivers until `stop` turns true; then claims nothing more and returns once the
+    /// attempts in flight have ended.
+    pub async fn run(self, service: Arc<Service>, mut stop: watch::Receiver<bool>) {
         let room = Arc::new(Semaphore::new(self.concurrency));
         loop {
             // Wait until at least one attempt can start, then claim as many as fit.
-            drop(room.acquire().await);
+            tokio::select! {
+                permit = room.acquire() => drop(permit),
+                _ = stop.wait_for(|stopping| *stopping) => break,
+            }
             let free = room.available_permits();
             let claimed = match service.callbacks.claim(free).await {
                 Ok(claimed) => claimed,
@@ -74,8 +79,11 @@ impl CallbackWorker {
                 tokio::select! {
                     _ = service.callbacks.queued() => {}
                     _ = tokio::time::sleep(self.poll) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => break,
                 }
             }
         }
+        let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        let _ = room.acquire_many(all).await;
     }
 }

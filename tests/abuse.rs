@@ -90,8 +90,8 @@ fn connections(header_ms: u64, idle_ms: u64, max: u32) -> paycc::config::Connect
     paycc::config::ConnectionArgs {
         header_timeout: Duration::from_millis(header_ms),
         idle_timeout: Duration::from_millis(idle_ms),
-        max_in_flight: 2048,
         max_connections: max,
+        ..Default::default()
     }
 }
 
@@ -439,7 +439,10 @@ async fn an_operator_sets_one_clients_limit(backend: Backend) {
 async fn a_half_sent_request_does_not_hold_up_a_stop() {
     let dep = common::deploy::Deployment::new(Backend::Sqlite).await;
     let _ = dep.client_and_merchant();
-    let mut node = dep.start(&[("PAYCC_HEADER_TIMEOUT", "2s")]);
+    let mut node = dep.start(&[
+        ("PAYCC_HEADER_TIMEOUT", "2s"),
+        ("PAYCC_SHUTDOWN_DELAY", "0s"),
+    ]);
     let _stalled = raw::Stalled::send(&node.base, b"GET /v1/service/paycc/kyc/sta").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pid = node.child.id().to_string();

@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets
-/// each connection finish the request it is on, and returns once all are closed.
+/// each connection finish the request it is on, and returns once all are closed, or
+/// once `limits.shutdown_grace` has passed (the rest are cut off).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -64,7 +65,17 @@ pub async fn serve(
     drop(listener);
     let _ = stopping.send(true);
     // Every connection holds a slot until it closes.
-    let _ = slots.acquire_many(limits.max_connections).await;
+    let all_closed = slots.acquire_many(limits.max_connections);
+    if tokio::time::timeout(limits.shutdown_grace, all_closed)
+        .await
+        .is_err()
+    {
+        let open = limits.max_connections as usize - slots.available_permits();
+        tracing::warn!(
+            open,
+            "connections still busy when the shutdown grace ran out; cutting them off"
+        );
+    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Operations endpoints on their own listener: `/healthz` (the process answers) and
-//! `/readyz` (the database answers and its schema is current). For load balancers and
-//! orchestrators, so they never compete with API traffic or need credentials.
+//! `/readyz` (the database answers, its schema is current, and the node is not shutting
+//! down). For load balancers and orchestrators, so they never compete with API traffic
+//! or need credentials.
 
 use crate::service::Service;
 use axum::Router;
@@ -10,15 +11,25 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
 use std::sync::Arc;
+use tokio::sync::watch;
 
-pub fn router(service: Arc<Service>) -> Router {
+/// `draining` turns true when the node begins to shut down.
+pub fn router(service: Arc<Service>, draining: watch::Receiver<bool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
-        .with_state(service)
+        .with_state((service, draining))
 }
 
-async fn ready(State(service): State<Arc<Service>>) -> impl IntoResponse {
+async fn ready(
+    State((service, draining)): State<(Arc<Service>, watch::Receiver<bool>)>,
+) -> impl IntoResponse {
+    if *draining.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": "shutting down"})),
+        );
+    }
     match service.admin.readiness().await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err((reason, detail)) => {

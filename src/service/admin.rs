@@ -243,6 +243,11 @@ impl Admin {
         Ok(())
     }
 
+    /// Once this returns, every write queued before it is durable.
+    pub async fn flush(&self) -> ServiceResult<()> {
+        Ok(self.store.flush().await?)
+    }
+
     /// Whether the database answers and its schema is current, for `/readyz`: the
     /// short public reason, and the detail for the log.
     pub async fn readiness(&self) -> Result<(), (&'static str, String)> {

@@ -315,6 +315,8 @@ pub trait Settings: Send + Sync + 'static {
     async fn readiness(&self) -> StoreResult<()>;
     /// Keeps `value` under `name` unless a value is already kept; returns the kept one.
     async fn pin_setting(&self, name: &str, value: &[u8], now: UnixMs) -> StoreResult<Vec<u8>>;
+    /// Resolves once every write queued before it is durable (at shutdown).
+    async fn flush(&self) -> StoreResult<()>;
 }
 
 /// API clients, their merchants, and where their callbacks go.

@@ -251,6 +251,13 @@ impl<B: Backend> Settings for B {
         }
     }
 
+    /// A write that changes nothing: on SQLite it commits after every write queued
+    /// before it.
+    async fn flush(&self) -> StoreResult<()> {
+        self.run(Write, (), |_, ()| Box::pin(async { Ok(()) }))
+            .await
+    }
+
     async fn pin_setting(&self, name: &str, value: &[u8], now: UnixMs) -> StoreResult<Vec<u8>> {
         let args = (name.to_owned(), value.to_vec());
         self.run(Write, args, move |c, (name, value)| {
