@@ -291,6 +291,7 @@ impl Server {
                 Arc::new(Digio::new(digio_settings(&serve.digio)?).map_err(StartError)?)
             }
         };
+        let provider = Arc::new(crate::provider::Measured(provider));
         let service = Arc::new(Service::new(
             store,
             provider,

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod provider;
 pub mod sandbox;
 pub mod service;

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 pub async fn admit(State(slots): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
     let Ok(_slot) = slots.try_acquire_owned() else {
         tracing::debug!("refused a request: too many in flight");
+        crate::metrics::refused("in_flight");
         return busy().into_response();
     };
     next.run(req).await

@@ -91,7 +91,10 @@ impl Limits {
         let now = self.now();
         let failures = lock(&self.failures);
         match failures.get(&ip).and_then(|s| s.refused_until) {
-            Some(until) if until > now => Err(too_many(until - now)),
+            Some(until) if until > now => {
+                crate::metrics::refused("auth_brake");
+                Err(too_many(until - now))
+            }
             _ => Ok(()),
         }
     }
@@ -117,12 +120,16 @@ impl Limits {
     /// Takes one of the client's tokens.
     pub fn admit_client(&self, client: &ApiClient) -> Result<(), ApiError> {
         let limit = client.rate_limit.unwrap_or(self.settings.client_rate);
-        self.take(&self.clients, client.pk, limit).map_err(too_many)
+        self.take(&self.clients, client.pk, limit).map_err(|wait| {
+            crate::metrics::refused("client_rate");
+            too_many(wait)
+        })
     }
 
     /// Takes one of the address's journey tokens; when none is left, how long until one is.
     pub fn admit_journey(&self, ip: IpAddr) -> Result<(), Duration> {
         self.take(&self.journeys, ip, self.settings.journey_rate)
+            .inspect_err(|_| crate::metrics::refused("journey_rate"))
     }
 
     fn take<K: Eq + Hash>(

@@ -78,6 +78,12 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
         .get::<Route>()
         .map_or("-", |r| r.0.as_str());
     let code = res.extensions().get::<Code>().map_or("-", |c| c.as_str());
+    crate::metrics::request(
+        route,
+        method.as_str(),
+        res.status().as_u16(),
+        started.elapsed(),
+    );
     span.in_scope(|| {
         tracing::info!(
             method = %method,

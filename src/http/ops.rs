@@ -18,7 +18,24 @@ pub fn router(service: Arc<Service>, draining: watch::Receiver<bool>) -> Router 
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .with_state((service, draining))
+}
+
+/// The Prometheus scrape; the outbox is counted for it.
+async fn metrics(
+    State((service, _)): State<(Arc<Service>, watch::Receiver<bool>)>,
+) -> impl IntoResponse {
+    if let Err(e) = service.callbacks.measure_backlog().await {
+        tracing::warn!(error = %e, "could not count the callback outbox for a scrape");
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        crate::metrics::render(),
+    )
 }
 
 async fn ready(

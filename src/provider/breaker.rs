@@ -39,6 +39,7 @@ impl Breaker {
             }
             Some(_) => {
                 s.open_until = None;
+                crate::metrics::metrics().provider_paused.set(0);
                 s.failures = self.threshold - 1;
                 Ok(())
             }
@@ -55,6 +56,7 @@ impl Breaker {
         s.failures += 1;
         if s.failures >= self.threshold && s.open_until.is_none() {
             s.open_until = Some(Instant::now() + self.cool_down);
+            crate::metrics::metrics().provider_paused.set(1);
             tracing::warn!(
                 failures = s.failures,
                 pause_secs = self.cool_down.as_secs(),

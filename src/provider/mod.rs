@@ -2,6 +2,8 @@
 
 mod breaker;
 pub mod digio;
+mod measured;
+pub use measured::Measured;
 
 use crate::domain::kyc::KycIdentity;
 use async_trait::async_trait;

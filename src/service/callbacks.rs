@@ -34,6 +34,18 @@ impl std::fmt::Debug for CallbackSetup {
 }
 
 impl Callbacks {
+    /// Counts the outbox into the metrics (`paycc_callbacks_due`,
+    /// `paycc_callback_oldest_due_seconds`); for each scrape.
+    pub async fn measure_backlog(&self) -> ServiceResult<()> {
+        let now = self.now_ms();
+        let (due, oldest) = self.store.callback_backlog(now).await?;
+        let m = crate::metrics::metrics();
+        m.callbacks_due.set(due);
+        m.callback_oldest_due_seconds
+            .set(oldest.map_or(0, |at| now.since(at).as_secs() as i64));
+        Ok(())
+    }
+
     /// Points a client's callbacks at `url`. A secret is made when the client has none
     /// yet or `rotate` asks for a new one; otherwise the current one stays.
     pub async fn set(
@@ -125,6 +137,7 @@ impl Callbacks {
                 None => AttemptResult::Dead,
             },
         };
+        crate::metrics::callback_attempt(result);
         match (&outcome, result) {
             (Ok(()), _) => {
                 tracing::info!(event_id = %due.event_id, kid = %due.kid, attempt, "callback delivered")

@@ -88,7 +88,11 @@ impl Init {
             new.url_sealed = Some(self.seal_url(&session.kid, &session.url));
             new.token_hash = Some(self.keys.lookup_hash(Lookup::Token, &[&session.token]));
         }
+        let state = new.state;
         let stored = self.store_init(new).await?;
+        if !stored.reused {
+            crate::metrics::entered(state.as_str(), 1);
+        }
         if stored.reused || !self.provider.is_remote() {
             if stored.reused {
                 tracing::info!(kid = %stored.kid, merchant = %merchant.code, "identical init answered with the open request");
@@ -111,6 +115,7 @@ impl Init {
                     now: self.now_ms(),
                 };
                 self.store.activate_kyc(&reference, &activated).await?;
+                crate::metrics::entered(KycState::Pending.as_str(), 1);
                 tracing::info!(kid = %session.kid, merchant = %merchant.code, "provider request opened");
                 Ok(InitReply {
                     kid: session.kid,
@@ -123,10 +128,11 @@ impl Init {
                     _ => "The KYC provider could not open the request.",
                 };
                 tracing::warn!(reference = %reference, error = %e, "provider request failed; stored as failed");
-                if let Err(store_error) =
-                    self.store.fail_kyc(&reference, reason, self.now_ms()).await
-                {
-                    tracing::error!(reference = %reference, error = %store_error, "could not mark the request failed");
+                match self.store.fail_kyc(&reference, reason, self.now_ms()).await {
+                    Ok(_) => crate::metrics::entered(KycState::Failed.as_str(), 1),
+                    Err(store_error) => {
+                        tracing::error!(reference = %reference, error = %store_error, "could not mark the request failed")
+                    }
                 }
                 Err(e.into())
             }

@@ -160,6 +160,7 @@ impl Core {
             .ok_or(ServiceError::NotFound(NOT_FOUND))?;
         if after == to {
             tracing::info!(kid, state = %to, "KYC request moved");
+            crate::metrics::entered(to.as_str(), 1);
             if KycEvent::on_entering(to).is_some() {
                 self.callbacks_queued.notify_one();
             }

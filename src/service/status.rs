@@ -89,6 +89,7 @@ impl Status {
         let mut total = 0;
         loop {
             let n = self.store.expire_due(self.now_ms(), 500).await?;
+            crate::metrics::entered(KycState::Expired.as_str(), n as u64);
             total += n;
             if n < 500 {
                 if total > 0 {

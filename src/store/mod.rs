@@ -445,6 +445,8 @@ pub trait CallbackOutbox: Send + Sync + 'static {
     ) -> StoreResult<Vec<CallbackRecord>>;
     /// Forgets delivered and dead events last touched before `before`; returns how many.
     async fn purge_callbacks(&self, before: UnixMs) -> StoreResult<usize>;
+    /// Events not yet delivered, and when the longest-waiting due one came due.
+    async fn callback_backlog(&self, now: UnixMs) -> StoreResult<(i64, Option<UnixMs>)>;
     /// Puts an event back in the queue, due now, with a fresh retry schedule; `false`
     /// when no such event.
     async fn retry_callback(&self, event_id: &str, now: UnixMs) -> StoreResult<bool>;

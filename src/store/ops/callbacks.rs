@@ -6,7 +6,7 @@ use super::rows;
 use crate::domain::state::KycState;
 use crate::store::backend::Access::{Atomic, Read, Write};
 use crate::store::backend::Backend;
-use crate::store::db::{Conn, args};
+use crate::store::db::{Columns, Conn, args};
 use crate::store::schema::Dialect;
 use crate::store::sql::{
     attempt_outcome, claimable, due_callbacks, insert_callback_events, list_callbacks,
@@ -188,6 +188,25 @@ impl<B: Backend> CallbackOutbox for B {
     ) -> StoreResult<Vec<CallbackRecord>> {
         self.run(Read, (), move |c, ()| Box::pin(list(c, which, limit)))
             .await
+    }
+
+    async fn callback_backlog(&self, now: UnixMs) -> StoreResult<(i64, Option<UnixMs>)> {
+        self.run(Read, (), move |c, ()| {
+            Box::pin(async move {
+                let found = c
+                    .fetch_one(
+                        "counting undelivered callbacks",
+                        "SELECT COUNT(*) AS n,
+                                MIN(CASE WHEN next_attempt_at <= $1 THEN next_attempt_at END) AS oldest
+                         FROM callback_events WHERE status = 'pending'",
+                        args![now],
+                        |r| Ok((r.i64("n")?, r.at_opt("oldest")?)),
+                    )
+                    .await?;
+                Ok(found.unwrap_or((0, None)))
+            })
+        })
+        .await
     }
 
     async fn purge_callbacks(&self, before: UnixMs) -> StoreResult<usize> {

@@ -186,6 +186,11 @@ async fn run_to_end<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>
 ) -> StoreResult<T> {
     // The pool bounds the wait for a connection (PAYCC_DB_ACQUIRE_TIMEOUT).
     let mut conn = pool.acquire().await.ctx("taking a connection")?;
+    let metrics = crate::metrics::metrics();
+    metrics.postgres_connections.set(i64::from(pool.size()));
+    metrics
+        .postgres_idle_connections
+        .set(pool.num_idle() as i64);
     let work = async {
         if access == Access::Atomic {
             let mut tx = sqlx::Connection::begin(&mut *conn)

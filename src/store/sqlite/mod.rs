@@ -286,6 +286,7 @@ fn reader_loop(mut conn: Connection, jobs: &Receiver<ReadJob>) {
         |conn: &Connection, sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     while let Ok(first) = jobs.recv() {
         let more: Vec<ReadJob> = jobs.try_iter().take(MAX_READ_BATCH - 1).collect();
+        crate::metrics::queue("sqlite_readers", jobs.len());
         // Should BEGIN fail, each job still runs, in a transaction of its own.
         let shared = !more.is_empty() && statement(&conn, "BEGIN").is_ok();
         first(&mut conn);
@@ -421,10 +422,17 @@ fn checkpointer(conn: Connection, stop: Receiver<()>) {
 /// so the failure leaves no trace and the others still commit.
 fn writer_loop(mut conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
+    let metrics = crate::metrics::metrics();
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
+        crate::metrics::queue("sqlite_writer", jobs.len());
+        let started = std::time::Instant::now();
         let outcome = run_batch(&mut conn, &mut batch);
+        metrics
+            .sqlite_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.sqlite_batch_writes.observe(batch.len() as f64);
         for job in batch.drain(..) {
             job.finish(outcome.clone());
         }

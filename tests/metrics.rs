@@ -1,0 +1,216 @@
+//! `/metrics` on the ops listener, scraped after real traffic and read with a Prometheus
+//! text parser, on both databases: the series an operator graphs are there with the
+//! values the traffic implies, and no label value is a kid, custId, client id or
+//! identity datum.
+
+mod common;
+use common::deploy::Deployment;
+use common::receiver::Receiver;
+use common::*;
+use prometheus_parse::{Sample, Scrape, Value};
+use serde_json::json;
+use std::time::Duration;
+
+async fn scrape(ops: &str) -> (String, Scrape) {
+    let res = get(format!("{ops}/metrics")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = res.text().await.unwrap();
+    let parsed = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    (text, parsed)
+}
+
+/// The value of the sample named `metric` whose labels include `labels`.
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s: &Sample| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            Value::Summary(_) => f64::NAN,
+        })
+}
+
+async fn traffic_shows_in_the_scrape_without_identities(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let dep = Deployment::new(backend).await;
+    let (client_id, auth, merchant) = dep.client_and_merchant();
+    let (ok, _, err) = dep.cli(&[
+        "client",
+        "set-callback",
+        &client_id,
+        "--url",
+        &receiver.url(),
+    ]);
+    assert!(ok, "{err}");
+    let node = dep.start(&[("PAYCC_CALLBACK_ALLOW_PRIVATE", "true")]);
+
+    let mut kids = Vec::new();
+    for n in 0..3 {
+        kids.push(
+            node.init_kid(
+                &auth,
+                json!({"pan": format!("ABCPR{n:04}Q"), "name": "Asha Rao", "email": "asha@example.in",
+                    "mobile": format!("81234{n:05}"), "merchantCode": merchant}),
+            )
+            .await,
+        );
+    }
+    let done = node
+        .post(
+            &auth,
+            &format!("/v1/sandbox/kyc/{}/complete", kids[0]),
+            json!({"outcome": "approved"}),
+        )
+        .await;
+    assert_eq!(done.json["code"], "0x0200", "{}", done.text);
+    for kid in &kids {
+        assert_eq!(node.status(&auth, kid).await.status, 200);
+    }
+    assert_eq!(
+        get(format!("{}/nowhere", node.base))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // The approval's callback arrives.
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    // One client held to one request a second: the second at once is refused.
+    let (ok, _, err) = dep.cli(&[
+        "client",
+        "set-limit",
+        &client_id,
+        "--per-second",
+        "1",
+        "--burst",
+        "1",
+    ]);
+    assert!(ok, "{err}");
+    let mut refused = 0;
+    for _ in 0..3 {
+        if node.status(&auth, &kids[1]).await.status == 429 {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1);
+
+    let (text, s) = scrape(&node.ops).await;
+    let init = [
+        ("route", "/v1/service/paycc/init/kyc"),
+        ("method", "POST"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        value(&s, "paycc_http_requests_total", &init),
+        Some(3.0),
+        "{text}"
+    );
+    let status_route = "/v1/service/paycc/kyc/status/:kid";
+    assert_eq!(
+        value(
+            &s,
+            "paycc_http_requests_total",
+            &[("route", status_route), ("status", "200")]
+        ),
+        Some(3.0 + (3 - refused) as f64),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &s,
+            "paycc_http_requests_total",
+            &[("route", status_route), ("status", "429")]
+        ),
+        Some(refused as f64)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "paycc_http_requests_total",
+            &[("route", "-"), ("status", "404")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "paycc_http_request_duration_seconds",
+            &[("route", "/v1/service/paycc/init/kyc")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&s, "paycc_kyc_transitions_total", &[("state", "pending")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&s, "paycc_kyc_transitions_total", &[("state", "approved")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "paycc_provider_calls_total",
+            &[
+                ("provider", "sandbox"),
+                ("call", "create"),
+                ("outcome", "ok")
+            ]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "paycc_callback_attempts_total",
+            &[("outcome", "delivered")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&s, "paycc_callbacks_due", &[]), Some(0.0));
+    assert_eq!(
+        value(&s, "paycc_refusals_total", &[("reason", "client_rate")]),
+        Some(refused as f64)
+    );
+    assert_eq!(value(&s, "paycc_provider_paused", &[]), Some(0.0));
+    match backend {
+        Backend::Sqlite => {
+            let batches = value(&s, "paycc_sqlite_batch_writes", &[]).unwrap();
+            assert!(batches >= 1.0, "{text}");
+            assert!(value(&s, "paycc_sqlite_commit_duration_seconds", &[]).unwrap() >= 1.0);
+        }
+        Backend::Postgres => {
+            assert!(
+                value(&s, "paycc_postgres_connections", &[]).unwrap() >= 1.0,
+                "{text}"
+            );
+        }
+    }
+
+    // Labels name routes, states and outcomes, never a person, a request or a client.
+    let forbidden: Vec<&str> = kids
+        .iter()
+        .map(String::as_str)
+        .chain([client_id.as_str(), "ABCPR", "Asha", "8123", &merchant])
+        .collect();
+    for sample in &s.samples {
+        for (name, value) in sample.labels.iter() {
+            for f in &forbidden {
+                assert!(
+                    !value.contains(f),
+                    "label {name}={value} of {}",
+                    sample.metric
+                );
+            }
+        }
+    }
+}
+
+on_both_backends!(traffic_shows_in_the_scrape_without_identities);
