@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
 
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KycIdentity {
     pub name: String,
@@ -16,6 +16,8 @@ pub struct KycIdentity {
     pub gender: String,
     /// `DD/MM/YYYY`.
     pub dob: String,
+    /// Base64 JPEG; `""` when the provider gave none.
+    #[schema(value_type = String, format = Byte)]
     pub image: Photo,
     pub father_name: String,
     pub current_address: Address,
@@ -30,7 +32,7 @@ pub struct KycIdentity {
     pub name_match: Option<u8>,
 }
 
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Address {
     pub address: String,
     pub locality_or_post_office: String,

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::envelope::{ApiError, Envelope};
 use super::extract::{Caller, JsonObject};
+use super::openapi::{CustomerCheckRequest, Failure, Refusals, Success};
 use crate::domain::kyc::Photo;
 use crate::domain::request::{CustomerQuery, RawCustomerQuery};
 use crate::service::{CustomerView, ServiceError};
@@ -11,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// The published record; identity fields are `null` until a KYC is approved.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CustomerData<'a> {
+pub(super) struct CustomerData<'a> {
     first_name: &'a str,
     middle_name: Option<&'a str>,
     last_name: Option<&'a str>,
@@ -27,6 +28,7 @@ struct CustomerData<'a> {
     cust_id: &'a str,
     kyc_name: Option<&'a str>,
     face_match_percent: Option<String>,
+    #[schema(value_type = Option<String>, format = Byte)]
     image_base64: Option<&'a Photo>,
     is_active: &'static str,
     digio_kyc: &'static str,
@@ -34,6 +36,31 @@ struct CustomerData<'a> {
     kyc_url: Option<&'a str>,
 }
 
+/// Customer check: the customer of a merchant by mobile or PAN.
+///
+/// Published as GET with a body; clients call it with POST too. Before a KYC is
+/// approved, `digioKyc` is `"0"`, `kycUrl` is the open KYC's URL, and the identity
+/// fields are `null`.
+#[utoipa::path(
+    method(get, post),
+    path = "/v1/service/paycc/customer",
+    tag = "Customers",
+    request_body(content = CustomerCheckRequest, content_type = "application/json"),
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "`0x0200` Customer Record found", body = Success<CustomerData>,
+            example = json!({"code": "0x0200", "message": "Customer Record found", "status": "SUCCESS",
+                "data": {"firstName": "Sanjay", "middleName": null, "lastName": "Kumar", "mobile": 6393712345_u64,
+                    "email": "s@example.com", "address": "12 Civil Lines, Court Road, Saharanpur, Uttar Pradesh, 247001", "dob": "25/08/1974", "gender": "Male", "pan": "ENGPK1234L",
+                    "custId": "JSIWI5900019", "kycName": "SANJAY KUMAR", "faceMatchPercent": "99", "imageBase64": "/9j/4AAQ",
+                    "isActive": "1", "digioKyc": "1", "digioKycId": "KID241124231727512Q2Z5XKW1YB9TA", "kycUrl": null}})),
+        (status = 400, description = "`0x0203`: `merchantCode`, or both `mobile` and `pan`, missing", body = Failure),
+        (status = 404, description = "`0x0202`: no such customer", body = Failure,
+            example = json!({"code": "0x0202", "status": "FAILURE", "message": "No customer found"})),
+        (status = 422, description = "`0x0202`: a field is invalid", body = Failure),
+        Refusals,
+    )
+)]
 pub async fn check(
     State(state): State<AppState>,
     Caller(client): Caller,

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::envelope::{ApiError, Code, Envelope};
 use super::extract::{Caller, JsonObject};
+use super::openapi::{Failure, InitKycRequest, Outcome, Refusals, Success};
 use crate::domain::fields::IdempotencyKey;
 use crate::domain::kyc::KycIdentity;
 use crate::domain::request::{InitKyc, RawInitKyc};
@@ -12,13 +13,44 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
-struct InitData {
+#[derive(Serialize, ToSchema)]
+pub(super) struct InitData {
+    /// Where the customer goes: the provider's hosted journey (the sandbox's own page
+    /// with the sandbox provider).
     url: String,
     kid: String,
 }
 
+/// Generate a KYC URL for a customer.
+///
+/// Creates or reuses the (merchant, PAN) customer and opens a KYC request with the
+/// provider. An identical request while an earlier one is open answers that one's kid
+/// and URL. A failed provider call leaves the request stored as failed.
+#[utoipa::path(
+    post,
+    path = "/v1/service/paycc/init/kyc",
+    tag = "KYC",
+    request_body(content = InitKycRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1–255 visible ASCII characters. A retry with the same key and body gets the stored answer; another body gets 422; while the first is in flight, 409.")),
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "`0x0200` Request Init", body = Success<InitData>,
+            example = json!({"code": "0x0200", "message": "Request Init", "status": "SUCCESS",
+                "data": {"url": "https://kyc.example.com/gateway/login/KID241124231727512Q2Z5XKW1YB9TA/REF241124231727512ABCDEFGHIJKLMN?token_id=GWT241124231727512ABCDEFGHIJKLMNOPQ", "kid": "KID241124231727512Q2Z5XKW1YB9TA"}})),
+        (status = 400, description = "`0x0203`: a required field is missing or empty, or the body is not a JSON object", body = Failure,
+            example = json!({"code": "0x0203", "status": "MISSING_PARAMETER", "message": "The name field is required.", "errors": {"name": ["The name field is required."]}})),
+        (status = 409, description = "`0x0202`: the same Idempotency-Key is still in flight (`Retry-After: 1`), or an identical request is still being opened with the provider", body = Failure),
+        (status = 422, description = "`0x0202`: a field is invalid (`errors` lists each), or the Idempotency-Key is malformed or was used with another body", body = Failure,
+            example = json!({"code": "0x0202", "status": "FAILURE", "message": "The pan field is invalid.", "errors": {"pan": ["The pan field must be an individual's PAN: 5 letters (the 4th P), 4 digits and a letter."]}})),
+        (status = 502, description = "`0x0205`: the provider failed; the request is stored as failed", body = Failure),
+        (status = 504, description = "`0x0204`: the provider did not answer in time", body = Failure,
+            example = json!({"code": "0x0204", "status": "CONNECTION_TIMEOUT", "message": "The KYC provider did not answer in time. Please try again."})),
+        Refusals,
+    )
+)]
 pub async fn init(
     State(state): State<AppState>,
     Caller(client): Caller,
@@ -54,34 +86,35 @@ pub async fn init(
     .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ApprovedData<'a> {
+pub(super) struct ApprovedData<'a> {
     kyc: KycView<'a>,
     merchant_details: MerchantDetails<'a>,
 }
 
-#[derive(Serialize)]
-struct KycView<'a> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct KycView<'a> {
+    /// The kid.
     id: &'a str,
     #[serde(flatten)]
     identity: &'a KycIdentity,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct MerchantDetails<'a> {
+pub(super) struct MerchantDetails<'a> {
     cust_id: &'a str,
 }
 
-#[derive(Serialize)]
-struct KidAndState<'a> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct KidAndState<'a> {
     kid: &'a str,
     state: &'static str,
 }
 
-#[derive(Serialize)]
-struct EndedData<'a> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndedData<'a> {
     kid: &'a str,
     state: &'static str,
     reason: &'a str,
@@ -91,6 +124,38 @@ struct EndedData<'a> {
 const PURGED_MESSAGE: &str = "Kyc data purged";
 
 /// The body, if any, is ignored: raw cURL clients send one with GET.
+/// Read a KYC result.
+///
+/// POST on the same path is the same read; a body, if any, is ignored.
+#[utoipa::path(
+    method(get, post),
+    path = "/v1/service/paycc/kyc/status/{kid}",
+    tag = "KYC",
+    params(("kid" = String, Path, description = "The kid init answered")),
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "`0x0200` with the verified identity; `0x0206` while the KYC is not finished; `0x0202` when it ended rejected or expired, or its identity data was purged after its retention",
+            content(
+                (Success<ApprovedData> = "application/json"),
+                (Outcome<KidAndState> = "application/json"),
+                (Outcome<EndedData> = "application/json"),
+            ),
+            examples(
+                ("Approved" = (value = json!({"code": "0x0200", "message": "Record fetched successful.", "status": "SUCCESS",
+                    "data": {"kyc": {"id": "KID241124231727512Q2Z5XKW1YB9TA", "name": "Sanjay Kumar", "faceMatch": 99, "aadhaar": "xxxxxxxx0339",
+                        "gender": "M", "dob": "25/08/1974", "image": "/9j/4AAQ", "fatherName": "",
+                        "currentAddress": {"address": "12 Civil Lines", "locality_or_post_office": "Court Road", "district_or_city": "Saharanpur", "state": "Uttar Pradesh", "pincode": "247001"},
+                        "pan": "ENGPK1234L", "panName": "SANJAY KUMAR", "panMatch": true, "nameMatch": 100},
+                        "merchantDetails": {"custId": "JSIWI5900019"}}}))),
+                ("Pending" = (value = json!({"code": "0x0206", "status": "PENDING", "message": "Kyc is pending", "data": {"kid": "KID241124231727512Q2Z5XKW1YB9TA", "state": "pending"}}))),
+                ("Rejected" = (value = json!({"code": "0x0202", "status": "FAILURE", "message": "Kyc rejected", "data": {"kid": "KID241124231727512Q2Z5XKW1YB9TA", "state": "rejected", "reason": "The KYC was rejected."}}))),
+                ("Purged" = (value = json!({"code": "0x0202", "status": "FAILURE", "message": "Kyc data purged", "data": {"kid": "KID241124231727512Q2Z5XKW1YB9TA", "state": "approved"}}))),
+            )),
+        (status = 404, description = "`0x0202`: no such kid, or one of another client's merchant", body = Failure,
+            example = json!({"code": "0x0202", "status": "FAILURE", "message": "Entity not found for this ID"})),
+        Refusals,
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     Caller(client): Caller,

@@ -11,7 +11,9 @@ mod kyc;
 mod limits;
 mod listener;
 mod observe;
+mod openapi;
 mod ops;
+mod reference;
 mod sandbox;
 mod webhooks;
 
@@ -71,6 +73,8 @@ pub fn router(
         );
     }
     let router = api
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::page))
         .route_layer(middleware::from_fn(observe::remember_route))
         .fallback(observe::not_found)
         .method_not_allowed_fallback(observe::method_not_allowed)

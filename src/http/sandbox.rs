@@ -5,6 +5,7 @@ use super::AppState;
 use super::envelope::ApiError;
 use super::extract::{Caller, JsonObject};
 use super::kyc::{path_kid, status_response};
+use super::openapi::{Failure, Refusals, SandboxCompleteRequest, Success};
 use crate::domain::fields::{Pan, PersonName, Refusal};
 use crate::domain::kyc::parse_face_match;
 use crate::domain::request::{Problem, RawField};
@@ -17,6 +18,25 @@ use axum::response::Response;
 /// Face match used when the tester gives none.
 const DEFAULT_FACE_MATCH: u8 = 95;
 
+/// Finish a sandbox KYC without a browser (sandbox provider only).
+///
+/// Answers as a status read of the finished KYC would.
+#[utoipa::path(
+    post,
+    path = "/v1/sandbox/kyc/{kid}/complete",
+    tag = "Sandbox",
+    params(("kid" = String, Path, description = "An open KYC of the caller")),
+    request_body(content = SandboxCompleteRequest, content_type = "application/json"),
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The status read of the finished KYC", body = Success<super::kyc::ApprovedData>),
+        (status = 400, description = "`0x0203`: `outcome` missing", body = Failure),
+        (status = 404, description = "`0x0202`: no such kid", body = Failure),
+        (status = 409, description = "`0x0202`: the KYC has already ended", body = Failure),
+        (status = 422, description = "`0x0202`: a field is invalid", body = Failure),
+        Refusals,
+    )
+)]
 pub async fn complete(
     State(state): State<AppState>,
     Caller(client): Caller,

@@ -7,6 +7,7 @@
 use super::AppState;
 use super::envelope::{ApiError, Code, Envelope};
 use super::extract::is_too_large;
+use super::openapi::Failure;
 use crate::provider::WebhookError;
 use crate::service::{WebhookAck, WebhookFailure};
 use axum::body::Body;
@@ -19,6 +20,26 @@ use serde_json::json;
 /// Largest delivery read: Digio's events carry ids and states, not documents.
 pub const WEBHOOK_BODY_LIMIT: usize = 64 * 1024;
 
+/// Digio's event deliveries (Digio provider only).
+///
+/// Signed by Digio with `X-Digio-Checksum` (HMAC-SHA256 of the raw body under the
+/// webhook secret); checked before anything else. Repeats are answered and ignored.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/digio",
+    tag = "Provider",
+    params(("X-Digio-Checksum" = String, Header, description = "hex HMAC-SHA256 of the raw body")),
+    request_body(content = Object, content_type = "application/json", description = "Digio's event, at most 64 KiB"),
+    responses(
+        (status = 200, description = "`0x0200` Webhook received; `data.status` is `accepted` or `duplicate`", body = Success<Object>,
+            example = json!({"code": "0x0200", "message": "Webhook received", "status": "SUCCESS", "data": {"status": "accepted"}})),
+        (status = 400, description = "`0x0203`: the body could not be read as an event", body = Failure),
+        (status = 401, description = "`0x0201`: the checksum is missing or wrong", body = Failure,
+            example = json!({"code": "0x0201", "status": "UNAUTHORIZED", "message": "The webhook checksum is missing or wrong."})),
+        (status = 413, description = "`0x0202`: the body is over 64 KiB", body = Failure),
+        (status = 503, description = "`0x0205`: storage unavailable; Digio retries", body = Failure),
+    )
+)]
 pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let header = state
         .service

@@ -216,15 +216,23 @@ impl Running {
     }
 
     /// A POST with a JSON body and Basic credentials, as a partner's backend sends it.
+    /// A node that does not answer fails the test with its log.
     pub async fn post(&self, auth: &str, path: &str, body: serde_json::Value) -> super::Reply {
-        super::send(
-            &super::http_client(),
-            &format!("{}{path}", self.base),
-            reqwest::Method::POST,
-            Some(body.to_string()),
-            Some(auth),
-        )
-        .await
+        let sent = super::http_client()
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", auth)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(res) => super::Reply::from_response(res).await,
+            Err(e) => panic!(
+                "paycc at {} does not answer ({e}); its log:\n{}",
+                self.base,
+                self.stderr.lock().unwrap()
+            ),
+        }
     }
 }
 
