@@ -3,7 +3,7 @@
 use super::AppState;
 use super::envelope::{ApiError, Code, Envelope};
 use super::extract::{Caller, JsonObject};
-use super::openapi::{Failure, InitKycRequest, Outcome, Refusals, Success};
+use super::openapi::{Failure, InitKycRequest, Refusals, StatusAnswer, Success};
 use crate::domain::fields::IdempotencyKey;
 use crate::domain::kyc::KycIdentity;
 use crate::domain::request::{InitKyc, RawInitKyc};
@@ -135,11 +135,7 @@ const PURGED_MESSAGE: &str = "Kyc data purged";
     security(("basic" = [])),
     responses(
         (status = 200, description = "`0x0200` with the verified identity; `0x0206` while the KYC is not finished; `0x0202` when it ended rejected or expired, or its identity data was purged after its retention",
-            content(
-                (Success<ApprovedData> = "application/json"),
-                (Outcome<KidAndState> = "application/json"),
-                (Outcome<EndedData> = "application/json"),
-            ),
+            body = StatusAnswer,
             examples(
                 ("Approved" = (value = json!({"code": "0x0200", "message": "Record fetched successful.", "status": "SUCCESS",
                     "data": {"kyc": {"id": "KID241124231727512Q2Z5XKW1YB9TA", "name": "Sanjay Kumar", "faceMatch": 99, "aadhaar": "xxxxxxxx0339",

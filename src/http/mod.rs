@@ -72,9 +72,17 @@ pub fn router(
             post(webhooks::receive),
         );
     }
+    let reference = Arc::new(openapi::Reference::for_provider(
+        &offers,
+        service.provider_name(),
+    ));
+    let page = reference.clone();
     let router = api
-        .route("/openapi.json", get(openapi::document))
-        .route("/docs", get(openapi::page))
+        .route(
+            "/openapi.json",
+            get(move || async move { reference.document() }),
+        )
+        .route("/docs", get(move || async move { page.page() }))
         .route_layer(middleware::from_fn(observe::remember_route))
         .fallback(observe::not_found)
         .method_not_allowed_fallback(observe::method_not_allowed)

@@ -1,10 +1,10 @@
 //! The OpenAPI 3.1 document, made from the handlers' own annotations and answer types
 //! (`GET /openapi.json`), and the reference page rendered from it (`GET /docs`).
 
+use crate::provider::Offers;
 use axum::Json;
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{self, OpenApi as Document};
 use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
@@ -93,6 +93,18 @@ pub(super) struct Outcome<T> {
     data: T,
 }
 
+/// A status read's answer with HTTP 200: the identity, or where the KYC stands.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // The shapes `kyc::status_response` writes.
+pub(super) enum StatusAnswer {
+    Approved(Success<super::kyc::ApprovedData<'static>>),
+    /// `0x0206` while not finished; `0x0202` once purged.
+    Open(Outcome<super::kyc::KidAndState<'static>>),
+    /// `0x0202` rejected or expired.
+    Ended(Outcome<super::kyc::EndedData<'static>>),
+}
+
 /// Every other answer: `code`, `status` and `message`, and for invalid fields
 /// `errors` (field → sentences).
 #[derive(ToSchema)]
@@ -117,6 +129,9 @@ pub(super) enum Refusals {
     /// cross-site call (`Origin`, `Sec-Fetch-Site`), refused before authentication.
     #[response(status = 403, example = json!({"code": "0x0202", "status": "FAILURE", "message": "The merchant is not active or does not belong to this client."}))]
     Forbidden(Failure),
+    /// `0x0202`: the body is over 16 KiB.
+    #[response(status = 413)]
+    TooLarge(Failure),
     /// `0x0202`: too many requests from this client or address; retry after
     /// `Retry-After` seconds.
     #[response(status = 429, example = json!({"code": "0x0202", "status": "FAILURE", "message": "Too many requests"}))]
@@ -225,13 +240,32 @@ impl Modify for Webhooks {
     }
 }
 
-/// The document, made once.
-static DOCUMENT: LazyLock<Document> = LazyLock::new(ApiDoc::openapi);
-
-pub async fn document() -> impl IntoResponse {
-    Json(&*DOCUMENT)
+/// The document and its page for one node: only the endpoints its provider serves.
+pub struct Reference {
+    document: Document,
+    page: String,
 }
 
-pub async fn page() -> impl IntoResponse {
-    Html(super::reference::render(&DOCUMENT))
+impl Reference {
+    pub fn for_provider(offers: &Offers, provider: &str) -> Self {
+        let mut document = ApiDoc::openapi();
+        let webhook = format!("/v1/webhooks/{provider}");
+        document.paths.paths.retain(|path, _| match path.as_str() {
+            "/v1/sandbox/kyc/{kid}/complete" => offers.simulated_journey,
+            p if p.starts_with("/v1/webhooks/") => {
+                offers.webhook_signature.is_some() && *p == webhook
+            }
+            _ => true,
+        });
+        let page = super::reference::render(&document);
+        Self { document, page }
+    }
+
+    pub fn document(&self) -> Response {
+        Json(&self.document).into_response()
+    }
+
+    pub fn page(&self) -> Response {
+        Html(self.page.clone()).into_response()
+    }
 }

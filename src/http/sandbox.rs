@@ -5,7 +5,7 @@ use super::AppState;
 use super::envelope::ApiError;
 use super::extract::{Caller, JsonObject};
 use super::kyc::{path_kid, status_response};
-use super::openapi::{Failure, Refusals, SandboxCompleteRequest, Success};
+use super::openapi::{Failure, Refusals, SandboxCompleteRequest, StatusAnswer};
 use crate::domain::fields::{Pan, PersonName, Refusal};
 use crate::domain::kyc::parse_face_match;
 use crate::domain::request::{Problem, RawField};
@@ -29,7 +29,7 @@ const DEFAULT_FACE_MATCH: u8 = 95;
     request_body(content = SandboxCompleteRequest, content_type = "application/json"),
     security(("basic" = [])),
     responses(
-        (status = 200, description = "The status read of the finished KYC", body = Success<super::kyc::ApprovedData>),
+        (status = 200, description = "The status read of the finished KYC", body = StatusAnswer),
         (status = 400, description = "`0x0203`: `outcome` missing", body = Failure),
         (status = 404, description = "`0x0202`: no such kid", body = Failure),
         (status = 409, description = "`0x0202`: the KYC has already ended", body = Failure),

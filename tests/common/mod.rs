@@ -102,6 +102,8 @@ pub fn postgres_server() -> Option<String> {
 pub enum Need {
     Postgres,
     Browser,
+    /// The `schemathesis` command (PyPI), for the contract run.
+    Schemathesis,
 }
 
 impl Need {
@@ -109,6 +111,7 @@ impl Need {
         match self {
             Need::Postgres => "postgres",
             Need::Browser => "browser",
+            Need::Schemathesis => "schemathesis",
         }
     }
 }
