@@ -194,6 +194,43 @@ async fn traffic_shows_in_the_scrape_without_identities(backend: Backend) {
         }
     }
 
+    // Every series the dashboard in the repository queries is one the node exports.
+    // Sample names, and the families declared even before their first sample.
+    let exported: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| match l.strip_prefix("# TYPE ") {
+            Some(declared) => declared.split(' ').next(),
+            None if l.starts_with('#') => None,
+            None => l.split(['{', ' ']).next(),
+        })
+        .collect();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/ops/grafana/paycc.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("paycc_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    exported.contains(name.as_str()),
+                    "the dashboard queries {name}, which is not exported:\n{text}"
+                );
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 15, "{queried}");
+
     // Labels name routes, states and outcomes, never a person, a request or a client.
     let forbidden: Vec<&str> = kids
         .iter()

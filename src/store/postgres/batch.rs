@@ -37,12 +37,18 @@ where
 {
     /// Starts answering lookups with `fetch`, which is given the connection and distinct
     /// keys; connecting and each query are given up after `limit`. Runs until the
-    /// `Batched` is dropped.
-    pub fn start<F, Fut>(options: PgConnectOptions, limit: Duration, fetch: F) -> Self
+    /// `Batched` is dropped. `queue` names its backlog in the metrics.
+    pub fn start<F, Fut>(
+        queue: &'static str,
+        options: PgConnectOptions,
+        limit: Duration,
+        fetch: F,
+    ) -> Self
     where
         F: Fn(PgConnection, Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Fetched<K, V>> + Send + 'static,
     {
+        let name = queue;
         let (queue, mut waiting) = mpsc::channel::<Waiter<K, V>>(MAX_WAITING);
         tokio::spawn(async move {
             let mut conn: Option<PgConnection> = None;
@@ -54,6 +60,7 @@ where
                         Err(_) => break,
                     }
                 }
+                crate::metrics::queue(name, waiting.len());
                 // Lookups of abandoned requests are not asked for.
                 batch.retain(|(_, reply)| !reply.is_closed());
                 if batch.is_empty() {

@@ -59,9 +59,24 @@ impl PgStore {
             .test_before_acquire(true)
             .connect_lazy_with(options.clone());
         let store = Self {
-            clients: Batched::start(options.clone(), settings.call_timeout, lookups::clients),
-            merchants: Batched::start(options.clone(), settings.call_timeout, lookups::merchants),
-            kycs: Batched::start(options.clone(), settings.call_timeout, lookups::kycs),
+            clients: Batched::start(
+                "postgres_client_lookups",
+                options.clone(),
+                settings.call_timeout,
+                lookups::clients,
+            ),
+            merchants: Batched::start(
+                "postgres_merchant_lookups",
+                options.clone(),
+                settings.call_timeout,
+                lookups::merchants,
+            ),
+            kycs: Batched::start(
+                "postgres_kyc_lookups",
+                options.clone(),
+                settings.call_timeout,
+                lookups::kycs,
+            ),
             audits: {
                 let (pool, limit) = (pool.clone(), settings.call_timeout);
                 AuditAppender::start(move |note| {
