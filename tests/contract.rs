@@ -1,7 +1,8 @@
 //! The OpenAPI document checked against a real node by schemathesis, on both databases:
 //! thousands of generated requests (valid and invalid, with and without credentials),
 //! and not one server error, answer that violates the document, or undocumented status.
-//! `scripts/test` installs schemathesis.
+//! The document itself must pass openapi-spec-validator as OpenAPI 3.1. `scripts/test`
+//! installs both from PyPI.
 
 mod common;
 use common::deploy::Deployment;
@@ -10,14 +11,13 @@ use serde_json::json;
 use std::process::Command;
 
 async fn schemathesis_finds_nothing(backend: Backend) {
-    let installed = schemathesis()
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ran = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    let installed = ran(schemathesis().arg("--version"))
+        && ran(Command::new("python3").args(["-c", "import openapi_spec_validator"]));
     if !installed {
         return skip_or_fail(
             Need::Schemathesis,
-            "schemathesis is not installed (python3 -m pip install schemathesis)",
+            "schemathesis or openapi-spec-validator is not installed (python3 -m pip install schemathesis openapi-spec-validator)",
         );
     }
     let dep = Deployment::new(backend).await;
@@ -39,6 +39,21 @@ async fn schemathesis_finds_nothing(backend: Backend) {
         )
         .await;
     assert_eq!(done.json["code"], "0x0200", "{}", done.text);
+    // The document is valid OpenAPI 3.1.
+    let document = dep.path().join("openapi.json");
+    let fetched = get(format!("{}/openapi.json", node.base)).await.unwrap();
+    std::fs::write(&document, fetched.bytes().await.unwrap()).unwrap();
+    let checked = Command::new("python3")
+        .args(["-m", "openapi_spec_validator", "--schema", "3.1"])
+        .arg(&document)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success() && said.contains("OK"),
+        "{said}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     // Real values where the document cannot say which exist: an approved kid (every
     // answer's schema is met) and the caller's merchant.
     let config = dep.path().join("schemathesis.toml");

@@ -158,11 +158,30 @@ pub(super) enum Refusals {
         super::sandbox::complete,
         super::webhooks::receive,
     ),
-    modifiers(&BasicAuth, &Webhooks),
+    modifiers(&BasicAuth, &Webhooks, &OperationIds),
 )]
 struct ApiDoc;
 
 struct BasicAuth;
+
+/// A handler that serves GET and POST is one annotation, so both operations would carry
+/// its name; operation ids must be unique: `status_get`, `status_post`.
+struct OperationIds;
+
+impl Modify for OperationIds {
+    fn modify(&self, doc: &mut Document) {
+        for item in doc.paths.paths.values_mut() {
+            if let (Some(get), Some(post)) = (item.get.as_mut(), item.post.as_mut()) {
+                for (op, method) in [(get, "get"), (post, "post")] {
+                    if let Some(id) = op.operation_id.as_mut() {
+                        id.push('_');
+                        id.push_str(method);
+                    }
+                }
+            }
+        }
+    }
+}
 
 impl Modify for BasicAuth {
     fn modify(&self, doc: &mut Document) {
