@@ -592,3 +592,33 @@ async fn the_camera_path_captures_a_selfie() {
         "the camera picture, not the generated one"
     );
 }
+
+/// The API reference page (`/docs`) in a browser: readable (the same accessibility
+/// checks as the journey) and every endpoint there.
+#[tokio::test]
+async fn the_api_reference_reads_in_a_browser() {
+    let Some(b) = browser(1280, 900).await else {
+        return;
+    };
+    let c = &b.client;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    c.goto(&format!("{}/docs", app.base)).await.unwrap();
+    wait_title(c, "paycc").await;
+    check_page(c).await;
+    let text = page_text(c).await;
+    for endpoint in [
+        "POST /v1/service/paycc/init/kyc",
+        "GET /v1/service/paycc/kyc/status/{kid}",
+        "POST /v1/service/paycc/customer",
+        "POST /v1/sandbox/kyc/{kid}/complete",
+        "POST (callback) kycEvent",
+    ] {
+        assert!(
+            text.contains(endpoint),
+            "{endpoint} missing from /docs:\n{text}"
+        );
+    }
+    assert!(text.contains("Idempotency-Key"));
+    assert!(text.contains("Record fetched successful."));
+    shot(c, "api-reference").await;
+}

@@ -19,7 +19,7 @@ pub fn render(document: &utoipa::openapi::OpenApi) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>{STYLE}</style></head><body><h1>{title}</h1><p>{desc}</p>\
          <p>Every endpoint takes HTTP Basic credentials (<code>clientId:clientSecret</code>). The machine-readable document: <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI {version}).</p>",
         title = escape(&text(&doc["info"]["title"])),
-        desc = escape(&text(&doc["info"]["description"])),
+        desc = prose(&text(&doc["info"]["description"])),
         version = escape(&text(&doc["openapi"])),
     );
     for (path, item) in doc["paths"].as_object().into_iter().flatten() {
@@ -37,7 +37,7 @@ pub fn render(document: &utoipa::openapi::OpenApi) -> String {
 }
 
 fn operation(out: &mut String, doc: &Value, method: &str, path: &str, op: &Value) {
-    let text = |v: &Value| escape(v.as_str().unwrap_or_default());
+    let text = |v: &Value| prose(v.as_str().unwrap_or_default());
     let _ = write!(
         out,
         "<h2><span class=\"method\">{}</span> <code>{}</code></h2><p><b>{}</b></p><p>{}</p>",
@@ -115,6 +115,21 @@ fn resolve(doc: &Value, schema: &Value) -> Value {
         }
         None => schema.clone(),
     }
+}
+
+/// Descriptions as they are written (Markdown's `code` spans), escaped.
+fn prose(s: &str) -> String {
+    escape(s)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{part}</code>")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect()
 }
 
 fn escape(s: &str) -> String {
