@@ -9,7 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -19,15 +20,15 @@ pub struct RequestLabels {
     /// The route template with its parameters as `:name`
     /// (`/v1/service/paycc/kyc/status/:kid`; braces in a label value trip some scrapers'
     /// parsers), or `-` when none matched.
-    pub route: String,
-    pub method: String,
+    pub route: &'static str,
+    pub method: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
+    pub route: &'static str,
+    pub method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -207,14 +208,10 @@ pub fn render() -> String {
 
 /// An API request answered.
 pub fn request(route: &str, method: &str, status: u16, took: Duration) {
-    let route = route.replace('{', ":").replace('}', "");
-    let method = method.to_owned();
+    let (route, method) = (route_label(route), method_label(method));
     METRICS
         .request_seconds
-        .get_or_create(&RouteLabels {
-            route: route.clone(),
-            method: method.clone(),
-        })
+        .get_or_create(&RouteLabels { route, method })
         .observe(took.as_secs_f64());
     METRICS
         .requests
@@ -224,6 +221,40 @@ pub fn request(route: &str, method: &str, status: u16, took: Duration) {
             status,
         })
         .inc();
+}
+
+/// Route templates as labels, made once each: the router's templates are a short fixed
+/// list, so keeping them for the process's life costs a few hundred bytes, and a
+/// request's labels then cost no allocation.
+fn route_label(template: &str) -> &'static str {
+    static LABELS: LazyLock<RwLock<HashMap<String, &'static str>>> =
+        LazyLock::new(Default::default);
+    if let Some(label) = LABELS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(template)
+    {
+        return label;
+    }
+    let label: &'static str = template.replace('{', ":").replace('}', "").leak();
+    LABELS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(template.to_owned())
+        .or_insert(label)
+}
+
+fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// `n` KYC requests entered `state`.
