@@ -445,24 +445,9 @@ async fn a_half_sent_request_does_not_hold_up_a_stop() {
     ]);
     let _stalled = raw::Stalled::send(&node.base, b"GET /v1/service/paycc/kyc/sta").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = node.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = std::time::Instant::now();
-    let exited = loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    node.terminate();
+    let exited = node
+        .exit_by(std::time::Instant::now() + Duration::from_secs(5))
+        .await;
     assert!(exited.success(), "{exited:?}");
 }

@@ -572,16 +572,7 @@ async fn digio_secrets_and_identity_stay_out_of_the_logs() {
         ])
         .0
     );
-    let server = dep.start(&[
-        ("PAYCC_PROVIDER", "digio"),
-        ("PAYCC_DIGIO_API_URL", &fake.url),
-        ("PAYCC_DIGIO_GATEWAY_URL", "https://gateway.digio.test"),
-        ("PAYCC_DIGIO_CLIENT_ID", fake_digio::CLIENT_ID),
-        ("PAYCC_DIGIO_CLIENT_SECRET", fake_digio::CLIENT_SECRET),
-        ("PAYCC_DIGIO_TEMPLATE", fake_digio::TEMPLATE),
-        ("PAYCC_DIGIO_WEBHOOK_SECRET", fake_digio::WEBHOOK_SECRET),
-        ("PAYCC_LOG", "debug"),
-    ]);
+    let server = dep.start(&fake.node_env(&[("PAYCC_LOG", "debug")]));
     let auth = basic(client_id, secret);
     let http = http_client();
     let url = |path: &str| format!("{}{path}", server.base);

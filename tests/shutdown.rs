@@ -4,7 +4,7 @@
 
 mod common;
 use common::deploy::Deployment;
-use common::fake_digio::{self, FakeDigio, Mode};
+use common::fake_digio::{FakeDigio, Mode};
 use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -32,18 +32,11 @@ async fn every_request_taken_is_answered_and_kept(backend: Backend) {
     fake.create_mode(Mode::Slow(Duration::from_secs(2)));
     let dep = Deployment::new(backend).await;
     let (_, auth, merchant) = dep.client_and_merchant();
-    let mut node = dep.start(&[
-        ("PAYCC_PROVIDER", "digio"),
-        ("PAYCC_DIGIO_API_URL", &fake.url),
-        ("PAYCC_DIGIO_GATEWAY_URL", "https://gateway.digio.test"),
-        ("PAYCC_DIGIO_CLIENT_ID", fake_digio::CLIENT_ID),
-        ("PAYCC_DIGIO_CLIENT_SECRET", fake_digio::CLIENT_SECRET),
-        ("PAYCC_DIGIO_TEMPLATE", fake_digio::TEMPLATE),
-        ("PAYCC_DIGIO_WEBHOOK_SECRET", fake_digio::WEBHOOK_SECRET),
+    let mut node = dep.start(&fake.node_env(&[
         ("PAYCC_DIGIO_TIMEOUT", "10s"),
         ("PAYCC_SHUTDOWN_DELAY", "1s"),
         ("PAYCC_SHUTDOWN_GRACE", "10s"),
-    ]);
+    ]));
     let ready = format!("{}/readyz", node.ops);
     assert_eq!(get(ready.clone()).await.unwrap().status(), 200);
 
@@ -54,15 +47,8 @@ async fn every_request_taken_is_answered_and_kept(backend: Backend) {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = node.child.id().to_string();
     let signalled = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    node.terminate();
 
     // Out of the load balancer at once.
     let answer = loop {
@@ -101,16 +87,7 @@ async fn every_request_taken_is_answered_and_kept(backend: Backend) {
         assert_eq!(reply.json["code"], "0x0200", "{}", reply.text);
         kids.push(reply.json["data"]["kid"].as_str().unwrap().to_owned());
     }
-    let exited = loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(15),
-            "still running 15 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exited = node.exit_by(signalled + Duration::from_secs(15)).await;
     assert!(exited.success(), "{exited:?}");
     let log = node.stderr.lock().unwrap().clone();
     assert!(log.contains("stopped"), "{log}");

@@ -202,6 +202,28 @@ impl Running {
         r.json["data"]["kid"].as_str().unwrap().to_owned()
     }
 
+    /// Sends SIGTERM, as an orchestrator stops a node.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "could not signal {pid}");
+    }
+
+    /// How the node exited; the test fails if it still runs at `deadline`.
+    pub async fn exit_by(&mut self, deadline: std::time::Instant) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running; its log:\n{}",
+                self.stderr.lock().unwrap()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The node's log once it holds `line` (or after 10 s without it): a log line may
     /// still be on its way through the pipe when the answer it goes with has arrived.
     pub async fn log_once_it_holds(&self, line: &str) -> String {

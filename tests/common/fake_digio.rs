@@ -77,6 +77,21 @@ impl FakeDigio {
         }
     }
 
+    /// A `paycc serve` node's settings for Digio at this fake, and `extra`.
+    pub fn node_env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("PAYCC_PROVIDER", "digio"),
+            ("PAYCC_DIGIO_API_URL", self.url.as_str()),
+            ("PAYCC_DIGIO_GATEWAY_URL", "https://gateway.digio.test"),
+            ("PAYCC_DIGIO_CLIENT_ID", CLIENT_ID),
+            ("PAYCC_DIGIO_CLIENT_SECRET", CLIENT_SECRET),
+            ("PAYCC_DIGIO_TEMPLATE", TEMPLATE),
+            ("PAYCC_DIGIO_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ];
+        env.extend_from_slice(extra);
+        env
+    }
+
     pub fn create_mode(&self, mode: Mode) {
         self.inner.lock().unwrap().create_mode = Some(mode);
     }
