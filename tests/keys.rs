@@ -7,6 +7,7 @@
 mod common;
 use common::deploy::{self, Deployment};
 use common::*;
+use paycc::crypto::{Keyring, Lookup};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -371,6 +372,34 @@ async fn rotation_reseals_everything_and_a_key_leaves_only_once_empty(backend: B
             .contains(&expected)
     );
     assert_eq!(server.status(&auth, a).await.json["code"], "0x0200");
+
+    // So do a customer's details moved to another customer; the log names neither the
+    // PAN nor its keyed hash (the customer's row id).
+    dep.exec(&format!(
+        "UPDATE customers SET details_sealed = (SELECT c.details_sealed FROM customers c
+           JOIN kyc_requests k ON k.customer_pk = c.pk WHERE k.kid = '{a}')
+         WHERE pk = (SELECT customer_pk FROM kyc_requests WHERE kid = '{b}')"
+    ))
+    .await;
+    let check = server
+        .post(
+            &auth,
+            "/v1/service/paycc/customer",
+            json!({"merchantCode": merchant, "pan": "ABCPR0001Q"}),
+        )
+        .await;
+    check.assert_exact(
+        500,
+        r#"{"code":"0x0205","status":"SOMETHING_WENT_WRONG","message":"Something went wrong. Please try again later."}"#,
+    );
+    let expected = "the sealed customers.details_sealed of a customer does not open";
+    let log = server.log_once_it_holds(expected).await;
+    assert!(log.contains(expected), "{log}");
+    let pan_hash = Keyring::from_config(NEW, Some(HASH))
+        .unwrap()
+        .lookup_hash(Lookup::Pan, &["ABCPR0001Q"]);
+    assert!(!log.contains(&hex::encode(pan_hash)), "{log}");
+    assert!(!log.contains("ABCPR0001Q"), "{log}");
 }
 
 on_both_backends!(rotation_reseals_everything_and_a_key_leaves_only_once_empty);

@@ -66,6 +66,17 @@ impl SealedColumn {
     }
 }
 
+impl SealedColumn {
+    /// `row` as a log line or an error may name it: a customer's row id holds its PAN's
+    /// keyed hash, which is no id a log may carry; every other row id is one.
+    pub fn row_in_logs(self, row: &str) -> &str {
+        match self {
+            Self::CustomerDetails => "a customer",
+            _ => row,
+        }
+    }
+}
+
 /// The row of a customer: one per (merchant, PAN), and the custId is not known before
 /// the customer is stored.
 pub fn customer_row(merchant_pk: i64, pan_hash: &[u8]) -> String {

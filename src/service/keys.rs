@@ -6,7 +6,7 @@ use super::audit::AuditAction;
 use super::{Admin, ServiceError, ServiceResult};
 use crate::crypto::sealed_prefix;
 use crate::domain::sealed::SealedColumn;
-use crate::store::{Resealed, SealedCursor};
+use crate::store::{Resealed, SealedCursor, SealedValue};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -57,6 +57,15 @@ pub struct Rotation {
     /// Values that do not open (damaged, or moved from another row), by column and
     /// row; they stay under their key.
     pub unopened: Vec<String>,
+}
+
+/// How the report names a value's row: its id where a log may carry it, else (a
+/// customer's, keyed by an integer) by its table's key too, so an operator can find it.
+fn named(column: SealedColumn, v: &SealedValue) -> String {
+    match column.row_in_logs(&v.row) {
+        shown if shown == v.row => shown.to_owned(),
+        shown => format!("{shown} (row key {})", v.cursor.int),
+    }
 }
 
 /// Values read and re-sealed per write: small, so the server's own writes never wait
@@ -150,9 +159,9 @@ impl Admin {
                         }),
                         Ok(None) => {}
                         Err(e) => {
-                            tracing::error!(column = column.name(), row = %v.row, error = %e, "a sealed value does not open; left as it is");
-                            done.unopened
-                                .push(format!("{} of {}", column.name(), v.row));
+                            let row = named(column, &v);
+                            tracing::error!(column = column.name(), row, error = %e, "a sealed value does not open; left as it is");
+                            done.unopened.push(format!("{} of {row}", column.name()));
                         }
                     }
                 }

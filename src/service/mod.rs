@@ -292,9 +292,10 @@ impl Core {
         self.keys.seal(column.label(), row, &json)
     }
 
-    /// Opens the sealed value of `column` in row `row` (a kid, reference, client id…,
-    /// named in the error). A value that does not decode is reported by column and row
-    /// only: the decoder's own message can quote the decrypted text.
+    /// Opens the sealed value of `column` in row `row`, named in the error as far as an
+    /// error may name it (`SealedColumn::row_in_logs`). A value that does not decode is
+    /// reported by column and row only: the decoder's own message can quote the
+    /// decrypted text.
     fn open_json<T: for<'de> Deserialize<'de>>(
         &self,
         column: SealedColumn,
@@ -304,8 +305,9 @@ impl Core {
         let json = self.open_bytes(column, row, sealed)?;
         serde_json::from_slice(&json).map_err(|_| {
             ServiceError::Internal(format!(
-                "the sealed {} of {row} does not decode",
-                column.name()
+                "the sealed {} of {} does not decode",
+                column.name(),
+                column.row_in_logs(row)
             ))
         })
     }
@@ -313,8 +315,9 @@ impl Core {
     fn open_text(&self, column: SealedColumn, row: &str, sealed: &[u8]) -> ServiceResult<String> {
         String::from_utf8(self.open_bytes(column, row, sealed)?).map_err(|_| {
             ServiceError::Internal(format!(
-                "the sealed {} of {row} is not UTF-8",
-                column.name()
+                "the sealed {} of {} is not UTF-8",
+                column.name(),
+                column.row_in_logs(row)
             ))
         })
     }
@@ -322,8 +325,9 @@ impl Core {
     fn open_bytes(&self, column: SealedColumn, row: &str, sealed: &[u8]) -> ServiceResult<Vec<u8>> {
         self.keys.open(column.label(), row, sealed).map_err(|e| {
             ServiceError::Internal(format!(
-                "the sealed {} of {row} does not open: {e}",
-                column.name()
+                "the sealed {} of {} does not open: {e}",
+                column.name(),
+                column.row_in_logs(row)
             ))
         })
     }
