@@ -61,13 +61,9 @@ impl Callbacks {
             .await?
             .ok_or(ServiceError::NotFound("No such API client"))?;
         let secret = (rotate || current.secret_sealed.is_none()).then(new_webhook_secret);
-        let sealed = secret.as_ref().map(|s| {
-            self.keys.seal(
-                SealedColumn::CallbackSecret.label(),
-                client_id,
-                s.as_bytes(),
-            )
-        });
+        let sealed = secret
+            .as_ref()
+            .map(|s| self.seal_bytes(SealedColumn::CallbackSecret, client_id, s.as_bytes()));
         let outcome = if secret.is_some() {
             "url set, new secret"
         } else {

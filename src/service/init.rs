@@ -85,7 +85,8 @@ impl Init {
             let session = self.provider.create_session(&session_req).await?;
             new.kid = session.kid.clone();
             new.state = KycState::Pending;
-            new.url_sealed = Some(self.seal_url(&session.kid, &session.url));
+            new.url_sealed =
+                Some(self.seal_bytes(SealedColumn::KycUrl, &session.kid, session.url.as_bytes()));
             new.token_hash = Some(self.keys.lookup_hash(Lookup::Token, &[&session.token]));
         }
         let state = new.state;
@@ -110,7 +111,11 @@ impl Init {
             Ok(session) => {
                 let activated = ActivatedKyc {
                     kid: session.kid.clone(),
-                    url_sealed: self.seal_url(&session.kid, &session.url),
+                    url_sealed: self.seal_bytes(
+                        SealedColumn::KycUrl,
+                        &session.kid,
+                        session.url.as_bytes(),
+                    ),
                     token_hash: self.keys.lookup_hash(Lookup::Token, &[&session.token]),
                     now: self.now_ms(),
                 };
@@ -150,12 +155,6 @@ impl Init {
                 other => return Ok(other?),
             }
         }
-    }
-
-    /// The journey link of request `kid`, sealed.
-    fn seal_url(&self, kid: &str, url: &str) -> Vec<u8> {
-        self.keys
-            .seal(SealedColumn::KycUrl.label(), kid, url.as_bytes())
     }
 }
 

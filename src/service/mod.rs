@@ -287,9 +287,14 @@ impl Core {
         self.now_ms().minus(age)
     }
 
+    /// Seals `value` as the value of `column` in row `row` (a kid, reference, client id…).
+    fn seal_bytes(&self, column: SealedColumn, row: &str, value: &[u8]) -> Vec<u8> {
+        self.keys.seal(column.label(), row, value)
+    }
+
     fn seal_json<T: Serialize>(&self, column: SealedColumn, row: &str, value: &T) -> Vec<u8> {
         let json = serde_json::to_vec(value).expect("plain structs serialise");
-        self.keys.seal(column.label(), row, &json)
+        self.seal_bytes(column, row, &json)
     }
 
     /// Opens the sealed value of `column` in row `row`, named in the error as far as an

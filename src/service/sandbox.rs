@@ -88,10 +88,9 @@ impl Core {
             step: Step::Done.as_str().into(),
             outcome: Some(finish.outcome.as_str().into()),
             face_match: Some(finish.face_match),
-            selfie_sealed: finish.selfie.map(|jpeg| {
-                self.keys
-                    .seal(SealedColumn::SandboxSelfie.label(), &record.kid, jpeg)
-            }),
+            selfie_sealed: finish
+                .selfie
+                .map(|jpeg| self.seal_bytes(SealedColumn::SandboxSelfie, &record.kid, jpeg)),
             person_sealed: person
                 .map(|p| self.seal_json(SealedColumn::SandboxPerson, &record.kid, &p)),
         };
