@@ -187,6 +187,7 @@ impl Admin {
         Ok(done)
     }
 
+    /// The audit entry of a rotation's start or end.
     async fn record_rotation(&self, outcome: &str) -> ServiceResult<()> {
         let entry = self.operator_entry(AuditAction::KeysRotate, outcome);
         Ok(self
@@ -199,17 +200,18 @@ impl Admin {
     /// still seals a value; a noted key that seals nothing any more is forgotten.
     pub async fn admit_data_keys(&self) -> ServiceResult<()> {
         let configured = self.keys.key_ids();
-        for id in self.store.data_keys().await? {
+        let noted = self.store.data_keys().await?;
+        for id in &noted {
             if configured.contains(&id.as_str()) {
                 continue;
             }
-            let still = self.sealed_by(&id, true).await? + self.sealed_by(&id, false).await?;
+            let still = self.sealed_by(id, true).await? + self.sealed_by(id, false).await?;
             if still > 0 {
                 return Err(ServiceError::Refused(format!(
                     "data key {id} is no longer in PAYCC_ENCRYPTION_KEY but still seals {still} values: put it back (after the first key), run `paycc keys rotate`, and remove it once `paycc keys status` shows it seals nothing"
                 )));
             }
-            self.store.forget_data_key(&id).await?;
+            self.store.forget_data_key(id).await?;
             let entry = self.operator_entry(
                 AuditAction::KeysRetire,
                 &format!("key {id} seals nothing and is no longer configured: forgotten"),
@@ -218,7 +220,15 @@ impl Admin {
                 .append_audit(self.audit_note(vec![entry]))
                 .await?;
         }
-        let ids = configured.into_iter().map(str::to_owned).collect();
-        Ok(self.store.note_data_keys(ids, self.now_ms()).await?)
+        // Every command starts here: a write only when a key is new.
+        let new: Vec<String> = configured
+            .into_iter()
+            .filter(|id| !noted.iter().any(|n| n == id))
+            .map(str::to_owned)
+            .collect();
+        if !new.is_empty() {
+            self.store.note_data_keys(new, self.now_ms()).await?;
+        }
+        Ok(())
     }
 }
