@@ -2,7 +2,8 @@
 //! (`GET /openapi.json`), and the reference page rendered from it (`GET /docs`).
 
 use crate::provider::Offers;
-use axum::Json;
+use axum::body::Bytes;
+use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use std::collections::BTreeMap;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -260,9 +261,10 @@ impl Modify for Webhooks {
 }
 
 /// The document and its page for one node: only the endpoints its provider serves.
+/// Both made once, at start: each request only copies a reference to the bytes.
 pub struct Reference {
-    document: Document,
-    page: String,
+    document: Bytes,
+    page: Bytes,
 }
 
 impl Reference {
@@ -276,12 +278,20 @@ impl Reference {
             }
             _ => true,
         });
-        let page = super::reference::render(&document);
-        Self { document, page }
+        Self {
+            page: super::reference::render(&document).into(),
+            document: serde_json::to_vec(&document)
+                .expect("the document serialises")
+                .into(),
+        }
     }
 
     pub fn document(&self) -> Response {
-        Json(&self.document).into_response()
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            self.document.clone(),
+        )
+            .into_response()
     }
 
     pub fn page(&self) -> Response {
