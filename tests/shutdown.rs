@@ -1,20 +1,19 @@
 //! A stop (SIGTERM) while requests are in flight, on both databases: `/readyz` turns 503
 //! at once, connections are still taken during PAYCC_SHUTDOWN_DELAY, every request taken
-//! is answered, whatever it stored is there afterwards, and the process exits 0.
+//! is answered, whatever it stored is there afterwards, a callback attempt under way is
+//! finished, and the process exits 0.
 
 mod common;
 use common::deploy::Deployment;
 use common::fake_digio::{FakeDigio, Mode};
+use common::receiver::Receiver;
 use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// An init of a person of its own, on a connection of its own.
 async fn init(base: &str, auth: &str, merchant: &str, n: usize) -> reqwest::Result<Reply> {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let http = http_builder().pool_max_idle_per_host(0).build().unwrap();
     let body = json!({"pan": format!("ABCPR{n:04}Q"), "name": "Asha Rao",
         "email": "asha@example.in", "mobile": format!("81234{n:05}"), "merchantCode": merchant});
     let res = http
@@ -102,4 +101,61 @@ async fn every_request_taken_is_answered_and_kept(backend: Backend) {
     assert_eq!(fake.creates().len(), 7);
 }
 
-on_both_backends!(every_request_taken_is_answered_and_kept);
+/// A callback attempt under way when the stop comes is finished, not cut off: the
+/// receiver's answer is recorded before the process exits.
+async fn a_callback_under_way_is_finished(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.answer(&[(200, Duration::from_secs(2))]);
+    let dep = Deployment::new(backend).await;
+    let (client_id, auth, merchant) = dep.client_and_merchant();
+    let (ok, _, err) = dep.cli(&[
+        "client",
+        "set-callback",
+        &client_id,
+        "--url",
+        &receiver.url(),
+    ]);
+    assert!(ok, "{err}");
+    let mut node = dep.start(&[
+        ("PAYCC_CALLBACK_ALLOW_PRIVATE", "true"),
+        ("PAYCC_SHUTDOWN_DELAY", "0s"),
+        ("PAYCC_SHUTDOWN_GRACE", "10s"),
+    ]);
+    let kid = init(&node.base, &auth, &merchant, 0).await.unwrap().json["data"]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = node
+        .post(
+            &auth,
+            &format!("/v1/sandbox/kyc/{kid}/complete"),
+            json!({"outcome": "approved"}),
+        )
+        .await;
+    assert_eq!(done.json["code"], "0x0200", "{}", done.text);
+    // The receiver holds the attempt for 2 s.
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+    let signalled = Instant::now();
+    node.terminate();
+    let exited = node.exit_by(signalled + Duration::from_secs(10)).await;
+    assert!(exited.success(), "{exited:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(1),
+        "it did not wait for the attempt"
+    );
+
+    let (ok, out, err) = dep.cli(&["callbacks", "list", "--json"]);
+    assert!(ok, "{err}");
+    let events: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let event = events.iter().find(|e| e["kid"] == kid.as_str()).unwrap();
+    assert_eq!(
+        (&event["status"], &event["attempts"]),
+        (&json!("delivered"), &json!(1)),
+        "{out}"
+    );
+}
+
+on_both_backends!(
+    every_request_taken_is_answered_and_kept,
+    a_callback_under_way_is_finished
+);
