@@ -137,8 +137,7 @@ async fn a_kill_between_state_change_and_delivery_loses_no_event(backend: Backen
     let dep = Deployment::new(backend).await;
     let (id, auth, merchant) = dep.client_and_merchant();
     let receiver = Receiver::start().await;
-    let (ok, _, err) = dep.cli(&["client", "set-callback", &id, "--url", &receiver.url()]);
-    assert!(ok, "{err}");
+    dep.set_callback(&id, &receiver.url());
     // One callback at a time, and the first one hangs: the second event waits in the outbox.
     receiver.answer(&[(200, Duration::from_secs(600))]);
     let node = dep.start(&[
@@ -192,8 +191,7 @@ async fn two_nodes_deliver_each_event_once_and_in_order() {
     let dep = Deployment::new(backend).await;
     let (id, auth, merchant) = dep.client_and_merchant();
     let receiver = Receiver::start().await;
-    let (ok, _, err) = dep.cli(&["client", "set-callback", &id, "--url", &receiver.url()]);
-    assert!(ok, "{err}");
+    dep.set_callback(&id, &receiver.url());
     let env = [
         ("PAYCC_CALLBACK_ALLOW_PRIVATE", "true"),
         ("PAYCC_CALLBACK_POLL_INTERVAL", "20ms"),

@@ -173,8 +173,7 @@ async fn review_deployment(dep: &Deployment) -> (Running, String, String, Receiv
     ]);
     let (id, auth, merchant) = dep.client_and_merchant();
     let receiver = Receiver::start().await;
-    let (ok, _, err) = dep.cli(&["client", "set-callback", &id, "--url", &receiver.url()]);
-    assert!(ok, "{err}");
+    dep.set_callback(&id, &receiver.url());
     (server, auth, merchant, receiver)
 }
 

@@ -40,14 +40,7 @@ async fn traffic_shows_in_the_scrape_without_identities(backend: Backend) {
     let receiver = Receiver::start().await;
     let dep = Deployment::new(backend).await;
     let (client_id, auth, merchant) = dep.client_and_merchant();
-    let (ok, _, err) = dep.cli(&[
-        "client",
-        "set-callback",
-        &client_id,
-        "--url",
-        &receiver.url(),
-    ]);
-    assert!(ok, "{err}");
+    dep.set_callback(&client_id, &receiver.url());
     let node = dep.start(&[("PAYCC_CALLBACK_ALLOW_PRIVATE", "true")]);
 
     let mut kids = Vec::new();
@@ -61,14 +54,7 @@ async fn traffic_shows_in_the_scrape_without_identities(backend: Backend) {
             .await,
         );
     }
-    let done = node
-        .post(
-            &auth,
-            &format!("/v1/sandbox/kyc/{}/complete", kids[0]),
-            json!({"outcome": "approved"}),
-        )
-        .await;
-    assert_eq!(done.json["code"], "0x0200", "{}", done.text);
+    node.approve(&auth, &kids[0]).await;
     for kid in &kids {
         assert_eq!(node.status(&auth, kid).await.status, 200);
     }

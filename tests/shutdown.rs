@@ -108,14 +108,7 @@ async fn a_callback_under_way_is_finished(backend: Backend) {
     receiver.answer(&[(200, Duration::from_secs(2))]);
     let dep = Deployment::new(backend).await;
     let (client_id, auth, merchant) = dep.client_and_merchant();
-    let (ok, _, err) = dep.cli(&[
-        "client",
-        "set-callback",
-        &client_id,
-        "--url",
-        &receiver.url(),
-    ]);
-    assert!(ok, "{err}");
+    dep.set_callback(&client_id, &receiver.url());
     let mut node = dep.start(&[
         ("PAYCC_CALLBACK_ALLOW_PRIVATE", "true"),
         ("PAYCC_SHUTDOWN_DELAY", "0s"),
@@ -125,14 +118,7 @@ async fn a_callback_under_way_is_finished(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let done = node
-        .post(
-            &auth,
-            &format!("/v1/sandbox/kyc/{kid}/complete"),
-            json!({"outcome": "approved"}),
-        )
-        .await;
-    assert_eq!(done.json["code"], "0x0200", "{}", done.text);
+    node.approve(&auth, &kid).await;
     // The receiver holds the attempt for 2 s.
     assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
     let signalled = Instant::now();

@@ -58,14 +58,7 @@ async fn a_deactivated_merchants_kycs_are_switched_off(backend: Backend) {
     let (_, auth, merchant) = dep.client_and_merchant();
     let server = dep.start(&[]);
     let approved = server.init_kid(&auth, init_body_for(&merchant)).await;
-    let done = server
-        .post(
-            &auth,
-            &format!("/v1/sandbox/kyc/{approved}/complete"),
-            json!({"outcome": "approved"}),
-        )
-        .await;
-    assert_eq!(done.json["code"], "0x0200", "{}", done.text);
+    server.approve(&auth, &approved).await;
     let mut body = init_body_for(&merchant);
     body["pan"] = json!("ABCPK4321Q");
     let open = server.init_kid(&auth, body).await;

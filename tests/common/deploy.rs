@@ -93,6 +93,12 @@ impl Deployment {
         }
     }
 
+    /// Points `client_id`'s callbacks at `url` with the CLI.
+    pub fn set_callback(&self, client_id: &str, url: &str) {
+        let (ok, _, err) = self.cli(&["client", "set-callback", client_id, "--url", url]);
+        assert!(ok, "{err}");
+    }
+
     /// A client and merchant made with the CLI: (clientId, Basic auth, merchantCode).
     pub fn client_and_merchant(&self) -> (String, String, String) {
         let json = |args: &[&str]| -> serde_json::Value {
@@ -193,6 +199,15 @@ impl Running {
     pub async fn status(&self, auth: &str, kid: &str) -> super::Reply {
         let path = format!("/v1/service/paycc/kyc/status/{kid}");
         self.post(auth, &path, serde_json::json!({})).await
+    }
+
+    /// Approves a sandbox KYC as a tester does, without a browser.
+    pub async fn approve(&self, auth: &str, kid: &str) {
+        let path = format!("/v1/sandbox/kyc/{kid}/complete");
+        let done = self
+            .post(auth, &path, serde_json::json!({"outcome": "approved"}))
+            .await;
+        assert_eq!(done.json["code"], "0x0200", "{}", done.text);
     }
 
     /// Opens a KYC with this init body; returns its kid.
