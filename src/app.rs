@@ -397,6 +397,9 @@ impl Server {
                 async move { service.sync.reconcile_once().await }
             },
         ));
+        // Credentials are kept in memory only while this vouches for them.
+        let credentials = self.service.clone();
+        let vouching = tokio::spawn(async move { credentials.auth.watch_credentials().await });
         let mut deliverer = tokio::spawn(self.callbacks.run(self.service.clone(), drained.clone()));
         let ops = axum::serve(
             self.ops_listener,
@@ -418,6 +421,7 @@ impl Server {
             crate::http::serve(self.listener, self.router, self.connections, stop_accepting).await;
         sweeper.abort();
         reconciler.abort();
+        vouching.abort();
         let grace = self.connections.shutdown_grace;
         if tokio::time::timeout(grace, &mut deliverer).await.is_err() {
             // Its claims lapse at the end of their lease; then any node sends them.

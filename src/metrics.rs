@@ -86,6 +86,13 @@ pub struct Metrics {
     pub sqlite_commit_seconds: Histogram,
     pub postgres_connections: Gauge,
     pub postgres_idle_connections: Gauge,
+    pub credentials_lookups: Family<KeptLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeptLabels {
+    /// `kept` (answered from memory) or `read` (from the database).
+    pub source: &'static str,
 }
 
 impl Metrics {
@@ -107,6 +114,7 @@ impl Metrics {
             sqlite_commit_seconds: latency(),
             postgres_connections: Gauge::default(),
             postgres_idle_connections: Gauge::default(),
+            credentials_lookups: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -187,6 +195,11 @@ impl Metrics {
             "postgres_idle_connections",
             "Connections of the PostgreSQL pool not in use",
             m.postgres_idle_connections.clone(),
+        );
+        r.register(
+            "credentials_lookups",
+            "Client and merchant lookups, by source: kept (in memory, vouched for by the last credentials poll) or read (from the database)",
+            m.credentials_lookups.clone(),
         );
         m
     }
@@ -283,6 +296,14 @@ pub fn refused(reason: &'static str) {
     METRICS
         .refusals
         .get_or_create(&ReasonLabels { reason })
+        .inc();
+}
+
+pub fn credentials_lookup(kept: bool) {
+    let source = if kept { "kept" } else { "read" };
+    METRICS
+        .credentials_lookups
+        .get_or_create(&KeptLabels { source })
         .inc();
 }
 

@@ -381,8 +381,8 @@ on_both_backends!(
     journey_pages_are_limited_per_address,
 );
 
-/// An operator gives one client its own limit with the CLI; running nodes apply it from
-/// the client's next request, and `--default` gives the node's default back.
+/// An operator gives one client its own limit with the CLI; running nodes apply it
+/// within a second, and `--default` gives the node's default back.
 async fn an_operator_sets_one_clients_limit(backend: Backend) {
     let dep = common::deploy::Deployment::new(backend).await;
     let (id, auth, merchant) = dep.client_and_merchant();
@@ -404,6 +404,13 @@ async fn an_operator_sets_one_clients_limit(backend: Backend) {
         out.trim(),
         format!(r#"{{"clientId":"{id}","perSecond":1,"burst":2}}"#)
     );
+    within_a_second("a client's new limit", || async {
+        node.status(&auth, &kid).await.status == 429
+    })
+    .await;
+    node.status(&auth, &kid).await.assert_exact(429, TOO_MANY);
+    // A full bucket again (1 a second, 2 at most): two go through, then refusals.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let codes: Vec<u16> = {
         let mut codes = Vec::new();
         for _ in 0..4 {
@@ -412,7 +419,6 @@ async fn an_operator_sets_one_clients_limit(backend: Backend) {
         codes
     };
     assert_eq!(codes, [200, 200, 429, 429]);
-    node.status(&auth, &kid).await.assert_exact(429, TOO_MANY);
 
     let (ok, out, _) = dep.cli(&["client", "set-limit", &id, "--default"]);
     assert!(ok);
@@ -420,6 +426,10 @@ async fn an_operator_sets_one_clients_limit(backend: Backend) {
         out.trim(),
         format!("client {id} back to the default rate limit")
     );
+    within_a_second("the default limit", || async {
+        node.status(&auth, &kid).await.status == 200
+    })
+    .await;
     for _ in 0..10 {
         assert_eq!(node.status(&auth, &kid).await.status, 200);
     }

@@ -25,6 +25,10 @@ async fn a_disabled_client_is_refused_on_every_node(backend: Backend) {
     let refused =
         r#"{"code":"0x0201","status":"UNAUTHORIZED","message":"Invalid client credentials."}"#;
     for node in [&one, &two] {
+        within_a_second("a disabled client", || async {
+            node.status(&auth, &kid).await.status == 401
+        })
+        .await;
         node.status(&auth, &kid).await.assert_exact(401, refused);
         node.post(
             &auth,
@@ -46,6 +50,10 @@ async fn a_disabled_client_is_refused_on_every_node(backend: Backend) {
     assert!(ok);
     assert_eq!(out.trim(), format!("client {id} enabled"));
     for node in [&one, &two] {
+        within_a_second("an enabled client", || async {
+            node.status(&auth, &kid).await.status == 200
+        })
+        .await;
         assert_eq!(node.status(&auth, &kid).await.json["code"], "0x0206");
     }
     let (ok, _, err) = dep.cli(&["client", "disable", "PCCNOSUCHCLIENT00"]);
@@ -66,6 +74,18 @@ async fn a_deactivated_merchants_kycs_are_switched_off(backend: Backend) {
     let (ok, _, err) = dep.cli(&["merchant", "deactivate", &merchant]);
     assert!(ok, "{err}");
     let refused = r#"{"code":"0x0202","status":"FAILURE","message":"The merchant is not active or does not belong to this client."}"#;
+    // Status reads see the merchant with the request; the customer check and inits
+    // through the credentials kept in memory, within a second.
+    let customer_check = json!({"merchantCode": merchant, "pan": PAN});
+    within_a_second("a deactivated merchant", || async {
+        let check = "/v1/service/paycc/customer";
+        server
+            .post(&auth, check, customer_check.clone())
+            .await
+            .status
+            == 403
+    })
+    .await;
     // No identity, no photo: the approved KYC reads like the merchant does.
     server
         .status(&auth, &approved)
@@ -81,16 +101,16 @@ async fn a_deactivated_merchants_kycs_are_switched_off(backend: Backend) {
         .await
         .assert_exact(403, refused);
     server
-        .post(
-            &auth,
-            "/v1/service/paycc/customer",
-            json!({"merchantCode": merchant, "pan": PAN}),
-        )
+        .post(&auth, "/v1/service/paycc/customer", customer_check)
         .await
         .assert_exact(403, refused);
     // Nothing was changed: the open one is still open once the merchant is back.
     let (ok, _, _) = dep.cli(&["merchant", "activate", &merchant]);
     assert!(ok);
+    within_a_second("an activated merchant", || async {
+        server.status(&auth, &approved).await.status == 200
+    })
+    .await;
     assert_eq!(server.status(&auth, &approved).await.json["code"], "0x0200");
     assert_eq!(server.status(&auth, &open).await.json["code"], "0x0206");
 }

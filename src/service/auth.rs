@@ -48,6 +48,14 @@ impl Auth {
     }
 }
 
+impl Auth {
+    /// Keeps credentials in memory vouched for while the node serves
+    /// (`store::credentials`): a revocation is in force within a second.
+    pub async fn watch_credentials(&self) {
+        self.store.watch_credentials().await
+    }
+}
+
 impl Core {
     /// The merchant if this client owns it and it is active; otherwise one answer for
     /// "not yours", "does not exist" and "inactive", so codes cannot be probed.

@@ -5,10 +5,12 @@
 //! transaction. The few lookups every request makes have hooks of their own, which
 //! PostgreSQL answers from its batched lookups.
 
+use super::credentials::Credentials;
 use super::db::Conn;
 use super::{AuditNote, ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreResult};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// What an operation needs of the database's way of running it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,9 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         job: Job<A, F>,
     ) -> impl Future<Output = StoreResult<T>> + Send;
+
+    /// The clients and merchants kept in memory between changes (`store::credentials`).
+    fn credentials(&self) -> &Arc<Credentials>;
 
     /// How many migrations the database has applied.
     fn schema_version(&self) -> impl Future<Output = StoreResult<i64>> + Send;

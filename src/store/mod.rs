@@ -3,6 +3,7 @@
 
 mod appender;
 pub mod backend;
+pub mod credentials;
 pub mod db;
 pub mod ops;
 pub mod postgres;
@@ -317,6 +318,9 @@ pub trait Settings: Send + Sync + 'static {
     async fn pin_setting(&self, name: &str, value: &[u8], now: UnixMs) -> StoreResult<Vec<u8>>;
     /// Resolves once every write queued before it is durable (at shutdown).
     async fn flush(&self) -> StoreResult<()>;
+    /// Keeps the credentials kept in memory vouched for, polling the database's
+    /// credentials version for as long as the node serves (`store::credentials`).
+    async fn watch_credentials(&self);
 }
 
 /// API clients, their merchants, and where their callbacks go.

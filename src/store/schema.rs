@@ -2,7 +2,9 @@
 //! The few words the dialects spell differently are written as `{pk}`, `{serial_pk}`
 //! (a key that never reuses a value), `{int}` (64-bit), `{bytes}`, `{bool}` and `{true}`,
 //! and filled in per database. Everything else — tables, columns, indexes — is the same
-//! on both, which `tests/schema.rs` checks on the migrated databases.
+//! on both, which `tests/schema.rs` checks on the migrated databases. What only one
+//! database can say (a trigger's body) follows a line `-- on sqlite:` or
+//! `-- on postgres:`; a migration's text before the first such line is for both.
 
 /// Which database a statement is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = migrations![
     "0011_retention",
     "0012_audit",
     "0013_data_keys",
+    "0014_credentials_version",
 ];
 
 impl Migration {
@@ -63,12 +66,31 @@ impl Migration {
                 ("{true}", "TRUE"),
             ],
         };
-        words
-            .iter()
-            .fold(self.template.to_owned(), |sql, (word, spelled)| {
-                sql.replace(word, spelled)
-            })
+        words.iter().fold(
+            for_dialect(self.template, dialect),
+            |sql, (word, spelled)| sql.replace(word, spelled),
+        )
     }
+}
+
+/// The lines of `template` for `dialect`: all before the first `-- on …:` line, then
+/// only those under that dialect's own.
+fn for_dialect(template: &str, dialect: Dialect) -> String {
+    let own = match dialect {
+        Dialect::Sqlite => "-- on sqlite:",
+        Dialect::Postgres => "-- on postgres:",
+    };
+    let mut kept = true;
+    let mut sql = String::with_capacity(template.len());
+    for line in template.lines() {
+        if line.starts_with("-- on ") && line.ends_with(':') {
+            kept = line == own;
+        } else if kept {
+            sql.push_str(line);
+            sql.push('\n');
+        }
+    }
+    sql
 }
 
 #[cfg(test)]
@@ -83,5 +105,18 @@ mod tests {
                 assert!(!sql.contains('{') && !sql.contains('}'), "{} {d:?}", m.name);
             }
         }
+    }
+
+    #[test]
+    fn dialect_sections_go_to_their_own_database() {
+        let template = "CREATE TABLE t (a {int});\n-- on sqlite:\nS;\n-- on postgres:\nP;\n";
+        assert_eq!(
+            for_dialect(template, Dialect::Sqlite),
+            "CREATE TABLE t (a {int});\nS;\n"
+        );
+        assert_eq!(
+            for_dialect(template, Dialect::Postgres),
+            "CREATE TABLE t (a {int});\nP;\n"
+        );
     }
 }

@@ -712,3 +712,25 @@ pub fn assert_keys_in_order(text: &str, keys: &[&str]) {
         }
     }
 }
+
+/// A running node keeps credentials in memory and is promised to apply a change to a
+/// client or a merchant (made by the CLI or another node) within 1 s: waits until
+/// `in_force` holds, failing if it still does not 1 s after the call. The caller then
+/// asserts the exact answer.
+pub async fn within_a_second<F, Fut>(what: &str, mut in_force: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        if in_force().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not in force 1 s after the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -181,6 +181,10 @@ impl<B: Backend> Backend for Audited<B> {
         self.inner.schema_version()
     }
 
+    fn credentials(&self) -> &Arc<crate::store::credentials::Credentials> {
+        self.inner.credentials()
+    }
+
     fn lookup_client(
         &self,
         client_id: &str,

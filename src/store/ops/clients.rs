@@ -94,6 +94,19 @@ pub async fn find_client(c: &mut impl Conn, client_id: &str) -> StoreResult<Opti
     .await
 }
 
+/// Moves with every change to a client or a merchant (migration 0014's triggers).
+pub async fn credentials_version(c: &mut impl Conn) -> StoreResult<i64> {
+    let n = c
+        .fetch_one(
+            "reading the credentials version",
+            "SELECT version AS n FROM credentials_version WHERE id = 1",
+            args![],
+            rows::int,
+        )
+        .await?;
+    n.ok_or_else(|| StoreError::Corrupt("the credentials version row is missing".into()))
+}
+
 pub async fn set_client_rate_limit(
     c: &mut impl Conn,
     client_id: &str,
@@ -258,6 +271,11 @@ impl<B: Backend> Settings for B {
             .await
     }
 
+    async fn watch_credentials(&self) {
+        let version = || self.run(Read, (), |c, ()| Box::pin(credentials_version(c)));
+        crate::store::credentials::keep_vouching(self.credentials().clone(), version).await
+    }
+
     async fn pin_setting(&self, name: &str, value: &[u8], now: UnixMs) -> StoreResult<Vec<u8>> {
         let args = (name.to_owned(), value.to_vec());
         self.run(Write, args, move |c, (name, value)| {
@@ -265,6 +283,17 @@ impl<B: Backend> Settings for B {
         })
         .await
     }
+}
+
+/// Runs a change to a client or a merchant: what this process keeps of them is forgotten
+/// once it is made (other processes see it by the credentials version).
+async fn changing<B: Backend, T>(
+    store: &B,
+    change: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    let done = change.await;
+    store.credentials().forget();
+    done
 }
 
 #[async_trait]
@@ -290,20 +319,28 @@ impl<B: Backend> Clients for B {
         now: UnixMs,
     ) -> StoreResult<bool> {
         let args = (client_id.to_owned(), secret_hash.to_vec());
-        self.run(Write, args, move |c, (id, hash)| {
-            Box::pin(set_client_secret(c, id, hash, now))
-        })
+        changing(
+            self,
+            self.run(Write, args, move |c, (id, hash)| {
+                Box::pin(set_client_secret(c, id, hash, now))
+            }),
+        )
         .await
     }
 
     async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-        self.lookup_client(client_id).await
+        self.credentials()
+            .client(client_id, || self.lookup_client(client_id))
+            .await
     }
 
     async fn set_client_active(&self, client_id: &str, to: Switch) -> StoreResult<bool> {
-        self.run(Write, client_id.to_owned(), move |c, id| {
-            Box::pin(set_client_active(c, id, to))
-        })
+        changing(
+            self,
+            self.run(Write, client_id.to_owned(), move |c, id| {
+                Box::pin(set_client_active(c, id, to))
+            }),
+        )
         .await
     }
 
@@ -312,9 +349,12 @@ impl<B: Backend> Clients for B {
         client_id: &str,
         limit: Option<RateLimit>,
     ) -> StoreResult<bool> {
-        self.run(Write, client_id.to_owned(), move |c, id| {
-            Box::pin(set_client_rate_limit(c, id, limit))
-        })
+        changing(
+            self,
+            self.run(Write, client_id.to_owned(), move |c, id| {
+                Box::pin(set_client_rate_limit(c, id, limit))
+            }),
+        )
         .await
     }
 
@@ -349,9 +389,12 @@ impl<B: Backend> Clients for B {
     }
 
     async fn set_merchant_active(&self, code: &str, to: Switch) -> StoreResult<bool> {
-        self.run(Write, code.to_owned(), move |c, code| {
-            Box::pin(set_merchant_active(c, code, to))
-        })
+        changing(
+            self,
+            self.run(Write, code.to_owned(), move |c, code| {
+                Box::pin(set_merchant_active(c, code, to))
+            }),
+        )
         .await
     }
 
@@ -360,7 +403,9 @@ impl<B: Backend> Clients for B {
         client_pk: ClientPk,
         code: &str,
     ) -> StoreResult<Option<MerchantRecord>> {
-        self.lookup_merchant(client_pk, code).await
+        self.credentials()
+            .merchant(client_pk, code, || self.lookup_merchant(client_pk, code))
+            .await
     }
 
     async fn client_callback(&self, client_id: &str) -> StoreResult<Option<ClientCallback>> {

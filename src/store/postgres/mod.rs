@@ -42,6 +42,7 @@ pub struct PgStore {
     kycs: Batched<String, (ClientPk, KycRecord)>,
     /// Audit entries of reads, appended together.
     audits: AuditAppender,
+    credentials: std::sync::Arc<super::credentials::Credentials>,
 }
 
 impl PgStore {
@@ -90,6 +91,7 @@ impl PgStore {
             },
             pool,
             call_timeout: settings.call_timeout,
+            credentials: Default::default(),
         };
         store.bounded(store.migrate()).await?;
         Ok(store)
@@ -143,6 +145,10 @@ impl super::Store for PgStore {
 
 impl Backend for PgStore {
     type Conn = PgConnection;
+
+    fn credentials(&self) -> &std::sync::Arc<super::credentials::Credentials> {
+        &self.credentials
+    }
 
     fn submit<A: Args, T: Send + 'static, F: Operation<PgConnection, A, T>>(
         &self,

@@ -89,6 +89,7 @@ pub struct SqliteStore {
     readers: Sender<ReadJob>,
     /// Dropped with the store, which stops the checkpointer.
     _checkpoints: Sender<()>,
+    credentials: std::sync::Arc<super::credentials::Credentials>,
 }
 
 impl SqliteStore {
@@ -140,6 +141,7 @@ impl SqliteStore {
             audits: std::sync::OnceLock::new(),
             readers: reader_tx,
             _checkpoints: checkpoints,
+            credentials: Default::default(),
         })
     }
 
@@ -188,6 +190,10 @@ impl super::Store for SqliteStore {
 
 impl Backend for SqliteStore {
     type Conn = Connection;
+
+    fn credentials(&self) -> &std::sync::Arc<super::credentials::Credentials> {
+        &self.credentials
+    }
 
     async fn schema_version(&self) -> StoreResult<i64> {
         self.read(|conn| {
