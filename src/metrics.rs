@@ -84,6 +84,7 @@ pub struct Metrics {
     pub queue_depth: Family<QueueLabels, Gauge>,
     pub sqlite_batch_writes: Histogram,
     pub sqlite_commit_seconds: Histogram,
+    pub postgres_group_inits: Histogram,
     pub postgres_connections: Gauge,
     pub postgres_idle_connections: Gauge,
     pub credentials_lookups: Family<KeptLabels, Counter>,
@@ -112,6 +113,7 @@ impl Metrics {
             queue_depth: Family::default(),
             sqlite_batch_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             sqlite_commit_seconds: latency(),
+            postgres_group_inits: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             postgres_connections: Gauge::default(),
             postgres_idle_connections: Gauge::default(),
             credentials_lookups: Family::default(),
@@ -185,6 +187,11 @@ impl Metrics {
             "Time the SQLite writer took for one batch, commit included",
             Unit::Seconds,
             m.sqlite_commit_seconds.clone(),
+        );
+        r.register(
+            "postgres_group_inits",
+            "Inits written together in one PostgreSQL transaction",
+            m.postgres_group_inits.clone(),
         );
         r.register(
             "postgres_connections",
@@ -297,6 +304,10 @@ pub fn refused(reason: &'static str) {
         .refusals
         .get_or_create(&ReasonLabels { reason })
         .inc();
+}
+
+pub fn postgres_group(inits: usize) {
+    METRICS.postgres_group_inits.observe(inits as f64);
 }
 
 pub fn credentials_lookup(kept: bool) {

@@ -1,7 +1,8 @@
-//! The SQLite writer commits many requests' writes in one transaction. A write that
-//! fails inside a shared batch must leave no trace, and must not take the other writes
-//! of its batch down with it: on a real database file, with the writes sent at once so
-//! that they share batches.
+//! The SQLite writer commits many requests' writes in one transaction, and PostgreSQL
+//! writes inits that arrive together in one (group commit). A write that fails inside a
+//! shared batch must leave no trace, and must not take the other writes of its batch
+//! down with it: on a real database file and a real PostgreSQL, with the writes sent at
+//! once so that they share batches.
 
 mod common;
 
@@ -76,10 +77,53 @@ async fn with_merchant(store: &dyn Store) -> (ClientPk, MerchantPk) {
     (client_pk, merchant.pk)
 }
 
-#[tokio::test]
-async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, client_pk, merchant_pk) = open_with_merchant(dir.path()).await;
+/// A fresh PostgreSQL store with one client and its merchant, when PostgreSQL is there;
+/// the database lives as long as the returned handle.
+async fn postgres_with_merchant() -> Option<(common::TestDb, Arc<dyn Store>, ClientPk, MerchantPk)>
+{
+    common::Backend::postgres()?;
+    let db = common::TestDb::create().await;
+    let settings = PgSettings {
+        pool_size: 4,
+        acquire_timeout: std::time::Duration::from_secs(2),
+        call_timeout: std::time::Duration::from_secs(5),
+    };
+    let pg: Arc<dyn Store> = Arc::new(PgStore::open(&db.url, &settings).await.unwrap());
+    let (client_pk, merchant_pk) = with_merchant(pg.as_ref()).await;
+    Some((db, pg, client_pk, merchant_pk))
+}
+
+/// On both databases: the test with a store holding one client and its merchant.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let (store, client_pk, merchant_pk) = open_with_merchant(dir.path()).await;
+                super::$name(store, client_pk, merchant_pk).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if let Some((_db, store, client_pk, merchant_pk)) = postgres_with_merchant().await {
+                    super::$name(store, client_pk, merchant_pk).await;
+                }
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    a_failing_write_leaves_no_trace_and_its_batch_still_commits,
+    inits_of_one_customer_sent_together_keep_every_guarantee
+);
+
+async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits(
+    store: Arc<dyn Store>,
+    client_pk: ClientPk,
+    merchant_pk: MerchantPk,
+) {
     let taken = store
         .init_kyc(new_kyc(merchant_pk, 0, kid(0)))
         .await
@@ -131,6 +175,66 @@ async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits() {
     assert_eq!(first.cust_id, format!("C{:011}", 0));
 }
 
+/// Inits sent together for a few customers, many of them identical: each customer is
+/// created once, every identical init is answered with the one open request, and the
+/// others each open their own, under the customer's one custId.
+async fn inits_of_one_customer_sent_together_keep_every_guarantee(
+    store: Arc<dyn Store>,
+    client_pk: ClientPk,
+    merchant_pk: MerchantPk,
+) {
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..300 {
+        let store = store.clone();
+        // Ten customers; of each customer's thirty inits, ten are alike (fingerprint 0).
+        let (customer, variant) = (n % 10, (n / 10) % 3);
+        let mut new = new_kyc(merchant_pk, n, kid(n));
+        new.customer.pan_hash = format!("pan-{customer}").into_bytes();
+        new.customer.cust_id = format!("C{customer:011}");
+        new.fingerprint = if variant == 0 {
+            format!("fingerprint-{customer}-alike").into_bytes()
+        } else {
+            format!("fingerprint-{n}").into_bytes()
+        };
+        writes.spawn(async move { (n, customer, variant, store.init_kyc(new).await) });
+    }
+    let mut alike: std::collections::HashMap<usize, Vec<(String, bool)>> = Default::default();
+    while let Some(done) = writes.join_next().await {
+        let (n, customer, variant, result) = done.unwrap();
+        let stored = result.unwrap_or_else(|e| panic!("init {n}: {e}"));
+        assert_eq!(stored.cust_id, format!("C{customer:011}"), "init {n}");
+        if variant == 0 {
+            alike
+                .entry(customer)
+                .or_default()
+                .push((stored.kid, stored.reused));
+        } else {
+            assert_eq!((stored.kid, stored.reused), (kid(n), false), "init {n}");
+        }
+    }
+    for (customer, answers) in alike {
+        assert_eq!(answers.len(), 10);
+        let opened: Vec<_> = answers.iter().filter(|(_, reused)| !reused).collect();
+        assert_eq!(opened.len(), 1, "customer {customer}: {answers:?}");
+        assert!(
+            answers.iter().all(|(kid, _)| kid == &opened[0].0),
+            "customer {customer}: {answers:?}"
+        );
+    }
+    for customer in 0..10 {
+        let found = store
+            .customer(
+                client_pk,
+                "MID000000001",
+                CustomerLookup::PanHash(format!("pan-{customer}").into_bytes()),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.cust_id, format!("C{customer:011}"));
+    }
+}
+
 /// Reads queued together share one read transaction; each must still see every write
 /// acknowledged before it was asked for, and answer only for its own question.
 #[tokio::test]
@@ -176,16 +280,8 @@ async fn clashes_name_the_rule_they_broke() {
     let dir = tempfile::tempdir().unwrap();
     let (sqlite, _, merchant_pk) = open_with_merchant(dir.path()).await;
     assert_clashes(sqlite.as_ref(), merchant_pk).await;
-    if common::Backend::postgres().is_some() {
-        let db = common::TestDb::create().await;
-        let settings = PgSettings {
-            pool_size: 4,
-            acquire_timeout: std::time::Duration::from_secs(2),
-            call_timeout: std::time::Duration::from_secs(5),
-        };
-        let pg = PgStore::open(&db.url, &settings).await.unwrap();
-        let (_, merchant_pk) = with_merchant(&pg).await;
-        assert_clashes(&pg, merchant_pk).await;
+    if let Some((_db, pg, _, merchant_pk)) = postgres_with_merchant().await {
+        assert_clashes(pg.as_ref(), merchant_pk).await;
     }
 }
 

@@ -59,6 +59,9 @@ struct Args {
     /// Where to write the figures.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
+    /// With `--ab`: compare on PostgreSQL (a fresh database each run) instead of SQLite.
+    #[arg(long, requires = "ab")]
+    ab_postgres: bool,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -126,18 +129,31 @@ fn main() {
 }
 
 /// Init and status with `other` and with this build in turn, each on a fresh SQLite
-/// database; prints each round and the ratio of the medians.
+/// (or, with `--ab-postgres`, PostgreSQL) database; prints each round and the ratio of
+/// the medians.
 async fn compare(other: &Path, args: &Args) {
     let dir = tempfile::tempdir().unwrap();
     let mut rates: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         for (side, label) in ["before", "after"].iter().enumerate() {
             let tmp = dir.path().join(format!("{label}-{round}"));
-            let mut dep = paycc::sqlite(&tmp);
+            let db = if args.ab_postgres {
+                let db = paycc::fresh_postgres_database(&args.postgres).await;
+                Some(db.expect("--ab-postgres needs a reachable PostgreSQL"))
+            } else {
+                None
+            };
+            let mut dep = match &db {
+                Some(db) => paycc::postgres(&tmp, &db.url),
+                None => paycc::sqlite(&tmp),
+            };
             if side == 0 {
                 dep.bin = other.to_owned();
             }
             let (results, _) = measure(&dep, args, &tmp).await;
+            if let Some(db) = db {
+                db.drop().await;
+            }
             let rate = |w: &str| {
                 results
                     .runs

@@ -7,7 +7,9 @@
 
 use super::credentials::Credentials;
 use super::db::Conn;
-use super::{AuditNote, ClientPk, ClientRecord, KycRecord, MerchantRecord, StoreResult};
+use super::{
+    AuditNote, ClientPk, ClientRecord, InitStored, KycRecord, MerchantRecord, NewKyc, StoreResult,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -75,6 +77,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The clients and merchants kept in memory between changes (`store::credentials`).
     fn credentials(&self) -> &Arc<Credentials>;
+
+    /// Stores an init (`ops::kyc::init`) in a transaction of its own; PostgreSQL writes
+    /// the inits that arrive together in one (`postgres::group`).
+    fn store_init(&self, new: NewKyc) -> impl Future<Output = StoreResult<InitStored>> + Send {
+        self.run(Access::Atomic, new, |c, new| {
+            Box::pin(super::ops::kyc::init(c, new))
+        })
+    }
 
     /// How many migrations the database has applied.
     fn schema_version(&self) -> impl Future<Output = StoreResult<i64>> + Send;

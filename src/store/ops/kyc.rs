@@ -75,11 +75,11 @@ statement!(
 );
 
 /// The upserted customer's pk, whether the request went in, and the custId.
-fn upserted(r: &dyn Row) -> DecodeResult<(i64, bool, String)> {
+pub(crate) fn upserted(r: &dyn Row) -> DecodeResult<(i64, bool, String)> {
     Ok((r.i64("pk")?, r.flag("inserted")?, r.string("cust_id")?))
 }
 
-fn identical(r: &dyn Row) -> DecodeResult<InitStored> {
+pub(crate) fn identical(r: &dyn Row) -> DecodeResult<InitStored> {
     Ok(InitStored {
         kid: r.string("kid")?,
         url_sealed: r.bytes("url_sealed")?,
@@ -175,7 +175,7 @@ async fn init_in_turn(c: &mut impl Conn, new: &NewKyc) -> StoreResult<InitStored
 }
 
 /// The customer's open request identical to `new`, if it may still be reused.
-async fn open_identical(
+pub(crate) async fn open_identical(
     c: &mut impl Conn,
     customer_pk: i64,
     new: &NewKyc,
@@ -513,7 +513,7 @@ pub async fn record_webhook_event(
 #[async_trait]
 impl<B: Backend> KycRequests for B {
     async fn init_kyc(&self, new: NewKyc) -> StoreResult<InitStored> {
-        self.run(Atomic, new, |c, new| Box::pin(init(c, new))).await
+        self.store_init(new).await
     }
 
     async fn kyc(&self, kid: &str, client_pk: Option<ClientPk>) -> StoreResult<Option<KycRecord>> {

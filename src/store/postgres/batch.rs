@@ -154,7 +154,7 @@ fn answer<K: Eq + Hash, V: Clone>(batch: Vec<Waiter<K, V>>, found: StoreResult<V
 }
 
 /// The error of a shared query, for each of the lookups it failed.
-fn same_error(e: &StoreError) -> StoreError {
+pub(super) fn same_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::SchemaBehind { found, wanted } => StoreError::SchemaBehind {
             found: *found,

@@ -5,6 +5,7 @@
 
 mod batch;
 mod conn;
+mod group;
 mod lookups;
 
 use super::appender::AuditAppender;
@@ -42,6 +43,8 @@ pub struct PgStore {
     kycs: Batched<String, (ClientPk, KycRecord)>,
     /// Audit entries of reads, appended together.
     audits: AuditAppender,
+    /// Inits arriving together, written in one transaction.
+    inits: group::InitGroups,
     credentials: std::sync::Arc<super::credentials::Credentials>,
 }
 
@@ -89,6 +92,7 @@ impl PgStore {
                     run_to_end(pool.clone(), limit, job)
                 })
             },
+            inits: group::InitGroups::start(pool.clone(), settings.call_timeout),
             pool,
             call_timeout: settings.call_timeout,
             credentials: Default::default(),
@@ -173,6 +177,10 @@ impl Backend for PgStore {
                 .ctx("reading the schema version")
         })
         .await
+    }
+
+    async fn store_init(&self, new: crate::store::NewKyc) -> StoreResult<crate::store::InitStored> {
+        self.inits.init(new).await
     }
 
     async fn lookup_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {

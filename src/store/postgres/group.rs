@@ -1,0 +1,316 @@
+//! Group commit for inits: inits that arrive while earlier ones are being written go to
+//! PostgreSQL together, in one transaction with one commit, as two statements over all
+//! of them (arrays `unnest`ed, as the batched lookups do): one expires stale identical
+//! requests and finds open ones, one upserts the customers and inserts the requests.
+//! Each init is answered when its group has committed.
+//!
+//! One init's failure (a custId clash, a deadlock with another node) fails the group's
+//! statements; the group is then replayed once, each init in a savepoint of its own, so
+//! only that init fails. Inits of a customer already named earlier in the group are
+//! written one by one after the others, in the same transaction, since one statement
+//! may not touch a row twice.
+
+use super::batch::same_error;
+use super::{Ctx, within};
+use crate::domain::state::{EXPIRED_REASON, KycState};
+use crate::store::db::{Columns, DecodeResult, Row, corrupt};
+use crate::store::ops::{kyc, statement};
+use crate::store::sql::{insert_callback_events, reusable, state_list};
+use crate::store::{InitStored, NewKyc, StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::{Acquire, PgConnection, PgPool};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Inits waiting for their group, at most; past it an init is refused (`Busy`).
+const MAX_WAITING: usize = 8 * 1024;
+/// The most inits one group carries.
+const MOST_PER_GROUP: usize = 256;
+/// Groups written at once: one collects while another commits.
+const GROUPS_AT_ONCE: usize = 2;
+
+type Waiter = (NewKyc, oneshot::Sender<StoreResult<InitStored>>);
+
+statement!(
+    EXPIRE_STALE_THEN_OPEN_IDENTICAL,
+    "WITH wanted AS (
+       SELECT w.i, w.fingerprint, w.at, c.pk AS customer_pk
+       FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BYTEA[], $4::BIGINT[])
+         WITH ORDINALITY AS w (merchant_pk, pan_hash, fingerprint, at, i)
+       JOIN customers c ON c.merchant_pk = w.merchant_pk AND c.pan_hash = w.pan_hash),
+     expired AS (
+       UPDATE kyc_requests k SET state = 'expired', reason = $5, updated_at = wanted.at
+       FROM wanted
+       WHERE k.customer_pk = wanted.customer_pk AND k.fingerprint = wanted.fingerprint
+         AND k.state IN ({}) AND k.expires_at <= wanted.at
+       RETURNING k.kid, k.merchant_pk, k.customer_pk, wanted.at),
+     queued AS ({})
+     SELECT wanted.i, k.kid, k.url_sealed, c.cust_id FROM wanted
+     JOIN kyc_requests k ON k.customer_pk = wanted.customer_pk AND k.fingerprint = wanted.fingerprint
+     JOIN customers c ON c.pk = k.customer_pk
+     WHERE {}",
+    state_list(KycState::expires_by_time),
+    insert_callback_events("expired", &format!("'{}'", KycState::Expired.as_str()), "x.at"),
+    reusable("k", "wanted.at")
+);
+// Rows are written in key order, so that two groups (or nodes) wanting the same
+// customers take their locks in the same order.
+statement!(
+    UPSERT_CUSTOMERS_INSERT_KYCS,
+    "WITH new AS (
+       SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BYTEA[],
+         $6::BIGINT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::BYTEA[],
+         $12::BYTEA[], $13::BYTEA[], $14::TEXT[], $15::BIGINT[], $16::BYTEA[])
+         WITH ORDINALITY AS n (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed,
+           at, kid, reference, provider, state, fingerprint, url_sealed, token_hash,
+           redirect_url, expires_at, submitted_sealed, i)),
+     customer AS (
+       INSERT INTO customers (cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, created_at, updated_at)
+       SELECT cust_id, merchant_pk, pan_hash, mobile_hash, details_sealed, at, at FROM new
+       ORDER BY merchant_pk, pan_hash
+       ON CONFLICT (merchant_pk, pan_hash) DO UPDATE SET
+         mobile_hash = excluded.mobile_hash, details_sealed = excluded.details_sealed,
+         updated_at = excluded.updated_at
+       RETURNING pk, cust_id, merchant_pk, pan_hash),
+     request AS (
+       INSERT INTO kyc_requests (kid, reference, merchant_pk, customer_pk, provider, state, fingerprint,
+         url_sealed, token_hash, redirect_url, submitted_sealed, created_at, updated_at, expires_at)
+       SELECT new.kid, new.reference, new.merchant_pk, customer.pk, new.provider, new.state,
+         new.fingerprint, new.url_sealed, new.token_hash, new.redirect_url, new.submitted_sealed,
+         new.at, new.at, new.expires_at
+       FROM new JOIN customer USING (merchant_pk, pan_hash)
+       ORDER BY customer.pk, new.fingerprint
+       ON CONFLICT (customer_pk, fingerprint) WHERE state IN ({}) DO NOTHING
+       RETURNING kid)
+     SELECT new.i, customer.pk, customer.cust_id, request.kid IS NOT NULL AS inserted
+     FROM new JOIN customer USING (merchant_pk, pan_hash)
+     LEFT JOIN request ON request.kid = new.kid",
+    state_list(KycState::is_open)
+);
+
+pub(super) struct InitGroups {
+    queue: mpsc::Sender<Waiter>,
+}
+
+impl InitGroups {
+    /// Starts writing groups on connections of `pool`, each group given up after `limit`.
+    /// Runs until the `InitGroups` is dropped.
+    pub fn start(pool: PgPool, limit: Duration) -> Self {
+        let (queue, mut waiting) = mpsc::channel::<Waiter>(MAX_WAITING);
+        tokio::spawn(async move {
+            let turns = Arc::new(Semaphore::new(GROUPS_AT_ONCE));
+            loop {
+                let turn = turns.clone().acquire_owned().await;
+                let turn = turn.expect("the semaphore is never closed");
+                let Some(first) = waiting.recv().await else {
+                    return;
+                };
+                let mut group = vec![first];
+                while group.len() < MOST_PER_GROUP {
+                    match waiting.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                crate::metrics::queue("postgres_init_groups", waiting.len());
+                crate::metrics::postgres_group(group.len());
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    commit(&pool, limit, group).await;
+                    drop(turn);
+                });
+            }
+        });
+        Self { queue }
+    }
+
+    /// Stores `new` with the next group; resolves once that group has committed.
+    pub async fn init(&self, new: NewKyc) -> StoreResult<InitStored> {
+        let stopped = || StoreError::Unavailable("the init group queue has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.queue.try_send((new, reply)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StoreError::Busy("PostgreSQL inits"),
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Writes one group and answers each of its inits.
+async fn commit(pool: &PgPool, limit: Duration, group: Vec<Waiter>) {
+    let (news, replies): (Vec<NewKyc>, Vec<_>) = group.into_iter().unzip();
+    let answers = match within(limit, together(pool, &news)).await {
+        Ok(stored) => stored.into_iter().map(Ok).collect(),
+        // A lost database fails every init alike; anything else may be one init's.
+        Err(e @ StoreError::Unavailable(_)) => news.iter().map(|_| Err(same_error(&e))).collect(),
+        Err(e) => {
+            if news.len() > 1 {
+                tracing::debug!(error = %e, inits = news.len(), "a group of inits failed; replaying each alone");
+            }
+            within(limit, one_by_one(pool, &news))
+                .await
+                .unwrap_or_else(|e| news.iter().map(|_| Err(same_error(&e))).collect())
+        }
+    };
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        let _ = reply.send(answer);
+    }
+}
+
+/// The whole group in one transaction: both statements over the first init of each
+/// customer, then the rest one by one.
+async fn together(pool: &PgPool, news: &[NewKyc]) -> StoreResult<Vec<InitStored>> {
+    let mut conn = pool.acquire().await.ctx("taking a connection")?;
+    let mut tx = conn.begin().await.ctx("starting a transaction")?;
+    let mut seen = HashSet::with_capacity(news.len());
+    let (firsts, repeats): (Vec<usize>, Vec<usize>) = (0..news.len())
+        .partition(|&i| seen.insert((news[i].merchant_pk, &news[i].customer.pan_hash)));
+    let mut stored: Vec<Option<InitStored>> = vec![None; news.len()];
+    let pick = |at: &[usize]| at.iter().map(|&i| &news[i]).collect::<Vec<_>>();
+    let found = open_identical(&mut tx, &pick(&firsts)).await?;
+    let mut left = Vec::with_capacity(firsts.len());
+    for (i, open) in firsts.into_iter().zip(found) {
+        match open {
+            Some(open) => stored[i] = Some(open),
+            None => left.push(i),
+        }
+    }
+    let inserted = insert(&mut tx, &pick(&left)).await?;
+    for (i, (customer_pk, inserted, cust_id)) in left.into_iter().zip(inserted) {
+        let new = &news[i];
+        stored[i] = Some(if inserted {
+            new.stored(cust_id)
+        } else {
+            // Another node opened the identical request since we looked.
+            kyc::open_identical(&mut *tx, customer_pk, new)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(
+                        "an identical request blocked the insert but cannot be read".into(),
+                    )
+                })?
+        });
+    }
+    for i in repeats {
+        stored[i] = Some(kyc::init(&mut *tx, &news[i]).await?);
+    }
+    tx.commit().await.ctx("committing a group of inits")?;
+    Ok(stored
+        .into_iter()
+        .map(|s| s.expect("every init of the group was stored"))
+        .collect())
+}
+
+/// Each init in a savepoint of its own, one transaction for all: a failing init fails
+/// alone.
+async fn one_by_one(pool: &PgPool, news: &[NewKyc]) -> StoreResult<Vec<StoreResult<InitStored>>> {
+    let mut conn = pool.acquire().await.ctx("taking a connection")?;
+    let mut tx = conn.begin().await.ctx("starting a transaction")?;
+    let mut answers = Vec::with_capacity(news.len());
+    for new in news {
+        let mut savepoint = tx.begin().await.ctx("opening a savepoint")?;
+        let answer = kyc::init(&mut *savepoint, new).await;
+        if answer.is_ok() {
+            savepoint.commit().await.ctx("releasing a savepoint")?;
+        } else {
+            savepoint.rollback().await.ctx("rolling a savepoint back")?;
+        }
+        answers.push(answer);
+    }
+    tx.commit().await.ctx("committing a group of inits")?;
+    Ok(answers)
+}
+
+/// For each init, the open identical request it is answered with, if any (stale ones
+/// are expired, and announced, on the way).
+async fn open_identical(
+    conn: &mut PgConnection,
+    news: &[&NewKyc],
+) -> StoreResult<Vec<Option<InitStored>>> {
+    let rows = sqlx::query(EXPIRE_STALE_THEN_OPEN_IDENTICAL.as_str())
+        .bind(news.iter().map(|n| n.merchant_pk.0).collect::<Vec<_>>())
+        .bind(
+            news.iter()
+                .map(|n| &n.customer.pan_hash)
+                .collect::<Vec<_>>(),
+        )
+        .bind(news.iter().map(|n| &n.fingerprint).collect::<Vec<_>>())
+        .bind(news.iter().map(|n| n.now.0).collect::<Vec<_>>())
+        .bind(EXPIRED_REASON)
+        .fetch_all(conn)
+        .await
+        .ctx("expiring stale identical requests")?;
+    let mut found = vec![None; news.len()];
+    for row in &rows {
+        let (i, open) = decode("finding identical requests", row, |r| {
+            Ok((r.i64("i")?, kyc::identical(r)?))
+        })?;
+        found[position(i, news.len())?] = Some(open);
+    }
+    Ok(found)
+}
+
+/// Upserts the customers and inserts the requests; for each init in order, its
+/// customer's pk, whether its request went in, and the custId.
+async fn insert(
+    conn: &mut PgConnection,
+    news: &[&NewKyc],
+) -> StoreResult<Vec<(i64, bool, String)>> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&NewKyc) -> Option<Vec<u8>>| news.iter().map(|n| f(n)).collect::<Vec<_>>();
+    let text = |f: fn(&NewKyc) -> String| news.iter().map(|n| f(n)).collect::<Vec<_>>();
+    let rows = sqlx::query(UPSERT_CUSTOMERS_INSERT_KYCS.as_str())
+        .bind(text(|n| n.customer.cust_id.clone()))
+        .bind(news.iter().map(|n| n.merchant_pk.0).collect::<Vec<_>>())
+        .bind(column(|n| Some(n.customer.pan_hash.clone())))
+        .bind(column(|n| Some(n.customer.mobile_hash.clone())))
+        .bind(column(|n| Some(n.customer.details_sealed.clone())))
+        .bind(news.iter().map(|n| n.now.0).collect::<Vec<_>>())
+        .bind(text(|n| n.kid.clone()))
+        .bind(text(|n| n.reference.clone()))
+        .bind(text(|n| n.provider.to_owned()))
+        .bind(text(|n| n.state.as_str().to_owned()))
+        .bind(column(|n| Some(n.fingerprint.clone())))
+        .bind(column(|n| n.url_sealed.clone()))
+        .bind(column(|n| n.token_hash.clone()))
+        .bind(
+            news.iter()
+                .map(|n| n.redirect_url.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(news.iter().map(|n| n.expires_at.0).collect::<Vec<_>>())
+        .bind(column(|n| Some(n.customer.submitted_sealed.clone())))
+        .fetch_all(conn)
+        .await
+        .ctx("storing a group of KYC requests")?;
+    let mut done = vec![None; news.len()];
+    for row in &rows {
+        let (i, upserted) = decode("storing a group of KYC requests", row, |r| {
+            Ok((r.i64("i")?, kyc::upserted(r)?))
+        })?;
+        done[position(i, news.len())?] = Some(upserted);
+    }
+    done.into_iter()
+        .map(|d| d.ok_or_else(|| StoreError::Corrupt("an init of a group was not upserted".into())))
+        .collect()
+}
+
+fn decode<T>(
+    context: &'static str,
+    row: &PgRow,
+    f: impl FnOnce(&dyn Row) -> DecodeResult<T>,
+) -> StoreResult<T> {
+    f(row).map_err(|e| corrupt(context, e))
+}
+
+/// A row's 1-based ordinality as an index into `len` inits.
+fn position(i: i64, len: usize) -> StoreResult<usize> {
+    usize::try_from(i - 1)
+        .ok()
+        .filter(|&p| p < len)
+        .ok_or_else(|| StoreError::Corrupt(format!("a group row numbered {i} of {len}")))
+}
