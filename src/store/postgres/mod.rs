@@ -92,7 +92,7 @@ impl PgStore {
                     run_to_end(pool.clone(), limit, job)
                 })
             },
-            inits: group::InitGroups::start(pool.clone(), settings.call_timeout),
+            inits: group::InitGroups::start(options.clone(), settings.call_timeout),
             pool,
             call_timeout: settings.call_timeout,
             credentials: Default::default(),
