@@ -174,7 +174,7 @@ impl Metrics {
         );
         r.register(
             "queue_depth",
-            "Jobs waiting in an internal queue (sqlite_writer, sqlite_readers, postgres_*_lookups), as last seen",
+            "Jobs waiting in an internal queue (sqlite_writer, sqlite_readers, postgres_*_lookups, postgres_init_groups), as last seen",
             m.queue_depth.clone(),
         );
         r.register(
