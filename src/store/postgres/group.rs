@@ -29,9 +29,9 @@ const MAX_WAITING: usize = 8 * 1024;
 const MOST_PER_GROUP: usize = 256;
 /// Groups written at once, each on a connection of its own (outside the pool, so a
 /// group pays no ping and keeps its prepared plans): while one commits, others collect.
-/// More spread the inits over smaller groups and cost PostgreSQL more per init (six:
-/// 330 µs against 234 µs); fewer leave the machine idle between round trips.
-const GROUPS_AT_ONCE: usize = 3;
+/// More spread the inits over smaller groups and cost PostgreSQL more per init (three:
+/// 115–119 µs, two: 83–91 µs and 10–20% more inits a second; see `BENCHMARKS.md`).
+const GROUPS_AT_ONCE: usize = 2;
 
 type Waiter = (NewKyc, oneshot::Sender<StoreResult<InitStored>>);
 
