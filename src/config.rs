@@ -44,7 +44,7 @@ pub struct StoreSettings {
     pub sqlite_readers: Option<usize>,
 
     /// PostgreSQL connections per node, besides one for each kind of batched lookup
-    /// (clients, merchants, KYC requests) and three for inits written in groups.
+    /// (clients, merchants, KYC requests) and two for inits written in groups.
     #[arg(
         long = "db-pool-size",
         env = "PAYCC_DB_POOL_SIZE",
