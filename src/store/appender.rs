@@ -64,12 +64,23 @@ impl AuditAppender {
     }
 
     pub async fn append(&self, note: AuditNote) -> StoreResult<()> {
-        let stopped = || StoreError::Unavailable("the audit appender has stopped".into());
-        let (reply, answer) = oneshot::channel();
-        self.queue.try_send((note, reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Busy("audit trail"),
-            mpsc::error::TrySendError::Closed(_) => stopped(),
-        })?;
-        answer.await.map_err(|_| stopped())?
+        ask(&self.queue, note, "audit trail").await
     }
+}
+
+/// Hands `job` to a store's worker through its bounded `queue` and waits for the
+/// answer: `Busy(name)` at once when the queue is full, `Unavailable` when the worker
+/// has stopped.
+pub(crate) async fn ask<J, T>(
+    queue: &mpsc::Sender<(J, oneshot::Sender<StoreResult<T>>)>,
+    job: J,
+    name: &'static str,
+) -> StoreResult<T> {
+    let stopped = || StoreError::Unavailable(format!("the {name} queue has stopped"));
+    let (reply, answer) = oneshot::channel();
+    queue.try_send((job, reply)).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(_) => StoreError::Busy(name),
+        mpsc::error::TrySendError::Closed(_) => stopped(),
+    })?;
+    answer.await.map_err(|_| stopped())?
 }

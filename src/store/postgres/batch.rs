@@ -81,13 +81,7 @@ where
     }
 
     pub async fn get(&self, key: K) -> StoreResult<Option<V>> {
-        let stopped = || StoreError::Unavailable("the lookup queue has stopped".into());
-        let (reply, answer) = oneshot::channel();
-        self.queue.try_send((key, reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Busy("PostgreSQL lookup"),
-            mpsc::error::TrySendError::Closed(_) => stopped(),
-        })?;
-        answer.await.map_err(|_| stopped())?
+        crate::store::appender::ask(&self.queue, key, "PostgreSQL lookup").await
     }
 }
 

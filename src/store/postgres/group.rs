@@ -161,13 +161,7 @@ impl InitGroups {
 
     /// Stores `new` with the next group; resolves once that group has committed.
     pub async fn init(&self, new: NewKyc) -> StoreResult<InitStored> {
-        let stopped = || StoreError::Unavailable("the init group queue has stopped".into());
-        let (reply, answer) = oneshot::channel();
-        self.queue.try_send((new, reply)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StoreError::Busy("PostgreSQL inits"),
-            mpsc::error::TrySendError::Closed(_) => stopped(),
-        })?;
-        answer.await.map_err(|_| stopped())?
+        crate::store::appender::ask(&self.queue, new, "PostgreSQL inits").await
     }
 }
 
