@@ -20,7 +20,7 @@ use crate::store::{InitStored, NewKyc, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Acquire, Connection, PgConnection};
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Inits waiting for their group, at most; past it an init is refused (`Busy`).
@@ -33,7 +33,18 @@ const MOST_PER_GROUP: usize = 256;
 /// 115–119 µs, two: 83–91 µs and 10–20% more inits a second; see `BENCHMARKS.md`).
 const GROUPS_AT_ONCE: usize = 2;
 
+/// Past this long idle, a kept connection is pinged before a group uses it: the
+/// database may have gone away and come back meanwhile, and a dead connection would
+/// fail the group. Groups that follow one another closely pay no ping.
+const TRUSTED_IDLE: Duration = Duration::from_millis(100);
+
 type Waiter = (NewKyc, oneshot::Sender<StoreResult<InitStored>>);
+
+/// A connection the last group on a turn left open, and when it finished.
+struct Kept {
+    conn: PgConnection,
+    since: Instant,
+}
 
 // Each init's customer and requests are looked up through `LATERAL … LIMIT 1` by key,
 // which the planner cannot turn into a join: while the tables grow faster than their
@@ -117,7 +128,7 @@ impl InitGroups {
     pub fn start(options: PgConnectOptions, limit: Duration) -> Self {
         let (queue, mut waiting) = mpsc::channel::<Waiter>(MAX_WAITING);
         // A turn to write a group, with the connection the last group on it left open.
-        let (turn_back, mut turns) = mpsc::channel::<Option<PgConnection>>(GROUPS_AT_ONCE);
+        let (turn_back, mut turns) = mpsc::channel::<Option<Kept>>(GROUPS_AT_ONCE);
         for _ in 0..GROUPS_AT_ONCE {
             let _ = turn_back.try_send(None);
         }
@@ -171,9 +182,9 @@ impl InitGroups {
 async fn commit(
     options: &PgConnectOptions,
     limit: Duration,
-    kept: Option<PgConnection>,
+    kept: Option<Kept>,
     group: Vec<Waiter>,
-) -> Option<PgConnection> {
+) -> Option<Kept> {
     let (news, replies): (Vec<NewKyc>, Vec<_>) = group.into_iter().unzip();
     let fail_all = |e: &StoreError| news.iter().map(|_| Err(same_error(e))).collect::<Vec<_>>();
     let (kept, answers) = match within(limit, connected(options, kept)).await {
@@ -182,40 +193,37 @@ async fn commit(
             Ok(stored) => (Some(conn), stored.into_iter().map(Ok).collect()),
             // A lost database fails every init alike; anything else may be one init's.
             Err(e @ StoreError::Unavailable(_)) => (None, fail_all(&e)),
+            // The failed transaction is rolled back before the connection's next use.
             Err(e) => {
                 if news.len() > 1 {
                     tracing::debug!(error = %e, inits = news.len(), "a group of inits failed; replaying each alone");
                 }
-                drop(conn);
-                let replayed = async {
-                    let mut conn = connected(options, None).await?;
-                    one_by_one(&mut conn, &news).await
-                };
-                (
-                    None,
-                    within(limit, replayed)
-                        .await
-                        .unwrap_or_else(|e| fail_all(&e)),
-                )
+                match within(limit, one_by_one(&mut conn, &news)).await {
+                    Ok(answers) => (Some(conn), answers),
+                    Err(e) => (None, fail_all(&e)),
+                }
             }
         },
     };
     for (reply, answer) in replies.into_iter().zip(answers) {
         let _ = reply.send(answer);
     }
-    kept
+    kept.map(|conn| Kept {
+        conn,
+        since: Instant::now(),
+    })
 }
 
-async fn connected(
-    options: &PgConnectOptions,
-    kept: Option<PgConnection>,
-) -> StoreResult<PgConnection> {
-    match kept {
-        Some(conn) => Ok(conn),
-        None => PgConnection::connect_with(options)
-            .await
-            .ctx("connecting for inits"),
+/// The kept connection if it is still alive, or a new one.
+async fn connected(options: &PgConnectOptions, kept: Option<Kept>) -> StoreResult<PgConnection> {
+    if let Some(Kept { mut conn, since }) = kept
+        && (since.elapsed() < TRUSTED_IDLE || conn.ping().await.is_ok())
+    {
+        return Ok(conn);
     }
+    PgConnection::connect_with(options)
+        .await
+        .ctx("connecting for inits")
 }
 
 /// The whole group in one transaction: both statements over the first init of each
@@ -300,26 +308,20 @@ async fn open_identical(
     news: &[&NewKyc],
 ) -> StoreResult<Vec<Option<InitStored>>> {
     let rows = sqlx::query(EXPIRE_STALE_THEN_OPEN_IDENTICAL.as_str())
-        .bind(news.iter().map(|n| n.merchant_pk.0).collect::<Vec<_>>())
-        .bind(
-            news.iter()
-                .map(|n| &n.customer.pan_hash)
-                .collect::<Vec<_>>(),
-        )
-        .bind(news.iter().map(|n| &n.fingerprint).collect::<Vec<_>>())
-        .bind(news.iter().map(|n| n.now.0).collect::<Vec<_>>())
+        .bind(each(news, |n| n.merchant_pk.0))
+        .bind(each(news, |n| &n.customer.pan_hash))
+        .bind(each(news, |n| &n.fingerprint))
+        .bind(each(news, |n| n.now.0))
         .bind(EXPIRED_REASON)
         .fetch_all(conn)
         .await
         .ctx("expiring stale identical requests")?;
-    let mut found = vec![None; news.len()];
-    for row in &rows {
-        let (i, open) = decode("finding identical requests", row, |r| {
-            Ok((r.i64("i")?, kyc::identical(r)?))
-        })?;
-        found[position(i, news.len())?] = Some(open);
-    }
-    Ok(found)
+    by_position(
+        &rows,
+        news.len(),
+        "finding identical requests",
+        kyc::identical,
+    )
 }
 
 /// Upserts the customers and inserts the requests; for each init in order, its
@@ -331,56 +333,59 @@ async fn insert(
     if news.is_empty() {
         return Ok(Vec::new());
     }
-    let column = |f: fn(&NewKyc) -> Option<Vec<u8>>| news.iter().map(|n| f(n)).collect::<Vec<_>>();
-    let text = |f: fn(&NewKyc) -> String| news.iter().map(|n| f(n)).collect::<Vec<_>>();
     let rows = sqlx::query(UPSERT_CUSTOMERS_INSERT_KYCS.as_str())
-        .bind(text(|n| n.customer.cust_id.clone()))
-        .bind(news.iter().map(|n| n.merchant_pk.0).collect::<Vec<_>>())
-        .bind(column(|n| Some(n.customer.pan_hash.clone())))
-        .bind(column(|n| Some(n.customer.mobile_hash.clone())))
-        .bind(column(|n| Some(n.customer.details_sealed.clone())))
-        .bind(news.iter().map(|n| n.now.0).collect::<Vec<_>>())
-        .bind(text(|n| n.kid.clone()))
-        .bind(text(|n| n.reference.clone()))
-        .bind(text(|n| n.provider.to_owned()))
-        .bind(text(|n| n.state.as_str().to_owned()))
-        .bind(column(|n| Some(n.fingerprint.clone())))
-        .bind(column(|n| n.url_sealed.clone()))
-        .bind(column(|n| n.token_hash.clone()))
-        .bind(
-            news.iter()
-                .map(|n| n.redirect_url.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(news.iter().map(|n| n.expires_at.0).collect::<Vec<_>>())
-        .bind(column(|n| Some(n.customer.submitted_sealed.clone())))
+        .bind(each(news, |n| &n.customer.cust_id))
+        .bind(each(news, |n| n.merchant_pk.0))
+        .bind(each(news, |n| &n.customer.pan_hash))
+        .bind(each(news, |n| &n.customer.mobile_hash))
+        .bind(each(news, |n| &n.customer.details_sealed))
+        .bind(each(news, |n| n.now.0))
+        .bind(each(news, |n| &n.kid))
+        .bind(each(news, |n| &n.reference))
+        .bind(each(news, |n| n.provider))
+        .bind(each(news, |n| n.state.as_str()))
+        .bind(each(news, |n| &n.fingerprint))
+        .bind(each(news, |n| n.url_sealed.as_ref()))
+        .bind(each(news, |n| n.token_hash.as_ref()))
+        .bind(each(news, |n| n.redirect_url.as_ref()))
+        .bind(each(news, |n| n.expires_at.0))
+        .bind(each(news, |n| &n.customer.submitted_sealed))
         .fetch_all(conn)
         .await
         .ctx("storing a group of KYC requests")?;
-    let mut done = vec![None; news.len()];
-    for row in &rows {
-        let (i, upserted) = decode("storing a group of KYC requests", row, |r| {
-            Ok((r.i64("i")?, kyc::upserted(r)?))
-        })?;
-        done[position(i, news.len())?] = Some(upserted);
-    }
-    done.into_iter()
-        .map(|d| d.ok_or_else(|| StoreError::Corrupt("an init of a group was not upserted".into())))
-        .collect()
+    by_position(
+        &rows,
+        news.len(),
+        "storing a group of KYC requests",
+        kyc::upserted,
+    )?
+    .into_iter()
+    .map(|d| d.ok_or_else(|| StoreError::Corrupt("an init of a group was not upserted".into())))
+    .collect()
 }
 
-fn decode<T>(
+/// One column of the group, as the array a statement `unnest`s.
+fn each<'a, T>(news: &[&'a NewKyc], column: impl Fn(&'a NewKyc) -> T) -> Vec<T> {
+    news.iter().map(|n| column(n)).collect()
+}
+
+/// Each row's value at the place of the init it answers: rows carry the 1-based
+/// ordinality `i` of their init among `len`.
+fn by_position<T>(
+    rows: &[PgRow],
+    len: usize,
     context: &'static str,
-    row: &PgRow,
-    f: impl FnOnce(&dyn Row) -> DecodeResult<T>,
-) -> StoreResult<T> {
-    f(row).map_err(|e| corrupt(context, e))
-}
-
-/// A row's 1-based ordinality as an index into `len` inits.
-fn position(i: i64, len: usize) -> StoreResult<usize> {
-    usize::try_from(i - 1)
-        .ok()
-        .filter(|&p| p < len)
-        .ok_or_else(|| StoreError::Corrupt(format!("a group row numbered {i} of {len}")))
+    value: fn(&dyn Row) -> DecodeResult<T>,
+) -> StoreResult<Vec<Option<T>>> {
+    let mut placed: Vec<Option<T>> = std::iter::repeat_with(|| None).take(len).collect();
+    for row in rows {
+        let i = row.i64("i").map_err(|e| corrupt(context, e))?;
+        let found = value(row).map_err(|e| corrupt(context, e))?;
+        let at = usize::try_from(i - 1)
+            .ok()
+            .filter(|&p| p < len)
+            .ok_or_else(|| StoreError::Corrupt(format!("a group row numbered {i} of {len}")))?;
+        placed[at] = Some(found);
+    }
+    Ok(placed)
 }
