@@ -46,9 +46,7 @@ impl Auth {
             }
         }
     }
-}
 
-impl Auth {
     /// Keeps credentials in memory vouched for while the node serves
     /// (`store::credentials`): a revocation is in force within a second.
     pub async fn watch_credentials(&self) {

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// How often a serving node asks whether credentials changed.
-pub const POLL: Duration = Duration::from_millis(250);
+const POLL: Duration = Duration::from_millis(250);
 /// How long a poll's answer vouches for what is kept: under the 1 s the operators are
 /// promised, with room for the poll itself.
 const TRUSTED_FOR: Duration = Duration::from_millis(750);
@@ -171,13 +171,22 @@ where
 {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Said once per outage, not four times a second.
+    let mut doubting = false;
     loop {
         tick.tick().await;
         let asked = Instant::now();
         match version().await {
-            Ok(v) => credentials.vouch(v, asked),
+            Ok(v) => {
+                if std::mem::take(&mut doubting) {
+                    tracing::info!("credentials version readable again; keeping credentials");
+                }
+                credentials.vouch(v, asked);
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "could not read the credentials version; looking credentials up per request");
+                if !std::mem::replace(&mut doubting, true) {
+                    tracing::warn!(error = %e, "could not read the credentials version; looking credentials up per request");
+                }
                 credentials.doubt();
             }
         }
