@@ -1159,16 +1159,44 @@ async fn the_audit_trail(store: &std::sync::Arc<dyn Store>) {
     assert_eq!(list(None, None, Some(at(1)), 10).await, Vec::<i64>::new());
     assert_eq!(list(None, None, Some(NOW), 10).await, [4, 3, 2, 1]);
 
-    // Many reads recorded at once (PostgreSQL appends them together): one unbroken chain.
+    // Many reads recorded at once (appended together, on PostgreSQL in one statement):
+    // one unbroken chain, every entry kept whole, absent fields absent.
     let mut reads = tokio::task::JoinSet::new();
-    for _ in 0..50 {
+    for n in 0..50 {
         let store = store.clone();
-        reads.spawn(async move { store.append_audit(note("reader")).await.unwrap() });
+        let mut read = note("reader");
+        let entry = &mut read.entries[0];
+        entry.at = at(n);
+        entry.request_id = Some(format!("req-{n}"));
+        if n % 2 == 0 {
+            entry.kid = Some(kid(n as usize));
+            entry.cust_id = Some(format!("cust-{n}"));
+            entry.client_id = Some("PCCA".into());
+        }
+        reads.spawn(async move { store.append_audit(read).await.unwrap() });
     }
     reads.join_all().await;
     let all = store.audit_chain(0, 100).await.unwrap();
     assert_eq!(seqs(&all), (1..=54).collect::<Vec<_>>());
     assert_eq!(all[53].chain, chain(54));
+    let mut kept: Vec<_> = all[4..].iter().map(|r| r.entry.clone()).collect();
+    kept.sort_by_key(|e| e.at);
+    for (n, e) in (0i64..).zip(&kept) {
+        let even = n % 2 == 0;
+        assert_eq!(
+            (
+                e.at,
+                e.actor.as_str(),
+                e.action.as_str(),
+                e.outcome.as_str()
+            ),
+            (at(n), "reader", "test", "ok")
+        );
+        assert_eq!(e.request_id, Some(format!("req-{n}")));
+        assert_eq!(e.kid, even.then(|| kid(n as usize)));
+        assert_eq!(e.cust_id, even.then(|| format!("cust-{n}")));
+        assert_eq!(e.client_id.as_deref(), even.then_some("PCCA"));
+    }
 }
 
 contract!(

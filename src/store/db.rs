@@ -22,6 +22,11 @@ pub enum Arg<'a> {
     Text(Option<&'a str>),
     Bytes(Option<&'a [u8]>),
     Flag(bool),
+    /// Arrays, for one statement over many rows through `unnest`: PostgreSQL only
+    /// (SQLite has no arrays; its statements cost no round trip, so it loops).
+    Ints(&'a [i64]),
+    Texts(&'a [Option<&'a str>]),
+    Blobs(&'a [&'a [u8]]),
 }
 
 impl From<i64> for Arg<'_> {

@@ -36,6 +36,9 @@ fn bound<'q>(st: Statement<'q>) -> Query<'q, Postgres, PgArguments> {
             Arg::Flag(v) => q.bind(v),
             Arg::Text(v) => q.bind(v),
             Arg::Bytes(v) => q.bind(v),
+            Arg::Ints(v) => q.bind(v),
+            Arg::Texts(v) => q.bind(v),
+            Arg::Blobs(v) => q.bind(v),
         })
 }
 
