@@ -162,9 +162,10 @@ async fn compare(other: &Path, args: &Args) {
                     .map_or(0.0, |(_, run)| run.rps())
             };
             println!(
-                "round {round} {label:<6}  init {:>8.0}/s  status {:>8.0}/s",
+                "round {round} {label:<6}  init {:>8.0}/s  status {:>8.0}/s  sandbox completions {:>7.0}/s",
                 rate("init"),
-                rate("status")
+                rate("status"),
+                results.completions_per_s
             );
             rates[side].push((rate("init"), rate("status")));
         }
@@ -197,9 +198,9 @@ async fn measure(
 ) -> (report::BackendRuns, (usize, usize)) {
     let creds = dep.credentials();
     let server = dep.serve(&[]);
-    let (kids, sizes) = paycc::approved_kycs(&server.base, &creds, APPROVED).await;
+    let approved = paycc::approved_kycs(&server.base, &creds, APPROVED).await;
     let kids_file = tmp.join("kids.txt");
-    std::fs::write(&kids_file, kids.join("\n")).unwrap();
+    std::fs::write(&kids_file, approved.kids.join("\n")).unwrap();
     let target = wrk::Target {
         base: &server.base,
         auth: &creds.auth,
@@ -210,8 +211,9 @@ async fn measure(
     let results = report::BackendRuns {
         runs,
         peak_rss_kib: server.peak_rss_kib(),
+        completions_per_s: approved.completions_per_s,
     };
-    (results, sizes)
+    (results, approved.sizes)
 }
 
 /// The floor server on the same three workloads.

@@ -49,7 +49,7 @@ pub async fn run(dep: &Deployment, seconds: u64, max_in_flight: Option<u32>) -> 
     let creds = dep.credentials();
     let limit = max_in_flight.map(|n| ("PAYCC_MAX_IN_FLIGHT", n.to_string()));
     let server = dep.serve(limit.as_slice());
-    let (kids, _) = approved_kycs(&server.base, &creds, 1000).await;
+    let kids = approved_kycs(&server.base, &creds, 1000).await.kids;
     let target = Arc::new(Target {
         addr: server.base.trim_start_matches("http://").to_owned(),
         creds,

@@ -13,6 +13,7 @@ const END: &str = "<!-- bench:end -->";
 pub struct BackendRuns {
     pub runs: Vec<(Workload, Run)>,
     pub peak_rss_kib: u64,
+    pub completions_per_s: f64,
 }
 
 pub struct Report {
@@ -98,6 +99,15 @@ impl Report {
                 s,
                 "- paycc peak RSS on {name} (all three workloads): {:.1} MiB",
                 b.peak_rss_kib as f64 / 1024.0
+            );
+        }
+        for (name, b) in &self.backends {
+            let _ = writeln!(
+                s,
+                "- Sandbox completions on {name} (the {} approved KYCs the status workload reads, \
+                 made before it through the API, 64 at a time, one reqwest client): {:.0}/s",
+                super::APPROVED,
+                b.completions_per_s
             );
         }
         if let Some(slow) = &self.slow {
