@@ -208,16 +208,7 @@ pub async fn approved_kycs(base: &str, creds: &Credentials, n: usize) -> Approve
             creds.merchant
         );
         async move {
-            let init = http
-                .post(url)
-                .header("Authorization", auth)
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let init = post(&http, &url, &auth, body).await.text().await.unwrap();
             let kid = serde_json::from_str::<Value>(&init).unwrap()["data"]["kid"]
                 .as_str()
                 .unwrap_or_else(|| panic!("init failed: {init}"))
@@ -233,13 +224,13 @@ pub async fn approved_kycs(base: &str, creds: &Credentials, n: usize) -> Approve
         let (http, auth) = (http.clone(), creds.auth.clone());
         let url = format!("{base}/v1/sandbox/kyc/{kid}/complete");
         async move {
-            let done = http
-                .post(url)
-                .header("Authorization", auth)
-                .body(r#"{"outcome":"approved","faceMatch":96}"#)
-                .send()
-                .await
-                .unwrap();
+            let done = post(
+                &http,
+                &url,
+                &auth,
+                r#"{"outcome":"approved","faceMatch":96}"#,
+            )
+            .await;
             assert!(done.status().is_success(), "{}", done.status());
         }
     })
@@ -260,6 +251,21 @@ pub async fn approved_kycs(base: &str, creds: &Credentials, n: usize) -> Approve
         sizes: (init_bytes, status.len()),
         completions_per_s,
     }
+}
+
+/// One authorized POST of the setup; it panics on a transport error.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    auth: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    http.post(url)
+        .header("Authorization", auth)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Runs `job` for every item, `IN_FLIGHT` at a time; the outputs in no set order.
