@@ -194,7 +194,7 @@ pub struct Approved {
 }
 
 /// Requests the setup keeps in flight, as many as wrk's connections.
-const IN_FLIGHT: usize = 64;
+pub const IN_FLIGHT: usize = 64;
 
 /// `n` inits through the API, then the sandbox's completion of each as approved, each
 /// phase with `IN_FLIGHT` requests at a time; the second is timed.

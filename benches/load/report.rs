@@ -105,8 +105,9 @@ impl Report {
             let _ = writeln!(
                 s,
                 "- Sandbox completions on {name} (the {} approved KYCs the status workload reads, \
-                 made before it through the API, 64 at a time, one reqwest client): {:.0}/s",
+                 made before it through the API, {} at a time, one reqwest client): {:.0}/s",
                 super::APPROVED,
+                super::paycc::IN_FLIGHT,
                 b.completions_per_s
             );
         }
