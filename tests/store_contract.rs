@@ -109,17 +109,6 @@ async fn client_with_merchant(
     (client_pk, merchant.pk)
 }
 
-fn transition(kid: &str, to: KycState, at: UnixMs) -> Transition {
-    Transition {
-        kid: kid.to_owned(),
-        to,
-        reason: None,
-        result_sealed: None,
-        now: at,
-        audit: None,
-    }
-}
-
 /// An audit note that links entries by a plain (unkeyed) hash of the previous link and
 /// the sequence number: enough to check the store's ordering.
 fn note(actor: &str) -> AuditNote {
@@ -341,25 +330,25 @@ async fn inits_reads_and_customers(store: &dyn Store) {
     // The guarded moves, and the verified identity an approval gives the customer.
     assert_eq!(
         store
-            .transition(transition(&kid(1), KycState::InProgress, at(1)))
+            .transition(Transition::new(&kid(1), KycState::InProgress, at(1)))
             .await
             .unwrap(),
         Some(KycState::InProgress)
     );
     assert_eq!(
         store
-            .transition(transition(&kid(1), KycState::Pending, at(2)))
+            .transition(Transition::new(&kid(1), KycState::Pending, at(2)))
             .await
             .unwrap(),
         Some(KycState::InProgress)
     );
-    let mut approve = transition(&kid(1), KycState::Approved, at(3));
+    let mut approve = Transition::new(&kid(1), KycState::Approved, at(3));
     approve.result_sealed = Some(b"identity".to_vec());
     assert_eq!(
         store.transition(approve).await.unwrap(),
         Some(KycState::Approved)
     );
-    let mut reject = transition(&kid(1), KycState::Rejected, at(4));
+    let mut reject = Transition::new(&kid(1), KycState::Rejected, at(4));
     reject.reason = Some("too late".into());
     assert_eq!(
         store.transition(reject).await.unwrap(),
@@ -367,7 +356,7 @@ async fn inits_reads_and_customers(store: &dyn Store) {
     );
     assert_eq!(
         store
-            .transition(transition(&kid(7), KycState::Approved, NOW))
+            .transition(Transition::new(&kid(7), KycState::Approved, NOW))
             .await
             .unwrap(),
         None
@@ -501,11 +490,45 @@ async fn expiry_and_provider_bookkeeping(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    store.mark_checked(&kid(2), at(500)).await.unwrap();
+    // Asking the provider marks the request checked, whether the answer moves it or not;
+    // a move made without asking (a journey step, an operator) leaves the mark as it was.
+    let state_and_check = |n| {
+        let store = &store;
+        async move {
+            let r = store.kyc(&kid(n), None).await.unwrap().unwrap();
+            (r.state, r.checked_at)
+        }
+    };
+    let checked = |to, t| Transition {
+        checked: true,
+        ..Transition::new(&kid(2), to, at(t))
+    };
+    let moved = store.transition(checked(KycState::InProgress, 500)).await;
+    assert_eq!(moved.unwrap(), Some(KycState::InProgress));
     assert_eq!(
-        store.kyc(&kid(2), None).await.unwrap().unwrap().checked_at,
-        Some(at(500))
+        state_and_check(2).await,
+        (KycState::InProgress, Some(at(500)))
     );
+    let unasked = Transition::new(&kid(2), KycState::Pending, at(600));
+    assert_eq!(
+        store.transition(unasked).await.unwrap(),
+        Some(KycState::InProgress)
+    );
+    assert_eq!(
+        state_and_check(2).await,
+        (KycState::InProgress, Some(at(500)))
+    );
+    let kept = store.transition(checked(KycState::Pending, 700)).await;
+    assert_eq!(kept.unwrap(), Some(KycState::InProgress));
+    assert_eq!(
+        state_and_check(2).await,
+        (KycState::InProgress, Some(at(700)))
+    );
+    let unknown = Transition {
+        checked: true,
+        ..Transition::new(&kid(9), KycState::Approved, at(800))
+    };
+    assert_eq!(store.transition(unknown).await.unwrap(), None);
 
     assert!(
         store
@@ -636,11 +659,11 @@ async fn the_callback_outbox(store: &dyn Store) {
 
     store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
     store
-        .transition(transition(&kid(1), KycState::AwaitingApproval, at(1)))
+        .transition(Transition::new(&kid(1), KycState::AwaitingApproval, at(1)))
         .await
         .unwrap();
     store
-        .transition(transition(&kid(1), KycState::Approved, at(2)))
+        .transition(Transition::new(&kid(1), KycState::Approved, at(2)))
         .await
         .unwrap();
     // A kid's events go out in order: the second waits for the first.
@@ -801,7 +824,7 @@ async fn clients_take_turns_at_the_callback_outbox(store: &dyn Store) {
             .unwrap();
         for n in first..first + count {
             store.init_kyc(new_kyc(merchant_pk, n, n)).await.unwrap();
-            let mut rejected = transition(&kid(n), KycState::Rejected, at(due + n as i64));
+            let mut rejected = Transition::new(&kid(n), KycState::Rejected, at(due + n as i64));
             rejected.reason = Some("no".into());
             store.transition(rejected).await.unwrap();
             kids.push((client, kid(n)));
@@ -855,7 +878,7 @@ async fn simultaneous_claims_share_without_overlap(store: &dyn Store) {
         .unwrap();
     for n in 1..=12 {
         store.init_kyc(new_kyc(merchant_pk, n, n)).await.unwrap();
-        let mut rejected = transition(&kid(n), KycState::Rejected, at(n as i64));
+        let mut rejected = Transition::new(&kid(n), KycState::Rejected, at(n as i64));
         rejected.reason = Some("no".into());
         store.transition(rejected).await.unwrap();
     }
@@ -897,10 +920,10 @@ async fn retention_purges_what_has_ended(store: &dyn Store) {
     // one rejected request (ends at 20).
     store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
     store.init_kyc(new_kyc(merchant_pk, 2, 2)).await.unwrap();
-    let mut approve = transition(&kid(1), KycState::Approved, at(10));
+    let mut approve = Transition::new(&kid(1), KycState::Approved, at(10));
     approve.result_sealed = Some(b"identity".to_vec());
     store.transition(approve).await.unwrap();
-    let mut reject = transition(&kid(2), KycState::Rejected, at(20));
+    let mut reject = Transition::new(&kid(2), KycState::Rejected, at(20));
     reject.reason = Some("no".into());
     store.transition(reject).await.unwrap();
     store.init_kyc(new_kyc(merchant_pk, 1, 3)).await.unwrap();
@@ -1024,7 +1047,7 @@ async fn retention_purges_what_has_ended(store: &dyn Store) {
             .unwrap(),
         PurgeOutcome::Unknown
     );
-    let mut expire = transition(&kid(3), KycState::Expired, at(120));
+    let mut expire = Transition::new(&kid(3), KycState::Expired, at(120));
     expire.reason = Some("link expired".into());
     store.transition(expire).await.unwrap();
     assert_eq!(
@@ -1122,7 +1145,7 @@ async fn the_audit_trail(store: &std::sync::Arc<dyn Store>) {
     store.init_kyc(new_kyc(merchant_pk, 1, 1)).await.unwrap();
     let mut decided = note("operator");
     decided.entries[0].kid = Some(kid(1));
-    let mut reject = transition(&kid(1), KycState::Rejected, at(5));
+    let mut reject = Transition::new(&kid(1), KycState::Rejected, at(5));
     reject.reason = Some("no".into());
     reject.audit = Some(decided.clone());
     assert_eq!(
@@ -1252,7 +1275,7 @@ async fn simultaneous_sweeps_purge_each_request_once(store: &dyn Store) {
     let (_, merchant_pk) = client_with_merchant(store, "PCCA", "MID1").await;
     for n in 1..=20 {
         store.init_kyc(new_kyc(merchant_pk, n, n)).await.unwrap();
-        let mut reject = transition(&kid(n), KycState::Rejected, at(n as i64));
+        let mut reject = Transition::new(&kid(n), KycState::Rejected, at(n as i64));
         reject.reason = Some("no".into());
         store.transition(reject).await.unwrap();
     }

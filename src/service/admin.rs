@@ -7,7 +7,7 @@ use crate::domain::sealed::SealedColumn;
 use crate::domain::state::KycState;
 use crate::store::StoreError;
 use crate::store::UnixMs;
-use crate::store::{MerchantRecord, RateLimit, Switch};
+use crate::store::{MerchantRecord, RateLimit, Switch, Transition};
 use serde::Serialize;
 
 /// Shown once: only the hash of the secret is kept.
@@ -174,7 +174,11 @@ impl Admin {
             .about(&r.kid, &r.cust_id, &r.client_id);
         let audit = self.audit_note(vec![entry]);
         let after = self
-            .move_kyc(&r.kid, to, Some(stored_reason), None, Some(audit))
+            .move_kyc(Transition {
+                reason: Some(stored_reason),
+                audit: Some(audit),
+                ..self.moving(&r.kid, to)
+            })
             .await?;
         if after != to {
             return Err(ServiceError::Conflict(format!(

@@ -134,7 +134,7 @@ impl Journeys {
                     .save_sandbox_session(&record.kid, &session_at(step.next()), now)
                     .await?;
                 if state.can_move_to(KycState::InProgress) {
-                    self.move_kyc(&record.kid, KycState::InProgress, None, None, None)
+                    self.move_kyc(self.moving(&record.kid, KycState::InProgress))
                         .await?;
                 }
             }

@@ -8,7 +8,7 @@ use crate::domain::callback::KycEvent;
 use crate::domain::sealed::SealedColumn;
 use crate::domain::state::{EXPIRED_REASON, KycState, Verdict};
 use crate::provider::{Applicant, ProviderResult, ProviderState};
-use crate::store::{AuditNote, KycRecord, Transition};
+use crate::store::{KycRecord, Transition};
 
 impl Core {
     /// A request of one of the client's merchants; anything else reads as missing. A
@@ -68,9 +68,7 @@ impl Core {
     pub(super) async fn refresh(&self, r: &KycRecord) -> ServiceResult<KycState> {
         let requested = self.requested_person(r)?;
         let result = self.provider.fetch_result(&r.kid, &requested).await?;
-        let state = self.apply(&r.kid, &requested, result).await?;
-        self.store.mark_checked(&r.kid, self.now_ms()).await?;
-        Ok(state)
+        self.apply(&r.kid, &requested, result).await
     }
 
     /// What the merchant submitted with `r`. Only an ended request is purged, and none of
@@ -92,9 +90,10 @@ impl Core {
         })
     }
 
-    /// Moves the request to what the provider reports. An approval stands only for the
-    /// person asked about: its identity is bound to the requested PAN and name here, for
-    /// every provider, and one of someone else is rejected or left for review.
+    /// Moves the request to what the provider reports, and marks it checked. An approval
+    /// stands only for the person asked about: its identity is bound to the requested PAN
+    /// and name here, for every provider, and one of someone else is rejected or left
+    /// for review.
     async fn apply(
         &self,
         kid: &str,
@@ -132,27 +131,24 @@ impl Core {
         let result_sealed = identity
             .as_ref()
             .map(|i| self.seal_json(SealedColumn::KycResult, kid, i));
-        self.move_kyc(kid, to, reason, result_sealed, None).await
+        self.move_kyc(Transition {
+            reason,
+            result_sealed,
+            checked: true,
+            ..self.moving(kid, to)
+        })
+        .await
+    }
+
+    /// A move of `kid` into `to` now, with nothing else recorded.
+    pub(super) fn moving(&self, kid: &str, to: KycState) -> Transition {
+        Transition::new(kid, to, self.now_ms())
     }
 
     /// A guarded move; announces it to the callback worker when it queued an event.
-    /// `audit` is recorded with the move if it applies.
-    pub(super) async fn move_kyc(
-        &self,
-        kid: &str,
-        to: KycState,
-        reason: Option<String>,
-        result_sealed: Option<Vec<u8>>,
-        audit: Option<AuditNote>,
-    ) -> ServiceResult<KycState> {
-        let t = Transition {
-            kid: kid.to_owned(),
-            to,
-            reason,
-            result_sealed,
-            now: self.now_ms(),
-            audit,
-        };
+    pub(super) async fn move_kyc(&self, t: Transition) -> ServiceResult<KycState> {
+        let to = t.to;
+        let kid = t.kid.clone();
         let after = self
             .store
             .transition(t)

@@ -198,6 +198,24 @@ pub struct Transition {
     pub now: UnixMs,
     /// Appended to the audit trail with the move, only if the move applies.
     pub audit: Option<AuditNote>,
+    /// The provider was just asked about the request: it counts as checked at `now`,
+    /// whether or not the move applies (a re-check then leaves it be for a while).
+    pub checked: bool,
+}
+
+impl Transition {
+    /// A move of `kid` into `to` at `now`, with nothing else recorded.
+    pub fn new(kid: &str, to: KycState, now: UnixMs) -> Self {
+        Transition {
+            kid: kid.to_owned(),
+            to,
+            reason: None,
+            result_sealed: None,
+            now,
+            audit: None,
+            checked: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -415,7 +433,6 @@ pub trait KycRequests: Send + Sync + 'static {
         now: UnixMs,
         limit: i64,
     ) -> StoreResult<Vec<String>>;
-    async fn mark_checked(&self, kid: &str, now: UnixMs) -> StoreResult<()>;
     /// `true` the first time an event id is seen, `false` for a redelivery.
     async fn record_webhook_event(
         &self,
