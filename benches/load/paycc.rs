@@ -99,11 +99,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// The most memory the process has held (VmHWM), in KiB.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// The most memory the process has held (VmHWM), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         peak_rss_kib(self.child.id())
     }
