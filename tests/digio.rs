@@ -234,6 +234,34 @@ async fn partial_and_malformed_results_are_read_defensively(backend: Backend) {
     );
 }
 
+/// A status read that found the request stale asks Digio; an answer that moves nothing
+/// still counts as a check, so the next reads answer from storage until the request is
+/// stale again.
+async fn an_answer_that_moves_nothing_counts_as_a_check(backend: Backend) {
+    let (app, fake) = spawn(backend, |a| {
+        a.stale_after = Duration::from_secs(30);
+        a.reconcile_after = Duration::from_secs(3600);
+        a.reconcile_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let kid = app.init_kid().await;
+    fake.set_response(&kid, json!({"id": kid, "status": "requested"}));
+    let pending = format!(
+        r#"{{"code":"0x0206","status":"PENDING","message":"Kyc is pending","data":{{"kid":"{kid}","state":"pending"}}}}"#
+    );
+    app.status(&kid).await.assert_exact(200, &pending);
+    assert_eq!(fake.response_calls(), 0, "a fresh request is not looked up");
+    app.clock.advance(Duration::from_secs(31));
+    app.status(&kid).await.assert_exact(200, &pending);
+    assert_eq!(fake.response_calls(), 1, "a stale request is looked up");
+    app.clock.advance(Duration::from_secs(20));
+    app.status(&kid).await.assert_exact(200, &pending);
+    assert_eq!(fake.response_calls(), 1, "checked 20 s ago: not stale");
+    app.clock.advance(Duration::from_secs(11));
+    app.status(&kid).await.assert_exact(200, &pending);
+    assert_eq!(fake.response_calls(), 2, "checked 31 s ago: stale again");
+}
+
 async fn webhooks_are_verified_deduplicated_and_never_trusted(backend: Backend) {
     let (app, fake) = spawn(backend, |_| {}).await;
     let kid = app.init_kid().await;
@@ -540,6 +568,7 @@ on_both_backends!(
     a_slow_provider_times_out_and_the_request_is_marked_failed,
     provider_errors_and_malformed_answers_are_0x0205,
     partial_and_malformed_results_are_read_defensively,
+    an_answer_that_moves_nothing_counts_as_a_check,
     webhooks_are_verified_deduplicated_and_never_trusted,
     the_reconciler_picks_up_a_missed_webhook,
     a_failing_provider_is_paused_by_the_breaker,
