@@ -85,6 +85,7 @@ pub struct Metrics {
     pub sqlite_batch_writes: Histogram,
     pub sqlite_commit_seconds: Histogram,
     pub postgres_group_inits: Histogram,
+    pub postgres_group_moves: Histogram,
     pub postgres_connections: Gauge,
     pub postgres_idle_connections: Gauge,
     pub credentials_lookups: Family<KeptLabels, Counter>,
@@ -114,6 +115,7 @@ impl Metrics {
             sqlite_batch_writes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             sqlite_commit_seconds: latency(),
             postgres_group_inits: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            postgres_group_moves: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             postgres_connections: Gauge::default(),
             postgres_idle_connections: Gauge::default(),
             credentials_lookups: Family::default(),
@@ -174,7 +176,7 @@ impl Metrics {
         );
         r.register(
             "queue_depth",
-            "Jobs waiting in an internal queue (sqlite_writer, sqlite_readers, postgres_*_lookups, postgres_init_groups), as last seen",
+            "Jobs waiting in an internal queue (sqlite_writer, sqlite_readers, postgres_*_lookups, postgres_init_groups, postgres_move_groups), as last seen",
             m.queue_depth.clone(),
         );
         r.register(
@@ -192,6 +194,11 @@ impl Metrics {
             "postgres_group_inits",
             "Inits written together in one PostgreSQL transaction",
             m.postgres_group_inits.clone(),
+        );
+        r.register(
+            "postgres_group_moves",
+            "Moves of KYC requests written together in one PostgreSQL transaction",
+            m.postgres_group_moves.clone(),
         );
         r.register(
             "postgres_connections",
@@ -306,8 +313,12 @@ pub fn refused(reason: &'static str) {
         .inc();
 }
 
-pub fn postgres_group(inits: usize) {
+pub fn postgres_group_inits(inits: usize) {
     METRICS.postgres_group_inits.observe(inits as f64);
+}
+
+pub fn postgres_group_moves(moves: usize) {
+    METRICS.postgres_group_moves.observe(moves as f64);
 }
 
 pub fn credentials_lookup(kept: bool) {

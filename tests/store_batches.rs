@@ -1,5 +1,5 @@
 //! The SQLite writer commits many requests' writes in one transaction, and PostgreSQL
-//! writes inits that arrive together in one (group commit). A write that fails inside a
+//! writes inits, and moves of requests, that arrive together in one (group commit). A write that fails inside a
 //! shared batch must leave no trace, and must not take the other writes of its batch
 //! down with it: on a real database file and a real PostgreSQL, with the writes sent at
 //! once so that they share batches.
@@ -10,8 +10,8 @@ use paycc::domain::state::KycState;
 use paycc::store::postgres::{PgSettings, PgStore};
 use paycc::store::sqlite::SqliteStore;
 use paycc::store::{
-    ClientPk, CustomerLookup, KycRequests, MerchantPk, NewCustomer, NewKyc, Settings, Store,
-    StoreError, Unique, UnixMs,
+    AuditEntry, AuditFilter, AuditNote, CallbackFilter, ClientPk, CustomerLookup, KycRequests,
+    MerchantPk, NewCustomer, NewKyc, Settings, Store, StoreError, Transition, Unique, UnixMs,
 };
 use std::sync::Arc;
 
@@ -77,6 +77,20 @@ async fn with_merchant(store: &dyn Store) -> (ClientPk, MerchantPk) {
     (client_pk, merchant.pk)
 }
 
+/// The customer of `new_kyc`'s PAN number `n`, at the merchant `with_merchant` made.
+async fn customer_by_pan(
+    store: &dyn Store,
+    client_pk: ClientPk,
+    n: usize,
+) -> Option<paycc::store::CustomerRecord> {
+    let pan_hash = format!("pan-{n}").into_bytes();
+    let lookup = CustomerLookup::PanHash(pan_hash);
+    store
+        .customer(client_pk, "MID000000001", lookup)
+        .await
+        .unwrap()
+}
+
 /// A fresh PostgreSQL store with one client and its merchant, when PostgreSQL is there;
 /// the database lives as long as the returned handle.
 async fn postgres_with_merchant() -> Option<(common::TestDb, Arc<dyn Store>, ClientPk, MerchantPk)>
@@ -116,7 +130,8 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     a_failing_write_leaves_no_trace_and_its_batch_still_commits,
-    inits_of_one_customer_sent_together_keep_every_guarantee
+    inits_of_one_customer_sent_together_keep_every_guarantee,
+    moves_sent_together_each_land_as_if_alone
 );
 
 async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits(
@@ -154,14 +169,7 @@ async fn a_failing_write_leaves_no_trace_and_its_batch_still_commits(
     }
 
     for n in 1..=300 {
-        let customer = store
-            .customer(
-                client_pk,
-                "MID000000001",
-                CustomerLookup::PanHash(format!("pan-{n}").into_bytes()),
-            )
-            .await
-            .unwrap();
+        let customer = customer_by_pan(store.as_ref(), client_pk, n).await;
         let request = store.kyc(&kid(n), Some(client_pk)).await.unwrap();
         if n % 10 == 0 {
             assert!(customer.is_none(), "the failed write {n} left its customer");
@@ -222,16 +230,261 @@ async fn inits_of_one_customer_sent_together_keep_every_guarantee(
         );
     }
     for customer in 0..10 {
-        let found = store
-            .customer(
-                client_pk,
-                "MID000000001",
-                CustomerLookup::PanHash(format!("pan-{customer}").into_bytes()),
-            )
+        let found = customer_by_pan(store.as_ref(), client_pk, customer)
             .await
-            .unwrap()
             .unwrap();
         assert_eq!(found.cust_id, format!("C{customer:011}"));
+    }
+}
+
+/// Moves of many requests sent at once, several of one request and several approvals of
+/// one customer among them: each answers and lands as it would alone (state, reason,
+/// result, provider check), every approved customer carries one of its approved KYCs,
+/// each announced move queues its one callback, and an operator's decision is audited
+/// only when it applies.
+async fn moves_sent_together_each_land_as_if_alone(
+    store: Arc<dyn Store>,
+    client_pk: ClientPk,
+    merchant_pk: MerchantPk,
+) {
+    assert!(
+        store
+            .set_client_callback("client-1", "http://127.0.0.1:9/callbacks", None)
+            .await
+            .unwrap()
+    );
+    // Twenty customers of three requests each (n, n + 20, n + 40), and two of their own.
+    let customer = |n: usize| if n < 60 { n % 20 } else { n };
+    for n in 0..62 {
+        let mut new = new_kyc(merchant_pk, n, kid(n));
+        new.customer.pan_hash = format!("pan-{}", customer(n)).into_bytes();
+        new.customer.cust_id = format!("C{:011}", customer(n));
+        store.init_kyc(new).await.unwrap();
+    }
+    let approved = |n: usize| Transition {
+        result_sealed: Some(vec![n as u8]),
+        checked: true,
+        ..Transition::new(&kid(n), KycState::Approved, at(1_000))
+    };
+    assert_eq!(
+        store.transition(approved(61)).await.unwrap(),
+        Some(KycState::Approved)
+    );
+    let decided = |n: usize| Transition {
+        reason: Some(format!("operator {n}")),
+        audit: Some(AuditNote {
+            entries: vec![AuditEntry {
+                at: at(2_000),
+                actor: "operator".into(),
+                action: "reject".into(),
+                kid: Some(kid(n)),
+                cust_id: None,
+                client_id: None,
+                request_id: None,
+                outcome: "ok".into(),
+            }],
+            link: Arc::new(|prev: &[u8], seq: i64, _: &AuditEntry| {
+                [prev, &seq.to_be_bytes()].concat()
+            }),
+        }),
+        ..Transition::new(&kid(n), KycState::Rejected, at(2_000))
+    };
+
+    // Each move, with the answers it may get: which one depends on what lands first.
+    let mut moves: Vec<(Transition, Vec<Option<KycState>>)> = Vec::new();
+    let (pending, in_progress, rejected) = (
+        Some(KycState::Pending),
+        Some(KycState::InProgress),
+        Some(KycState::Rejected),
+    );
+    for n in 0..60 {
+        let moving = |to| Transition::new(&kid(n), to, at(2_000));
+        match n % 4 {
+            // Approved twice by the provider: one applies, both answer approved.
+            0 => {
+                for _ in 0..2 {
+                    moves.push((approved(n), vec![Some(KycState::Approved)]));
+                }
+            }
+            // Rejected, and a journey step that applies only if it comes first.
+            1 => {
+                let rejection = Transition {
+                    reason: Some(format!("rejected {n}")),
+                    ..moving(KycState::Rejected)
+                };
+                moves.push((rejection, vec![rejected]));
+                moves.push((moving(KycState::InProgress), vec![in_progress, rejected]));
+            }
+            // Checked twice: once moving it on, once with an answer that moves nothing.
+            2 => {
+                let checked = |to| Transition {
+                    checked: true,
+                    ..moving(to)
+                };
+                moves.push((checked(KycState::InProgress), vec![in_progress]));
+                moves.push((checked(KycState::Pending), vec![pending, in_progress]));
+            }
+            // A move that cannot apply, unchecked: nothing changes.
+            _ => moves.push((moving(KycState::Pending), vec![pending])),
+        }
+    }
+    moves.push((decided(60), vec![rejected]));
+    moves.push((decided(61), vec![Some(KycState::Approved)]));
+    for (unknown, checked) in [(1_000, true), (1_001, false)] {
+        let t = Transition {
+            checked,
+            ..Transition::new(&kid(unknown), KycState::Approved, at(2_000))
+        };
+        moves.push((t, vec![None]));
+    }
+    let mut sent = tokio::task::JoinSet::new();
+    for (t, answers) in moves {
+        let store = store.clone();
+        sent.spawn(async move {
+            let kid = t.kid.clone();
+            let answer = store.transition(t).await;
+            (kid, answer, answers)
+        });
+    }
+    while let Some(done) = sent.join_next().await {
+        let (kid, answer, answers) = done.unwrap();
+        let answer = answer.unwrap_or_else(|e| panic!("{kid}: {e}"));
+        assert!(
+            answers.contains(&answer),
+            "{kid}: {answer:?}, not {answers:?}"
+        );
+    }
+
+    let mut announced = Vec::new();
+    for n in 0..62 {
+        let r = store.kyc(&kid(n), Some(client_pk)).await.unwrap().unwrap();
+        let landed = (
+            r.state,
+            r.reason,
+            r.result_sealed,
+            r.checked_at,
+            r.updated_at,
+        );
+        let (first, second) = (Some(at(1_000)), at(2_000));
+        let expected = match n {
+            60 => (
+                KycState::Rejected,
+                Some("operator 60".into()),
+                None,
+                None,
+                second,
+            ),
+            61 => (KycState::Approved, None, Some(vec![61]), first, at(1_000)),
+            _ => match n % 4 {
+                0 => (
+                    KycState::Approved,
+                    None,
+                    Some(vec![n as u8]),
+                    first,
+                    at(1_000),
+                ),
+                1 => (
+                    KycState::Rejected,
+                    Some(format!("rejected {n}")),
+                    None,
+                    None,
+                    second,
+                ),
+                2 => (KycState::InProgress, None, None, Some(second), second),
+                _ => (KycState::Pending, None, None, None, NOW),
+            },
+        };
+        assert_eq!(landed, expected, "request {n}");
+        if matches!(r.state, KycState::Approved | KycState::Rejected) {
+            announced.push((kid(n), r.state.as_str()));
+        }
+    }
+    for c in (0..20).chain([60, 61]) {
+        let verified = customer_by_pan(store.as_ref(), client_pk, c)
+            .await
+            .unwrap()
+            .verified;
+        let approvals: Vec<usize> = [c, c + 20, c + 40]
+            .into_iter()
+            .filter(|&n| (c < 20 && n % 4 == 0) || (c == 61 && n == 61))
+            .collect();
+        match verified {
+            None => assert!(approvals.is_empty(), "customer {c} was not verified"),
+            Some((verified_kid, sealed)) => {
+                let n = approvals
+                    .into_iter()
+                    .find(|&n| kid(n) == verified_kid)
+                    .unwrap_or_else(|| panic!("customer {c} verified by {verified_kid}"));
+                assert_eq!(sealed, vec![n as u8], "customer {c}");
+            }
+        }
+    }
+    let mut queued: Vec<_> = store
+        .list_callbacks(CallbackFilter::All, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kid, e.state.as_str()))
+        .collect();
+    queued.sort();
+    announced.sort();
+    assert_eq!(queued, announced);
+    for (n, entries) in [(60, 1), (61, 0)] {
+        let filter = AuditFilter {
+            kid: Some(kid(n)),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.audit_entries(&filter).await.unwrap().len(), entries);
+    }
+}
+
+/// A move PostgreSQL refuses (a reason with a NUL byte, which its text cannot hold) fails
+/// its group's statement; the group is replayed move by move, and only that move fails.
+#[tokio::test]
+async fn a_refused_move_fails_alone_and_its_group_still_commits() {
+    let Some((_db, store, client_pk, merchant_pk)) = postgres_with_merchant().await else {
+        return;
+    };
+    for n in 0..100 {
+        store
+            .init_kyc(new_kyc(merchant_pk, n, kid(n)))
+            .await
+            .unwrap();
+    }
+    let mut sent = tokio::task::JoinSet::new();
+    for n in 0..100 {
+        let store = store.clone();
+        let reason = if n % 25 == 7 {
+            "bad\0reason"
+        } else {
+            "rejected"
+        };
+        let t = Transition {
+            reason: Some(reason.into()),
+            ..Transition::new(&kid(n), KycState::Rejected, at(1_000))
+        };
+        sent.spawn(async move { (n, store.transition(t).await) });
+    }
+    while let Some(done) = sent.join_next().await {
+        match done.unwrap() {
+            (n, Err(StoreError::Backend { context, .. })) if n % 25 == 7 => {
+                assert_eq!(context, "moving a KYC request", "move {n}")
+            }
+            (n, answer) => {
+                assert!(n % 25 != 7, "move {n}: {answer:?}");
+                assert_eq!(answer.unwrap(), Some(KycState::Rejected), "move {n}");
+            }
+        }
+    }
+    for n in 0..100 {
+        let r = store.kyc(&kid(n), Some(client_pk)).await.unwrap().unwrap();
+        let expected = if n % 25 == 7 {
+            (KycState::Pending, None)
+        } else {
+            (KycState::Rejected, Some("rejected".to_owned()))
+        };
+        assert_eq!((r.state, r.reason), expected, "request {n}");
     }
 }
 

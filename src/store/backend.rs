@@ -9,7 +9,9 @@ use super::credentials::Credentials;
 use super::db::Conn;
 use super::{
     AuditNote, ClientPk, ClientRecord, InitStored, KycRecord, MerchantRecord, NewKyc, StoreResult,
+    Transition,
 };
+use crate::domain::state::KycState;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -79,10 +81,21 @@ pub trait Backend: Send + Sync + 'static {
     fn credentials(&self) -> &Arc<Credentials>;
 
     /// Stores an init (`ops::kyc::init`) in a transaction of its own; PostgreSQL writes
-    /// the inits that arrive together in one (`postgres::group`).
+    /// the inits that arrive together in one (`postgres::inits`).
     fn store_init(&self, new: NewKyc) -> impl Future<Output = StoreResult<InitStored>> + Send {
         self.run(Access::Atomic, new, |c, new| {
             Box::pin(super::ops::kyc::init(c, new))
+        })
+    }
+
+    /// Moves a request (`ops::kyc::transition`) in a transaction of its own; PostgreSQL
+    /// writes the moves that arrive together in one (`postgres::transitions`).
+    fn store_transition(
+        &self,
+        t: Transition,
+    ) -> impl Future<Output = StoreResult<Option<KycState>>> + Send {
+        self.run(Access::Atomic, t, |c, t| {
+            Box::pin(super::ops::kyc::transition(c, t))
         })
     }
 

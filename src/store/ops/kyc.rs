@@ -339,26 +339,7 @@ pub async fn transition(c: &mut impl Conn, t: &Transition) -> StoreResult<Option
         .await?
         == 1;
     if !moved {
-        return match checked_at {
-            Some(now) => {
-                c.fetch_one(
-                    "marking a request checked",
-                    "UPDATE kyc_requests SET checked_at = $1 WHERE kid = $2 RETURNING state AS t",
-                    args![now, &t.kid],
-                    rows::state,
-                )
-                .await
-            }
-            None => {
-                c.fetch_one(
-                    "reading a KYC state",
-                    "SELECT state AS t FROM kyc_requests WHERE kid = $1",
-                    args![&t.kid],
-                    rows::state,
-                )
-                .await
-            }
-        };
+        return unmoved(c, t).await;
     }
     if t.to == KycState::Approved {
         c.execute(
@@ -376,6 +357,28 @@ pub async fn transition(c: &mut impl Conn, t: &Transition) -> StoreResult<Option
         super::audit::append(c, note).await?;
     }
     Ok(Some(t.to))
+}
+
+/// Where a transition that did not apply leaves its request: its state (`None`: no such
+/// kid), marked checked first when the provider was asked.
+pub async fn unmoved(c: &mut impl Conn, t: &Transition) -> StoreResult<Option<KycState>> {
+    if t.checked {
+        c.fetch_one(
+            "marking a request checked",
+            "UPDATE kyc_requests SET checked_at = $1 WHERE kid = $2 RETURNING state AS t",
+            args![t.now, &t.kid],
+            rows::state,
+        )
+        .await
+    } else {
+        c.fetch_one(
+            "reading a KYC state",
+            "SELECT state AS t FROM kyc_requests WHERE kid = $1",
+            args![&t.kid],
+            rows::state,
+        )
+        .await
+    }
 }
 
 /// The guarded UPDATE into `to`, built once per state.
@@ -554,7 +557,7 @@ impl<B: Backend> KycRequests for B {
     }
 
     async fn transition(&self, t: Transition) -> StoreResult<Option<KycState>> {
-        self.run(Atomic, t, |c, t| Box::pin(transition(c, t))).await
+        self.store_transition(t).await
     }
 
     async fn expire_due(&self, now: UnixMs, limit: i64) -> StoreResult<usize> {

@@ -6,7 +6,9 @@
 mod batch;
 mod conn;
 mod group;
+mod inits;
 mod lookups;
+mod transitions;
 
 use super::appender::AuditAppender;
 use super::backend::{Access, Args, Backend, Job, Operation};
@@ -44,7 +46,9 @@ pub struct PgStore {
     /// Audit entries of reads, appended together.
     audits: AuditAppender,
     /// Inits arriving together, written in one transaction.
-    inits: group::InitGroups,
+    inits: group::Groups<inits::Inits>,
+    /// Moves of requests arriving together, written in one transaction.
+    moves: group::Groups<transitions::Moves>,
     credentials: std::sync::Arc<super::credentials::Credentials>,
 }
 
@@ -92,7 +96,8 @@ impl PgStore {
                     run_to_end(pool.clone(), limit, job)
                 })
             },
-            inits: group::InitGroups::start(options.clone(), settings.call_timeout),
+            inits: group::Groups::start(options.clone(), settings.call_timeout),
+            moves: group::Groups::start(options.clone(), settings.call_timeout),
             pool,
             call_timeout: settings.call_timeout,
             credentials: Default::default(),
@@ -180,7 +185,14 @@ impl Backend for PgStore {
     }
 
     async fn store_init(&self, new: crate::store::NewKyc) -> StoreResult<crate::store::InitStored> {
-        self.inits.init(new).await
+        self.inits.write(new).await
+    }
+
+    async fn store_transition(
+        &self,
+        t: crate::store::Transition,
+    ) -> StoreResult<Option<crate::domain::state::KycState>> {
+        self.moves.write(t).await
     }
 
     async fn lookup_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
