@@ -44,7 +44,8 @@ pub struct StoreSettings {
     pub sqlite_readers: Option<usize>,
 
     /// PostgreSQL connections per node, besides one for each kind of batched lookup
-    /// (clients, merchants, KYC requests) and two for inits written in groups.
+    /// (clients, merchants, KYC requests), two for inits and two for moves of requests
+    /// written in groups.
     #[arg(
         long = "db-pool-size",
         env = "PAYCC_DB_POOL_SIZE",

@@ -162,10 +162,11 @@ async fn compare(other: &Path, args: &Args) {
                     .map_or(0.0, |(_, run)| run.rps())
             };
             println!(
-                "round {round} {label:<6}  init {:>8.0}/s  status {:>8.0}/s  sandbox completions {:>7.0}/s",
+                "round {round} {label:<6}  init {:>8.0}/s  status {:>8.0}/s  sandbox completions {:>7.0}/s  peak RSS {:>5.1} MiB",
                 rate("init"),
                 rate("status"),
-                results.completions_per_s
+                results.completions_per_s,
+                results.peak_rss_kib as f64 / 1024.0
             );
             rates[side].push((rate("init"), rate("status")));
         }

@@ -39,8 +39,6 @@ pub(super) trait Grouped: Send + Sync + 'static {
     type Done: Send + 'static;
     /// Names the backlog in the metrics (`paycc_queue_depth`) and in errors.
     const QUEUE: &'static str;
-    /// Names the thread that writes the groups.
-    const THREAD: &'static str;
 
     /// Records a group's size in the metrics.
     fn observe(size: usize);
@@ -72,9 +70,13 @@ pub(super) struct Groups<K: Grouped> {
 }
 
 impl<K: Grouped> Groups<K> {
-    /// Starts writing groups on connections made with `options`, each group (connecting
-    /// included) given up after `limit`. Runs until the `Groups` is dropped.
-    pub fn start(options: PgConnectOptions, limit: Duration) -> Self {
+    /// The groups of one kind, written on connections made with `options`, each group
+    /// (connecting included) given up after `limit`; and the writer, which runs until
+    /// the `Groups` is dropped (`on_own_thread`).
+    pub fn new(
+        options: PgConnectOptions,
+        limit: Duration,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (queue, mut waiting) = mpsc::channel::<Waiter<K>>(MAX_WAITING);
         // A turn to write a group, with the connection the last group on it left open.
         let (turn_back, mut turns) = mpsc::channel::<Option<Kept>>(GROUPS_AT_ONCE);
@@ -105,24 +107,29 @@ impl<K: Grouped> Groups<K> {
                 });
             }
         };
-        // A thread of its own, as SQLite's writer has: on the request runtime each of a
-        // group's round trips waited behind every request task ready to run (~6 ms with
-        // 64 inits in flight), and groups of 50 took 50 ms.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for PostgreSQL's groups");
-        std::thread::Builder::new()
-            .name(K::THREAD.into())
-            .spawn(move || runtime.block_on(writer))
-            .expect("a thread for PostgreSQL's groups");
-        Self { queue }
+        (Self { queue }, writer)
     }
 
     /// Writes `write` with the next group; resolves once that group has committed.
     pub async fn write(&self, write: K::Write) -> StoreResult<K::Done> {
         crate::store::appender::ask(&self.queue, write, K::QUEUE).await
     }
+}
+
+/// Runs the group writers on a thread of their own, as SQLite's writer has: on the
+/// request runtime each of a group's round trips waited behind every request task ready
+/// to run (~6 ms with 64 inits in flight), and groups of 50 took 50 ms. One thread
+/// serves every kind: what it does for a group (encode the arrays, decode the rows) is
+/// a small part of a core, and the rest is waiting on PostgreSQL.
+pub(super) fn on_own_thread(writers: impl Future<Output = ()> + Send + 'static) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for PostgreSQL's groups");
+    std::thread::Builder::new()
+        .name("paycc-pg-groups".into())
+        .spawn(move || runtime.block_on(writers))
+        .expect("a thread for PostgreSQL's groups");
 }
 
 /// Writes one group on the kept connection (or a new one) and answers each of its

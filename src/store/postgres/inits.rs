@@ -93,7 +93,6 @@ impl Grouped for Inits {
     type Write = NewKyc;
     type Done = InitStored;
     const QUEUE: &'static str = "postgres_init_groups";
-    const THREAD: &'static str = "paycc-pg-inits";
 
     fn observe(size: usize) {
         crate::metrics::postgres_group_inits(size);

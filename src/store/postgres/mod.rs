@@ -66,6 +66,11 @@ impl PgStore {
             // A connection the database dropped is found out before use, not by a request.
             .test_before_acquire(true)
             .connect_lazy_with(options.clone());
+        let (inits, inits_writer) = group::Groups::new(options.clone(), settings.call_timeout);
+        let (moves, moves_writer) = group::Groups::new(options.clone(), settings.call_timeout);
+        group::on_own_thread(async {
+            tokio::join!(inits_writer, moves_writer);
+        });
         let store = Self {
             clients: Batched::start(
                 "postgres_client_lookups",
@@ -96,8 +101,8 @@ impl PgStore {
                     run_to_end(pool.clone(), limit, job)
                 })
             },
-            inits: group::Groups::start(options.clone(), settings.call_timeout),
-            moves: group::Groups::start(options.clone(), settings.call_timeout),
+            inits,
+            moves,
             pool,
             call_timeout: settings.call_timeout,
             credentials: Default::default(),

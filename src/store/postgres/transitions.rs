@@ -84,7 +84,6 @@ impl Grouped for Moves {
     type Write = Transition;
     type Done = Option<KycState>;
     const QUEUE: &'static str = "postgres_move_groups";
-    const THREAD: &'static str = "paycc-pg-moves";
 
     fn observe(size: usize) {
         crate::metrics::postgres_group_moves(size);
