@@ -488,6 +488,62 @@ async fn a_refused_move_fails_alone_and_its_group_still_commits() {
     }
 }
 
+/// A move held up by another transaction moving the same request is judged by the
+/// state that transaction leaves, not the one it started from: a rejection that waited
+/// behind a journey step (pending → in progress) still applies.
+#[tokio::test]
+async fn a_move_held_up_by_another_is_judged_by_the_state_it_leaves() {
+    use sqlx::Connection;
+    let Some((db, store, client_pk, merchant_pk)) = postgres_with_merchant().await else {
+        return;
+    };
+    store
+        .init_kyc(new_kyc(merchant_pk, 1, kid(1)))
+        .await
+        .unwrap();
+    let mut step = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut step).await.unwrap();
+    let stepped = sqlx::query("UPDATE kyc_requests SET state = 'in_progress' WHERE kid = $1")
+        .bind(kid(1))
+        .execute(&mut step)
+        .await
+        .unwrap();
+    assert_eq!(stepped.rows_affected(), 1);
+    let rejection = Transition {
+        reason: Some("rejected".into()),
+        ..Transition::new(&kid(1), KycState::Rejected, at(1_000))
+    };
+    let moving = {
+        let store = store.clone();
+        tokio::spawn(async move { store.transition(rejection).await })
+    };
+    // The move has read the request as pending and waits for the step's row lock.
+    let mut waited = 0;
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 500, "the move never waited on the step's lock");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut step).await.unwrap();
+    assert_eq!(moving.await.unwrap().unwrap(), Some(KycState::Rejected));
+    let r = store.kyc(&kid(1), Some(client_pk)).await.unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.reason),
+        (KycState::Rejected, Some("rejected".into()))
+    );
+}
+
 /// Reads queued together share one read transaction; each must still see every write
 /// acknowledged before it was asked for, and answer only for its own question.
 #[tokio::test]

@@ -19,8 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Writes waiting for their group, at most; past it a write is refused (`Busy`).
 const MAX_WAITING: usize = 8 * 1024;
-/// The most writes one group carries.
-const MOST_PER_GROUP: usize = 256;
 /// Groups of a kind written at once, each on a connection of its own (outside the pool,
 /// so a group pays no ping and keeps its prepared plans): while one commits, others
 /// collect. More spread the writes over smaller groups and cost PostgreSQL more per
@@ -39,6 +37,8 @@ pub(super) trait Grouped: Send + Sync + 'static {
     type Done: Send + 'static;
     /// Names the backlog in the metrics (`paycc_queue_depth`) and in errors.
     const QUEUE: &'static str;
+    /// The most writes one group carries.
+    const MOST: usize;
 
     /// Records a group's size in the metrics.
     fn observe(size: usize);
@@ -92,7 +92,7 @@ impl<K: Grouped> Groups<K> {
                     return;
                 };
                 let mut group = vec![first];
-                while group.len() < MOST_PER_GROUP {
+                while group.len() < K::MOST {
                     match waiting.try_recv() {
                         Ok(next) => group.push(next),
                         Err(_) => break,

@@ -93,6 +93,7 @@ impl Grouped for Inits {
     type Write = NewKyc;
     type Done = InitStored;
     const QUEUE: &'static str = "postgres_init_groups";
+    const MOST: usize = 256;
 
     fn observe(size: usize) {
         crate::metrics::postgres_group_inits(size);
