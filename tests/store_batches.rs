@@ -519,22 +519,7 @@ async fn a_move_held_up_by_another_is_judged_by_the_state_it_leaves() {
         tokio::spawn(async move { store.transition(rejection).await })
     };
     // The move has read the request as pending and waits for the step's row lock.
-    let mut waited = 0;
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut watch)
-        .await
-        .unwrap();
-        if waiting == 1 {
-            break;
-        }
-        waited += 1;
-        assert!(waited < 500, "the move never waited on the step's lock");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock(&mut watch, "the move").await;
     sqlx::raw_sql("COMMIT").execute(&mut step).await.unwrap();
     assert_eq!(moving.await.unwrap().unwrap(), Some(KycState::Rejected));
     let r = store.kyc(&kid(1), Some(client_pk)).await.unwrap().unwrap();
@@ -542,6 +527,67 @@ async fn a_move_held_up_by_another_is_judged_by_the_state_it_leaves() {
         (r.state, r.reason),
         (KycState::Rejected, Some("rejected".into()))
     );
+}
+
+/// An init that expires its stale identical request on the way leaves it be when another
+/// transaction moved it meanwhile: a request approved while the init waited for its row
+/// stays approved, and the init opens a request of its own.
+#[tokio::test]
+async fn an_init_does_not_expire_a_request_moved_while_it_waited() {
+    use sqlx::Connection;
+    let Some((db, store, client_pk, merchant_pk)) = postgres_with_merchant().await else {
+        return;
+    };
+    let mut first = new_kyc(merchant_pk, 1, kid(1));
+    first.expires_at = at(1_000);
+    store.init_kyc(first).await.unwrap();
+    let mut approval = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut approval).await.unwrap();
+    let approved = sqlx::query("UPDATE kyc_requests SET state = 'approved' WHERE kid = $1")
+        .bind(kid(1))
+        .execute(&mut approval)
+        .await
+        .unwrap();
+    assert_eq!(approved.rows_affected(), 1);
+    // Identical to the first (same customer and fingerprint), after its expiry.
+    let mut identical = new_kyc(merchant_pk, 1, kid(2));
+    identical.reference = format!("REF{:029}", 2);
+    identical.now = at(2_000);
+    identical.expires_at = at(86_400_000);
+    let init = {
+        let store = store.clone();
+        tokio::spawn(async move { store.init_kyc(identical).await })
+    };
+    wait_for_a_lock(&mut watch, "the init").await;
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut approval)
+        .await
+        .unwrap();
+    let stored = init.await.unwrap().unwrap();
+    assert_eq!((stored.kid, stored.reused), (kid(2), false));
+    let r = store.kyc(&kid(1), Some(client_pk)).await.unwrap().unwrap();
+    assert_eq!(r.state, KycState::Approved);
+    let events = store.list_callbacks(CallbackFilter::All, 10).await.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+}
+
+/// Waits until a session of the test's database waits on a row lock (`who` names it).
+async fn wait_for_a_lock(watch: &mut sqlx::PgConnection, who: &str) {
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *watch)
+        .await
+        .unwrap();
+        if waiting == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{who} never waited on the row lock");
 }
 
 /// Reads queued together share one read transaction; each must still see every write

@@ -18,7 +18,10 @@ use std::collections::HashSet;
 // which the planner cannot turn into a join: while the tables grow faster than their
 // statistics, it hashed the whole customers table for every group (240 pages a group).
 // At most one request per customer and fingerprint is open (a partial unique index),
-// so `LIMIT 1` loses nothing.
+// so `LIMIT 1` loses nothing. The expiring update says again of the row it changes that
+// it is still waiting and past its expiry: PostgreSQL rechecks a row another transaction
+// changed meanwhile only against the update's own conditions, and without them a request
+// approved while the group waited for its row was expired.
 statement!(
     EXPIRE_STALE_THEN_OPEN_IDENTICAL,
     "WITH wanted AS (
@@ -32,24 +35,24 @@ statement!(
        SELECT found.kid, wanted.at FROM wanted CROSS JOIN LATERAL (
          SELECT kid FROM kyc_requests
          WHERE customer_pk = wanted.customer_pk AND fingerprint = wanted.fingerprint
-           AND state IN ({}) AND expires_at <= wanted.at LIMIT 1) AS found),
+           AND state IN ({expiring}) AND expires_at <= wanted.at LIMIT 1) AS found),
      expired AS (
        UPDATE kyc_requests k SET state = 'expired', reason = $5, updated_at = stale.at
-       FROM stale WHERE k.kid = stale.kid
+       FROM stale WHERE k.kid = stale.kid AND k.state IN ({expiring}) AND k.expires_at <= stale.at
        RETURNING k.kid, k.merchant_pk, k.customer_pk, stale.at),
-     queued AS ({})
+     queued AS ({queue})
      SELECT wanted.i, k.kid, k.url_sealed, k.cust_id FROM wanted CROSS JOIN LATERAL (
        SELECT k.kid, k.url_sealed, c.cust_id FROM kyc_requests k
        JOIN customers c ON c.pk = k.customer_pk
        WHERE k.customer_pk = wanted.customer_pk AND k.fingerprint = wanted.fingerprint
-         AND {} LIMIT 1) AS k",
-    state_list(KycState::expires_by_time),
-    insert_callback_events(
+         AND {reusable} LIMIT 1) AS k",
+    expiring = state_list(KycState::expires_by_time),
+    queue = insert_callback_events(
         "expired",
         &format!("'{}'", KycState::Expired.as_str()),
         "x.at"
     ),
-    reusable("k", "wanted.at")
+    reusable = reusable("k", "wanted.at")
 );
 // Rows are written in key order, so that two groups (or nodes) wanting the same
 // customers take their locks in the same order.
