@@ -493,7 +493,6 @@ async fn a_refused_move_fails_alone_and_its_group_still_commits() {
 /// behind a journey step (pending → in progress) still applies.
 #[tokio::test]
 async fn a_move_held_up_by_another_is_judged_by_the_state_it_leaves() {
-    use sqlx::Connection;
     let Some((db, store, client_pk, merchant_pk)) = postgres_with_merchant().await else {
         return;
     };
@@ -501,15 +500,7 @@ async fn a_move_held_up_by_another_is_judged_by_the_state_it_leaves() {
         .init_kyc(new_kyc(merchant_pk, 1, kid(1)))
         .await
         .unwrap();
-    let mut step = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut step).await.unwrap();
-    let stepped = sqlx::query("UPDATE kyc_requests SET state = 'in_progress' WHERE kid = $1")
-        .bind(kid(1))
-        .execute(&mut step)
-        .await
-        .unwrap();
-    assert_eq!(stepped.rows_affected(), 1);
+    let (mut step, mut watch) = moved_elsewhere(&db.url, &kid(1), "in_progress").await;
     let rejection = Transition {
         reason: Some("rejected".into()),
         ..Transition::new(&kid(1), KycState::Rejected, at(1_000))
@@ -534,22 +525,13 @@ async fn a_move_held_up_by_another_is_judged_by_the_state_it_leaves() {
 /// stays approved, and the init opens a request of its own.
 #[tokio::test]
 async fn an_init_does_not_expire_a_request_moved_while_it_waited() {
-    use sqlx::Connection;
     let Some((db, store, client_pk, merchant_pk)) = postgres_with_merchant().await else {
         return;
     };
     let mut first = new_kyc(merchant_pk, 1, kid(1));
     first.expires_at = at(1_000);
     store.init_kyc(first).await.unwrap();
-    let mut approval = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("BEGIN").execute(&mut approval).await.unwrap();
-    let approved = sqlx::query("UPDATE kyc_requests SET state = 'approved' WHERE kid = $1")
-        .bind(kid(1))
-        .execute(&mut approval)
-        .await
-        .unwrap();
-    assert_eq!(approved.rows_affected(), 1);
+    let (mut approval, mut watch) = moved_elsewhere(&db.url, &kid(1), "approved").await;
     // Identical to the first (same customer and fingerprint), after its expiry.
     let mut identical = new_kyc(merchant_pk, 1, kid(2));
     identical.reference = format!("REF{:029}", 2);
@@ -570,6 +552,27 @@ async fn an_init_does_not_expire_a_request_moved_while_it_waited() {
     assert_eq!(r.state, KycState::Approved);
     let events = store.list_callbacks(CallbackFilter::All, 10).await.unwrap();
     assert!(events.is_empty(), "{events:?}");
+}
+
+/// Another transaction, on a connection of its own, moves `kid` into `state` and holds
+/// the row's lock until it is committed; returns its connection, and one to watch with.
+async fn moved_elsewhere(
+    url: &str,
+    kid: &str,
+    state: &str,
+) -> (sqlx::PgConnection, sqlx::PgConnection) {
+    use sqlx::Connection;
+    let mut other = sqlx::PgConnection::connect(url).await.unwrap();
+    let watch = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut other).await.unwrap();
+    let moved = sqlx::query("UPDATE kyc_requests SET state = $1 WHERE kid = $2")
+        .bind(state)
+        .bind(kid)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    (other, watch)
 }
 
 /// Waits until a session of the test's database waits on a row lock (`who` names it).
