@@ -180,6 +180,10 @@ async fn traffic_shows_in_the_scrape_without_identities(backend: Backend) {
                 value(&s, "paycc_postgres_connections", &[]).unwrap() >= 1.0,
                 "{text}"
             );
+            // The inits came one after another, each a group of its own; the approval
+            // was the one move.
+            assert_eq!(value(&s, "paycc_postgres_group_inits", &[]), Some(3.0));
+            assert_eq!(value(&s, "paycc_postgres_group_moves", &[]), Some(1.0));
         }
     }
 

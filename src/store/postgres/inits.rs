@@ -8,8 +8,8 @@ use super::Ctx;
 use super::group::{Grouped, by_position, each};
 use crate::domain::state::{EXPIRED_REASON, KycState};
 use crate::store::backend::Run;
-use crate::store::ops::{kyc, statement};
-use crate::store::sql::{insert_callback_events, reusable, state_list};
+use crate::store::ops::{callbacks, kyc, statement};
+use crate::store::sql::{reusable, state_list};
 use crate::store::{InitStored, NewKyc, StoreError, StoreResult};
 use sqlx::PgConnection;
 use std::collections::HashSet;
@@ -47,11 +47,7 @@ statement!(
        WHERE k.customer_pk = wanted.customer_pk AND k.fingerprint = wanted.fingerprint
          AND {reusable} LIMIT 1) AS k",
     expiring = state_list(KycState::expires_by_time),
-    queue = insert_callback_events(
-        "expired",
-        &format!("'{}'", KycState::Expired.as_str()),
-        "x.at"
-    ),
+    queue = callbacks::queue_from("expired", KycState::Expired, "x.at"),
     reusable = reusable("k", "wanted.at")
 );
 // Rows are written in key order, so that two groups (or nodes) wanting the same
